@@ -1,0 +1,26 @@
+"""The ``bitcell-sim`` command: the only place that prints, exits, and wires the parts together.
+
+Each command group lives in its own module (``topology``, ``run``, ``devnet``, ``load``) and is
+registered on :data:`app` here. :func:`main` is the console entry point; every
+:class:`~bitcell_sim.errors.BitcellSimError` ends as a short message on stderr and exit 1.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from bitcell_sim.cli import topology as topology_commands
+from bitcell_sim.cli.common import run_app
+
+app = typer.Typer(
+    name="bitcell-sim",
+    help="Predict, then measure, what a multi-region BitCell network does.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(topology_commands.app, name="topology")
+
+
+def main() -> None:
+    run_app(app)

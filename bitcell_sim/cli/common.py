@@ -1,0 +1,28 @@
+"""What every command shares: the consoles, and turning errors into a message and exit 1.
+
+:func:`run_app` runs a Typer app so that a :class:`~bitcell_sim.errors.BitcellSimError` prints
+as ``error: …`` on stderr with exit status 1 and no traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from bitcell_sim.errors import BitcellSimError
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def run_app(app: typer.Typer) -> None:
+    try:
+        app(standalone_mode=True)
+    except BitcellSimError as exc:
+        err_console.print(
+            f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True
+        )
+        sys.exit(1)

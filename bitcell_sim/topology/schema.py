@@ -1,0 +1,507 @@
+"""The topology schema: one validated, immutable object every part of bitcell-sim reads.
+
+:class:`Topology` holds ``general``, ``regions`` (with their RTT matrix), ``links``, ``nodes``,
+``peers``, ``protocol``, ``workload``, ``genesis``, ``faults``, ``expectations`` and ``devnet``.
+YAML keys carry units as strings ("64 ms"); Python attributes carry them in their names
+(``rtt_s``, ``bandwidth_bps``). Cross-field rules (unknown names, port clashes, a disconnected
+peer graph) raise :class:`~bitcell_sim.errors.TopologyError` with the path of every problem.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterable
+from functools import cached_property
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    ValidationInfo,
+    model_validator,
+)
+
+from bitcell_sim.errors import TopologyError
+from bitcell_sim.topology.units import (
+    format_bandwidth,
+    format_duration,
+    format_size,
+    parse_bandwidth,
+    parse_duration,
+    parse_rate,
+    parse_size,
+)
+
+
+def _unit(parse: Callable[[object], float]) -> Callable[[object, ValidationInfo], float]:
+    """A unit parser that, outside files, also takes a plain number already in SI units."""
+
+    def validate(value: object, info: ValidationInfo) -> float:
+        from_file = bool(info.context and info.context.get(FROM_FILE))
+        if not from_file and isinstance(value, int | float) and not isinstance(value, bool):
+            return value
+        return parse(value)
+
+    return validate
+
+
+# Validation context key set by the loader: in files, quantities must carry their unit.
+FROM_FILE = "from_file"
+
+# Unit-carrying types: parsed from strings on the way in, printed back with units on the way out,
+# so a dumped topology loads again unchanged.
+Duration = Annotated[
+    float, BeforeValidator(_unit(parse_duration)), PlainSerializer(format_duration)
+]
+Bandwidth = Annotated[
+    float, BeforeValidator(_unit(parse_bandwidth)), PlainSerializer(format_bandwidth)
+]
+Size = Annotated[int, BeforeValidator(_unit(parse_size)), PlainSerializer(format_size)]
+Rate = Annotated[float, BeforeValidator(parse_rate)]
+Port = Annotated[int, Field(ge=1, le=65535)]
+
+# Ports a node gets when the file leaves them out: base + the node's index. They sit below the
+# Linux ephemeral range (32768+) so client sockets never take them first.
+AUTO_PORT_BASES = {"rpc_port": 20000, "p2p_port": 21000, "metrics_port": 22000}
+PORT_FIELDS = tuple(AUTO_PORT_BASES)
+
+
+class Spec(BaseModel):
+    """Base of every section: unknown keys are errors, values are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class General(Spec):
+    name: str = "unnamed"
+    description: str = ""
+    seed: int = Field(default=1, ge=0)
+    duration_s: Duration = Field(default=600.0, alias="duration", gt=0)
+
+
+class Region(Spec):
+    rtt_s: dict[str, Duration] = Field(default_factory=dict, alias="rtt")
+    label: str = ""
+
+
+class Jitter(Spec):
+    distribution: Literal["none", "normal", "uniform", "pareto"] = "none"
+    scale_s: Duration = Field(default=0.0, alias="scale")
+
+
+class Links(Spec):
+    bandwidth_bps: Bandwidth = Field(default=100e6, alias="bandwidth", gt=0)
+    jitter: Jitter = Jitter()
+
+
+class Node(Spec):
+    region: str
+    role: Literal["validator", "full"] = "validator"
+    rpc_port: Port
+    p2p_port: Port
+    metrics_port: Port
+
+
+class Gossip(Spec):
+    fanout: int = Field(default=0, ge=0)
+    tx_batch_interval_s: Duration = Field(default=0.05, alias="tx_batch_interval")
+
+
+class Processing(Spec):
+    tx_validate_s: Duration = Field(default=100e-6, alias="tx_validate")
+    block_import_per_tx_s: Duration = Field(default=50e-6, alias="block_import_per_tx")
+
+
+class Protocol(Spec):
+    commit_s: Duration = Field(default=5.0, alias="commit", gt=0)
+    reveal_s: Duration = Field(default=5.0, alias="reveal", gt=0)
+    battle_s: Duration = Field(default=5.0, alias="battle", gt=0)
+    max_txs_per_block: int = Field(default=1000, ge=1)
+    tx_pool_capacity: int = Field(default=10_000, ge=1)
+    tx_size_bytes: Size = Field(default=194, alias="tx_size", ge=194)
+    block_reward: int = Field(default=5_000_000_000, ge=0)
+    sync_batch_blocks: int = Field(default=100, alias="sync_batch", ge=1)
+    gossip: Gossip = Gossip()
+    processing: Processing = Processing()
+
+    @property
+    def round_s(self) -> float:
+        return self.commit_s + self.reveal_s + self.battle_s
+
+    @property
+    def capacity_tps(self) -> float:
+        """The most the network can confirm: one full block per round."""
+        return self.max_txs_per_block / self.round_s
+
+
+class Stage(Spec):
+    duration_s: Duration = Field(alias="duration", gt=0)
+    tps: Rate
+    ramp: bool = False
+
+
+class GasPrice(Spec):
+    min: int = Field(default=1_000_000_000, gt=0, le=10_000_000_000_000)
+    max: int = Field(default=2_000_000_000, gt=0, le=10_000_000_000_000)
+
+
+class Workload(Spec):
+    tps: Rate | None = None
+    duration_s: Duration | None = Field(default=None, alias="duration", gt=0)
+    start_s: Duration = Field(default=0.0, alias="start")
+    arrival: Literal["constant", "poisson"] = "poisson"
+    stages: tuple[Stage, ...] | None = None
+    senders: Literal["fresh", "funded"] = "fresh"
+    region_weights: dict[str, float] | None = None
+    gas_price: GasPrice = GasPrice()
+
+    @model_validator(mode="after")
+    def _one_profile(self) -> Workload:
+        if self.stages is not None and (self.tps is not None or self.duration_s is not None):
+            raise ValueError("give either 'stages' or 'tps' + 'duration', not both")
+        if self.gas_price.min > self.gas_price.max:
+            raise ValueError(
+                f"gas_price.min ({self.gas_price.min}) is above gas_price.max "
+                f"({self.gas_price.max})"
+            )
+        return self
+
+
+class Genesis(Spec):
+    funded_accounts: int = Field(default=0, ge=0)
+    balance: int = Field(default=10**12, ge=0)
+
+
+class FaultBase(Spec):
+    start_s: Duration = Field(alias="start")
+    duration_s: Duration = Field(alias="duration", gt=0)
+    label: str = ""
+
+    @property
+    def end_s(self) -> float:
+        return self.start_s + self.duration_s
+
+
+class NodeDown(FaultBase):
+    kind: Literal["node_down"]
+    target: str
+
+
+class RegionDown(FaultBase):
+    kind: Literal["region_down"]
+    target: str
+
+
+class Partition(FaultBase):
+    kind: Literal["partition"]
+    groups: tuple[tuple[str, ...], ...] = Field(min_length=1)
+
+
+class AddedLatency(FaultBase):
+    kind: Literal["added_latency"]
+    target: str
+    latency_s: Duration = Field(alias="latency", gt=0)
+
+
+class CpuThrottle(FaultBase):
+    kind: Literal["cpu_throttle"]
+    target: str
+    share: float = Field(gt=0, le=1)
+
+
+Fault = Annotated[
+    NodeDown | RegionDown | Partition | AddedLatency | CpuThrottle, Field(discriminator="kind")
+]
+FAULT_KINDS = ("node_down", "region_down", "partition", "added_latency", "cpu_throttle")
+
+
+class Expectations(Spec):
+    node_recovery_max_s: Duration | None = Field(default=None, alias="node_recovery_max")
+    region_recovery_max_s: Duration | None = Field(default=None, alias="region_recovery_max")
+    partition_reconvergence_max_s: Duration | None = Field(
+        default=None, alias="partition_reconvergence_max"
+    )
+    confirmed_tps_min: Rate | None = None
+    block_propagation_p95_max_s: Duration | None = Field(
+        default=None, alias="block_propagation_p95_max"
+    )
+    confirmation_latency_p95_max_s: Duration | None = Field(
+        default=None, alias="confirmation_latency_p95_max"
+    )
+    rejection_rate_max: float | None = Field(default=None, ge=0, le=1)
+
+
+class Devnet(Spec):
+    host: str = "127.0.0.1"
+    netem_port_base: Port = 24000
+    netem_control_port: Port = 23999
+    genesis_delay_s: Duration = Field(default=3.0, alias="genesis_delay")
+
+
+class Topology(Spec):
+    """A whole network and its scenario, validated, in SI units."""
+
+    general: General = General()
+    regions: dict[str, Region] = Field(min_length=1)
+    links: Links = Links()
+    nodes: dict[str, Node] = Field(min_length=1)
+    peers: Literal["full_mesh"] | tuple[tuple[str, str], ...] = "full_mesh"
+    protocol: Protocol = Protocol()
+    workload: Workload = Workload()
+    genesis: Genesis = Genesis()
+    faults: tuple[Fault, ...] = ()
+    expectations: Expectations = Expectations()
+    devnet: Devnet = Devnet()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fill_ports(cls, data: Any) -> Any:
+        """Give nodes without ports an automatic one (base + index) before validation."""
+        if not isinstance(data, dict) or not isinstance(data.get("nodes"), dict):
+            return data
+        nodes = {}
+        for index, (name, node) in enumerate(data["nodes"].items()):
+            if isinstance(node, dict):
+                node = {f: node.get(f, base + index) for f, base in AUTO_PORT_BASES.items()} | node
+            nodes[name] = node
+        return {**data, "nodes": nodes}
+
+    @model_validator(mode="after")
+    def _check_references(self) -> Topology:
+        problems = list(_reference_problems(self))
+        if problems:
+            raise TopologyError(problems)
+        return self
+
+    # ---- derived views (computed once; the object is immutable) ---------------------------
+
+    @property
+    def node_names(self) -> tuple[str, ...]:
+        return tuple(self.nodes)
+
+    @property
+    def validators(self) -> tuple[str, ...]:
+        return tuple(n for n, spec in self.nodes.items() if spec.role == "validator")
+
+    def nodes_in_region(self, region: str) -> tuple[str, ...]:
+        return tuple(n for n, spec in self.nodes.items() if spec.region == region)
+
+    @cached_property
+    def rtt_matrix_s(self) -> dict[tuple[str, str], float]:
+        """RTT between every ordered pair of regions; a pair given both ways uses the mean."""
+        return _rtt_matrix(self.regions)
+
+    def rtt_s(self, node_a: str, node_b: str) -> float:
+        return self.rtt_matrix_s[(self.nodes[node_a].region, self.nodes[node_b].region)]
+
+    def one_way_latency_s(self, node_a: str, node_b: str) -> float:
+        return self.rtt_s(node_a, node_b) / 2
+
+    @cached_property
+    def peer_edges(self) -> tuple[tuple[str, str], ...]:
+        """Undirected peer edges, each once, in a stable order."""
+        if self.peers == "full_mesh":
+            return tuple(itertools.combinations(self.node_names, 2))
+        seen: dict[frozenset[str], tuple[str, str]] = {}
+        for a, b in self.peers:
+            seen.setdefault(frozenset((a, b)), (a, b))
+        return tuple(seen.values())
+
+    @cached_property
+    def peer_map(self) -> dict[str, tuple[str, ...]]:
+        peers: dict[str, list[str]] = {n: [] for n in self.node_names}
+        for a, b in self.peer_edges:
+            peers[a].append(b)
+            peers[b].append(a)
+        return {n: tuple(p) for n, p in peers.items()}
+
+    def resolve(self, name: str) -> tuple[str, ...]:
+        """The nodes a fault target names: a node, or every node of a region."""
+        if name in self.nodes:
+            return (name,)
+        if name in self.regions:
+            return self.nodes_in_region(name)
+        raise KeyError(name)
+
+    def fault_nodes(
+        self, fault: NodeDown | RegionDown | AddedLatency | CpuThrottle
+    ) -> tuple[str, ...]:
+        return self.resolve(fault.target)
+
+    def partition_sides(self, fault: Partition) -> tuple[frozenset[str], ...]:
+        """The node sets of a partition; one listed group is cut from all the others."""
+        sides = [
+            frozenset(n for name in group for n in self.resolve(name)) for group in fault.groups
+        ]
+        rest = frozenset(self.node_names) - frozenset().union(*sides)
+        if rest:
+            sides.append(rest)
+        return tuple(sides)
+
+    def workload_region_weights(self) -> dict[str, float]:
+        """Share of arrivals per region: as given, else proportional to the region's nodes."""
+        if self.workload.region_weights is not None:
+            total = sum(self.workload.region_weights.values())
+            return {r: w / total for r, w in self.workload.region_weights.items()}
+        counts = {r: len(self.nodes_in_region(r)) for r in self.regions}
+        total = sum(counts.values())
+        return {r: c / total for r, c in counts.items() if c}
+
+    def workload_stages(self) -> tuple[tuple[float, float, float, float], ...]:
+        """The load profile as (start_s, end_s, tps_at_start, tps_at_end), absolute times."""
+        w = self.workload
+        if w.stages is None:
+            end_s = w.start_s + (w.duration_s or self.general.duration_s - w.start_s)
+            return ((w.start_s, end_s, w.tps or 0.0, w.tps or 0.0),)
+        out = []
+        t, previous_tps = w.start_s, 0.0
+        for stage in w.stages:
+            begin_tps = previous_tps if stage.ramp else stage.tps
+            out.append((t, t + stage.duration_s, begin_tps, stage.tps))
+            t += stage.duration_s
+            previous_tps = stage.tps
+        return tuple(out)
+
+
+def _rtt_matrix(regions: dict[str, Region]) -> dict[tuple[str, str], float]:
+    given: dict[tuple[str, str], list[float]] = {}
+    for a, region in regions.items():
+        for b, rtt in region.rtt_s.items():
+            given.setdefault((a, b) if a <= b else (b, a), []).append(rtt)
+    matrix = {}
+    for a, b in itertools.product(regions, repeat=2):
+        values = given.get((a, b) if a <= b else (b, a))
+        if values:
+            matrix[(a, b)] = sum(values) / len(values)
+    return matrix
+
+
+def _reference_problems(topo: Topology) -> Iterable[tuple[str, str]]:
+    """Every cross-field problem, as (field path, message)."""
+    region_names = set(topo.regions)
+    for a, region in topo.regions.items():
+        for b in region.rtt_s:
+            if b not in region_names:
+                yield (
+                    f"regions.{a}.rtt.{b}",
+                    f"unknown region {b!r} (regions: {_list(region_names)})",
+                )
+    matrix = _rtt_matrix(topo.regions)
+    used = sorted({n.region for n in topo.nodes.values()} & region_names)
+    for a, b in itertools.combinations_with_replacement(used, 2):
+        if (a, b) not in matrix:
+            where = "within the region" if a == b else f"to region {b!r}"
+            yield f"regions.{a}.rtt", f"missing the RTT {where}"
+
+    for name, node in topo.nodes.items():
+        if node.region not in region_names:
+            yield (
+                f"nodes.{name}.region",
+                f"unknown region {node.region!r} (regions: {_list(region_names)})",
+            )
+    owner: dict[int, str] = {}
+    for name, node in topo.nodes.items():
+        for field in PORT_FIELDS:
+            port = getattr(node, field)
+            path = f"nodes.{name}.{field}"
+            if port in owner:
+                yield path, f"port {port} is already used by {owner[port]}"
+            else:
+                owner[port] = path
+    for path, port in (
+        ("devnet.netem_control_port", topo.devnet.netem_control_port),
+        ("devnet.netem_port_base", topo.devnet.netem_port_base),
+    ):
+        if port in owner:
+            yield path, f"port {port} is already used by {owner[port]}"
+
+    if topo.peers != "full_mesh":
+        for i, (a, b) in enumerate(topo.peers):
+            for end in (a, b):
+                if end not in topo.nodes:
+                    yield f"peers[{i}]", f"unknown node {end!r}"
+            if a == b:
+                yield f"peers[{i}]", f"a node cannot peer with itself ({a!r})"
+    yield from _connectivity_problems(topo)
+
+    if not topo.validators:
+        yield "nodes", "at least one node must have role 'validator' (nobody would produce blocks)"
+
+    known = set(topo.nodes) | region_names
+    for i, fault in enumerate(topo.faults):
+        path = f"faults[{i}]"
+        if isinstance(fault, Partition):
+            seen: dict[str, int] = {}
+            for g, group in enumerate(fault.groups):
+                for name in group:
+                    if name not in known:
+                        yield f"{path}.groups[{g}]", f"unknown node or region {name!r}"
+                        continue
+                    for member in topo.resolve(name):
+                        if member in seen and seen[member] != g:
+                            yield (
+                                f"{path}.groups[{g}]",
+                                f"node {member!r} is also in group {seen[member]}",
+                            )
+                        seen[member] = g
+            if fault.groups and len(seen) == len(topo.nodes) and len(fault.groups) == 1:
+                yield f"{path}.groups", "a single group holding every node partitions nothing"
+        elif isinstance(fault, NodeDown | CpuThrottle):
+            if fault.target not in topo.nodes:
+                yield (
+                    f"{path}.target",
+                    f"unknown node {fault.target!r} (nodes: {_list(topo.nodes)})",
+                )
+        elif isinstance(fault, RegionDown):
+            if fault.target not in region_names:
+                yield (
+                    f"{path}.target",
+                    f"unknown region {fault.target!r} (regions: {_list(region_names)})",
+                )
+            elif not topo.nodes_in_region(fault.target):
+                yield f"{path}.target", f"region {fault.target!r} has no nodes"
+        elif fault.target not in known:
+            yield f"{path}.target", f"unknown node or region {fault.target!r}"
+
+    if topo.workload.region_weights is not None:
+        for weighted, weight in topo.workload.region_weights.items():
+            where = f"workload.region_weights.{weighted}"
+            if weighted not in region_names:
+                yield where, f"unknown region {weighted!r}"
+            elif weight < 0:
+                yield where, f"weight {weight} must be >= 0"
+            elif weight > 0 and not topo.nodes_in_region(weighted):
+                yield where, f"region {weighted!r} has no nodes"
+        if sum(topo.workload.region_weights.values()) <= 0:
+            yield "workload.region_weights", "at least one weight must be > 0"
+
+
+def _connectivity_problems(topo: Topology) -> Iterable[tuple[str, str]]:
+    if topo.peers == "full_mesh" or any(
+        a not in topo.nodes or b not in topo.nodes for a, b in topo.peers
+    ):
+        return
+    reached = {topo.node_names[0]}
+    frontier = [topo.node_names[0]]
+    while frontier:
+        node = frontier.pop()
+        for nxt in topo.peer_map[node]:
+            if nxt not in reached:
+                reached.add(nxt)
+                frontier.append(nxt)
+    unreached = [n for n in topo.node_names if n not in reached]
+    if unreached:
+        yield (
+            "peers",
+            (
+                f"the peer graph is disconnected: {_list(unreached)} cannot be reached "
+                f"from {topo.node_names[0]!r}"
+            ),
+        )
+
+
+def _list(names: Iterable[str]) -> str:
+    return ", ".join(sorted(names))
