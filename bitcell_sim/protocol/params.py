@@ -12,12 +12,10 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from bitcell_sim.protocol import jsonrpc as j
+from bitcell_sim.protocol.consensus import GLIDER_PATTERNS
 from bitcell_sim.protocol.keys import is_valid_public_key
 
 BlockTag = Literal["latest", "earliest", "pending"]
-
-#: Glider patterns accepted by ``bitcell_submitReveal``, in the node's enum order.
-GLIDER_PATTERNS = ("Standard", "Lightweight", "Middleweight", "Heavyweight")
 
 _HEX = frozenset("0123456789abcdefABCDEF")
 
