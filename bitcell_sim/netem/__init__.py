@@ -1,0 +1,62 @@
+"""The link emulator: one user-space shaping TCP proxy per directed link between devnet nodes.
+
+Links are ``LinkSpec`` (with ``LinkParams``: latency, jitter, bandwidth, faults) read from a
+links file; ``Emulator`` serves them, ``ControlServer`` exposes faults over HTTP, ``NetemClient``
+drives that API, ``EmulatorProcess`` runs ``python -m bitcell_sim.netem``. See docs/netem.md.
+"""
+
+from bitcell_sim.netem.client import NetemClient
+from bitcell_sim.netem.control import ControlServer, build_app
+from bitcell_sim.netem.emulator import DEFAULT_MAX_QUEUED_BYTES, Emulator, UnknownLinkError
+from bitcell_sim.netem.linksfile import (
+    links_from_json,
+    links_to_json,
+    read_links_file,
+    write_links_file,
+)
+from bitcell_sim.netem.params import (
+    JITTER_DISTRIBUTIONS,
+    JitterDistribution,
+    LinkParams,
+    LinkSpec,
+    check_loopback,
+)
+from bitcell_sim.netem.process import EmulatorProcess, parse_ready_line, serve
+from bitcell_sim.netem.shaping import (
+    InOrderClock,
+    JitterSampler,
+    Piece,
+    Serializer,
+    schedule_chunk,
+    transmission_time_s,
+)
+from bitcell_sim.netem.state import LinkCounters, LinkState
+
+__all__ = [
+    "DEFAULT_MAX_QUEUED_BYTES",
+    "JITTER_DISTRIBUTIONS",
+    "ControlServer",
+    "Emulator",
+    "EmulatorProcess",
+    "InOrderClock",
+    "JitterDistribution",
+    "JitterSampler",
+    "LinkCounters",
+    "LinkParams",
+    "LinkSpec",
+    "LinkState",
+    "NetemClient",
+    "Piece",
+    "Serializer",
+    "UnknownLinkError",
+    "build_app",
+    "check_loopback",
+    "links_from_json",
+    "links_to_json",
+    "parse_ready_line",
+    "read_links_file",
+    "schedule_chunk",
+    "serve",
+    "transmission_time_s",
+    "write_links_file",
+]
