@@ -1,0 +1,362 @@
+"""Peer-to-peer frames: a 4-byte big-endian length, then a bincode ``NetworkMessage``.
+
+Variants 0-6 are the node's (Handshake, Ping, Pong, Block, Transaction, GetPeers, Peers),
+byte-compatible with it. Variants 7-11 are the devnet's additions for consensus and sync:
+Commitment, Reveal (signed by the validator), GetBlocks, Blocks and Status. ``encode_frame``,
+``decode_message``, the incremental ``FrameDecoder`` and the asyncio ``read_message`` /
+``write_message`` carry them; frames above ``MAX_FRAME_BYTES`` (10,000,000) are refused.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import ClassVar
+
+from bitcell_sim.protocol import keys
+from bitcell_sim.protocol.bincode import Reader, Writer, write_public_key, write_signature
+from bitcell_sim.protocol.block import Block
+from bitcell_sim.protocol.consensus import GLIDER_PATTERNS, commitment_hash
+from bitcell_sim.protocol.errors import DecodeError, ProtocolError
+from bitcell_sim.protocol.transaction import Transaction
+
+MAX_FRAME_BYTES = 10_000_000
+_LENGTH = struct.Struct(">I")
+
+_COMMITMENT_DOMAIN = b"bitcell-sim/commitment/v1"
+_REVEAL_DOMAIN = b"bitcell-sim/reveal/v1"
+
+
+@dataclass(frozen=True, slots=True)
+class Handshake:
+    """First message on a connection, both ways: the sender's 33-byte key."""
+
+    INDEX: ClassVar[int] = 0
+    peer_id: bytes
+
+    def write(self, w: Writer) -> None:
+        write_public_key(w, self.peer_id)
+
+
+@dataclass(frozen=True, slots=True)
+class Ping:
+    INDEX: ClassVar[int] = 1
+
+    def write(self, w: Writer) -> None:
+        pass
+
+
+@dataclass(frozen=True, slots=True)
+class Pong:
+    INDEX: ClassVar[int] = 2
+
+    def write(self, w: Writer) -> None:
+        pass
+
+
+@dataclass(frozen=True, slots=True)
+class BlockMessage:
+    """A full block, gossiped to every peer."""
+
+    INDEX: ClassVar[int] = 3
+    block: Block
+
+    def write(self, w: Writer) -> None:
+        self.block.write(w)
+
+
+@dataclass(frozen=True, slots=True)
+class TransactionMessage:
+    """A transaction, gossiped to every peer."""
+
+    INDEX: ClassVar[int] = 4
+    transaction: Transaction
+
+    def write(self, w: Writer) -> None:
+        w.raw(self.transaction.encode())
+
+
+@dataclass(frozen=True, slots=True)
+class GetPeers:
+    INDEX: ClassVar[int] = 5
+
+    def write(self, w: Writer) -> None:
+        pass
+
+
+@dataclass(frozen=True, slots=True)
+class Peers:
+    """Known peer addresses, ``"ip:port"`` strings."""
+
+    INDEX: ClassVar[int] = 6
+    addresses: tuple[str, ...]
+
+    def write(self, w: Writer) -> None:
+        w.seq_len(len(self.addresses))
+        for address in self.addresses:
+            w.string(address)
+
+
+@dataclass(frozen=True, slots=True)
+class Commitment:
+    """Devnet: a validator's commitment for the round on top of ``prev_hash``, signed."""
+
+    INDEX: ClassVar[int] = 7
+    round_index: int
+    prev_hash: bytes
+    miner: bytes
+    commitment: bytes
+    signature: bytes
+
+    @staticmethod
+    def signing_hash_of(
+        round_index: int, prev_hash: bytes, miner: bytes, commitment: bytes
+    ) -> bytes:
+        return hashlib.sha256(
+            _COMMITMENT_DOMAIN + struct.pack("<Q", round_index) + prev_hash + miner + commitment
+        ).digest()
+
+    @classmethod
+    def create(
+        cls, keypair: keys.KeyPair, round_index: int, prev_hash: bytes, commitment: bytes
+    ) -> Commitment:
+        msg = cls.signing_hash_of(round_index, prev_hash, keypair.public_key, commitment)
+        return cls(round_index, prev_hash, keypair.public_key, commitment, keypair.sign(msg))
+
+    def verify(self) -> bool:
+        msg = self.signing_hash_of(self.round_index, self.prev_hash, self.miner, self.commitment)
+        return keys.verify(self.miner, msg, self.signature)
+
+    def write(self, w: Writer) -> None:
+        w.u64(self.round_index).raw(_len(self.prev_hash, 32, "prev_hash"))
+        write_public_key(w, self.miner)
+        w.raw(_len(self.commitment, 32, "commitment"))
+        write_signature(w, self.signature)
+
+
+@dataclass(frozen=True, slots=True)
+class Reveal:
+    """Devnet: a validator's reveal (nonce and glider pattern) for a round, signed."""
+
+    INDEX: ClassVar[int] = 8
+    round_index: int
+    prev_hash: bytes
+    miner: bytes
+    nonce: bytes
+    pattern: str
+    signature: bytes
+
+    @staticmethod
+    def signing_hash_of(
+        round_index: int, prev_hash: bytes, miner: bytes, nonce: bytes, pattern: str
+    ) -> bytes:
+        body = struct.pack("<Q", round_index) + prev_hash + miner
+        body += struct.pack("<Q", len(nonce)) + nonce + struct.pack("<I", _pattern_index(pattern))
+        return hashlib.sha256(_REVEAL_DOMAIN + body).digest()
+
+    @classmethod
+    def create(
+        cls, keypair: keys.KeyPair, round_index: int, prev_hash: bytes, nonce: bytes, pattern: str
+    ) -> Reveal:
+        msg = cls.signing_hash_of(round_index, prev_hash, keypair.public_key, nonce, pattern)
+        return cls(round_index, prev_hash, keypair.public_key, nonce, pattern, keypair.sign(msg))
+
+    def verify(self) -> bool:
+        msg = self.signing_hash_of(
+            self.round_index, self.prev_hash, self.miner, self.nonce, self.pattern
+        )
+        return keys.verify(self.miner, msg, self.signature)
+
+    def matches(self, commitment: Commitment) -> bool:
+        """True if this reveal opens ``commitment`` (same miner, round and parent)."""
+        return (
+            commitment.miner == self.miner
+            and commitment.round_index == self.round_index
+            and commitment.prev_hash == self.prev_hash
+            and commitment.commitment == commitment_hash(self.miner, self.nonce, self.pattern)
+        )
+
+    def write(self, w: Writer) -> None:
+        w.u64(self.round_index).raw(_len(self.prev_hash, 32, "prev_hash"))
+        write_public_key(w, self.miner)
+        w.var_bytes(self.nonce).variant(_pattern_index(self.pattern))
+        write_signature(w, self.signature)
+
+
+@dataclass(frozen=True, slots=True)
+class GetBlocks:
+    """Devnet sync: ask for up to ``max_count`` blocks from ``from_height`` upwards."""
+
+    INDEX: ClassVar[int] = 9
+    from_height: int
+    max_count: int
+
+    def write(self, w: Writer) -> None:
+        w.u64(self.from_height).u64(self.max_count)
+
+
+@dataclass(frozen=True, slots=True)
+class Blocks:
+    """Devnet sync: the answer to ``GetBlocks``, consecutive blocks in height order."""
+
+    INDEX: ClassVar[int] = 10
+    blocks: tuple[Block, ...]
+
+    def write(self, w: Writer) -> None:
+        w.seq_len(len(self.blocks))
+        for block in self.blocks:
+            block.write(w)
+
+
+@dataclass(frozen=True, slots=True)
+class Status:
+    """Devnet: the sender's best tip, sent after the handshake and on every new tip."""
+
+    INDEX: ClassVar[int] = 11
+    height: int
+    tip_hash: bytes
+
+    def write(self, w: Writer) -> None:
+        w.u64(self.height).raw(_len(self.tip_hash, 32, "tip_hash"))
+
+
+Message = (
+    Handshake
+    | Ping
+    | Pong
+    | BlockMessage
+    | TransactionMessage
+    | GetPeers
+    | Peers
+    | Commitment
+    | Reveal
+    | GetBlocks
+    | Blocks
+    | Status
+)
+
+
+def _len(value: bytes, size: int, name: str) -> bytes:
+    if len(value) != size:
+        raise ProtocolError(f"{name} must be {size} bytes, got {len(value)}")
+    return value
+
+
+def _pattern_index(pattern: str) -> int:
+    try:
+        return GLIDER_PATTERNS.index(pattern)
+    except ValueError:
+        raise ProtocolError(f"unknown glider pattern {pattern!r}") from None
+
+
+def _read_count(r: Reader) -> int:
+    count = r.seq_len()
+    if count > r.remaining:  # every element is at least one byte
+        raise DecodeError("io error: unexpected end of file")
+    return count
+
+
+_READERS: dict[int, Callable[[Reader], Message]] = {
+    0: lambda r: Handshake(r.public_key()),
+    1: lambda r: Ping(),
+    2: lambda r: Pong(),
+    3: lambda r: BlockMessage(Block.read(r)),
+    4: lambda r: TransactionMessage(Transaction.read(r)),
+    5: lambda r: GetPeers(),
+    6: lambda r: Peers(tuple(r.string() for _ in range(_read_count(r)))),
+    7: lambda r: Commitment(r.u64(), r.hash32(), r.public_key(), r.hash32(), r.signature()),
+    8: lambda r: Reveal(
+        r.u64(),
+        r.hash32(),
+        r.public_key(),
+        r.var_bytes(),
+        GLIDER_PATTERNS[r.variant(len(GLIDER_PATTERNS))],
+        r.signature(),
+    ),
+    9: lambda r: GetBlocks(r.u64(), r.u64()),
+    10: lambda r: Blocks(tuple(Block.read(r) for _ in range(_read_count(r)))),
+    11: lambda r: Status(r.u64(), r.hash32()),
+}
+
+
+def encode_message(message: Message) -> bytes:
+    """The bincode payload of ``message``: u32 LE variant index, then its fields."""
+    w = Writer().variant(message.INDEX)
+    message.write(w)
+    return w.getvalue()
+
+
+def decode_message(payload: bytes) -> Message:
+    """Decode one payload (trailing bytes ignored); ``DecodeError`` in bincode's words."""
+    r = Reader(payload)
+    return _READERS[r.variant(len(_READERS))](r)
+
+
+def encode_frame(message: Message, max_frame_bytes: int = MAX_FRAME_BYTES) -> bytes:
+    """Length-prefixed frame of ``message``; refuses payloads over ``max_frame_bytes``."""
+    payload = encode_message(message)
+    if len(payload) > max_frame_bytes:
+        raise ProtocolError(f"frame of {len(payload)} bytes exceeds maximum {max_frame_bytes}")
+    return _LENGTH.pack(len(payload)) + payload
+
+
+def _check_length(length: int, max_frame_bytes: int) -> None:
+    if length > max_frame_bytes:
+        raise DecodeError(f"frame length {length} exceeds maximum {max_frame_bytes}")
+
+
+class FrameDecoder:
+    """Incremental decoder: ``feed(bytes)`` returns the messages completed by those bytes."""
+
+    def __init__(self, max_frame_bytes: int = MAX_FRAME_BYTES) -> None:
+        self._buffer = bytearray()
+        self._max = max_frame_bytes
+
+    @property
+    def buffered_bytes(self) -> int:
+        return len(self._buffer)
+
+    def feed(self, data: bytes) -> list[Message]:
+        self._buffer += data
+        out: list[Message] = []
+        while len(self._buffer) >= 4:
+            (length,) = _LENGTH.unpack_from(self._buffer)
+            _check_length(length, self._max)
+            if len(self._buffer) < 4 + length:
+                break
+            payload = bytes(self._buffer[4 : 4 + length])
+            del self._buffer[: 4 + length]
+            out.append(decode_message(payload))
+        return out
+
+
+async def read_message(
+    reader: asyncio.StreamReader, max_frame_bytes: int = MAX_FRAME_BYTES
+) -> Message | None:
+    """Read one framed message; None on a clean end of stream between frames."""
+    try:
+        head = await reader.readexactly(4)
+    except asyncio.IncompleteReadError as exc:
+        if not exc.partial:
+            return None
+        raise DecodeError("io error: unexpected end of file") from None
+    (length,) = _LENGTH.unpack(head)
+    _check_length(length, max_frame_bytes)
+    try:
+        payload = await reader.readexactly(length)
+    except asyncio.IncompleteReadError:
+        raise DecodeError("io error: unexpected end of file") from None
+    return decode_message(payload)
+
+
+async def write_message(
+    writer: asyncio.StreamWriter, message: Message, max_frame_bytes: int = MAX_FRAME_BYTES
+) -> int:
+    """Write one framed message and drain; returns the bytes written (frame included)."""
+    frame = encode_frame(message, max_frame_bytes)
+    writer.write(frame)
+    await writer.drain()
+    return len(frame)
