@@ -1,1 +1,31 @@
-"""TODO"""
+"""Results: the record types shared by predictions and measurements, and run folders.
+
+:mod:`~bitcell_sim.results.records` defines the tables (blocks, block arrivals, transactions,
+node timeline); :class:`RunFolder` lays them out under ``results/<run-id>/``.
+"""
+
+from bitcell_sim.results.records import (
+    BLOCK_ARRIVALS,
+    BLOCKS,
+    NODE_TIMELINE,
+    TABLES,
+    TRANSACTIONS,
+    read_table,
+    to_table,
+    write_table,
+)
+from bitcell_sim.results.run_folder import RunFolder, new_run_id, software_versions
+
+__all__ = [
+    "BLOCKS",
+    "BLOCK_ARRIVALS",
+    "NODE_TIMELINE",
+    "TABLES",
+    "TRANSACTIONS",
+    "RunFolder",
+    "new_run_id",
+    "read_table",
+    "software_versions",
+    "to_table",
+    "write_table",
+]
