@@ -266,3 +266,21 @@ def test_block_json_full_and_tx_json() -> None:
         "value": "0x3e8",
     }
     assert transaction_json(t, b"\x01" * 32, 9, 3)["transactionIndex"] == "0x3"
+
+
+def test_genesis_allocations() -> None:
+    from bitcell_sim.protocol.account import Account, state_root
+    from bitcell_sim.protocol.block import genesis_accounts
+
+    alloc = {KeyPair.from_seed("s0").public_key: 10**12, KeyPair.from_seed("s1").public_key: 5}
+    funded = genesis_block("bitcell-devnet", 1_700_000_000, alloc)
+    accounts = genesis_accounts(alloc)
+    assert accounts == {k: Account(v, 0) for k, v in alloc.items()}
+    assert funded.header.state_root == state_root(accounts) != bytes(32)
+    assert funded.hash() != GENESIS.hash()
+    assert genesis_block("bitcell-devnet", 1_700_000_000, dict(reversed(alloc.items()))) == funded
+    assert genesis_block("bitcell-devnet", 1_700_000_000, {}).hash() == GENESIS.hash()
+    with pytest.raises(ProtocolError, match="allocated key must be 33 bytes, got 3"):
+        genesis_accounts({b"abc": 1})
+    with pytest.raises(ProtocolError, match="allocated balance=-1 is not a u64"):
+        genesis_accounts({PROPOSER.public_key: -1})

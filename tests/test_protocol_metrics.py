@@ -20,9 +20,9 @@ from bitcell_sim.protocol.metrics import (
     MetricType,
     Sample,
     format_value,
-    parse_samples,
-    parse_values,
-    render,
+    parse_prometheus,
+    parse_prometheus_samples,
+    render_prometheus,
 )
 
 NODE_TABLE = """\
@@ -60,7 +60,7 @@ def test_sixteen_node_metrics_exactly() -> None:
 
 
 def test_render_node_text_exactly() -> None:
-    text = render(node_values())
+    text = render_prometheus(node_values())
     head = (
         "# HELP bitcell_chain_height Current blockchain height\n"
         "# TYPE bitcell_chain_height gauge\n"
@@ -104,14 +104,14 @@ def test_render_errors() -> None:
     values = node_values()
     del values["bitcell_peer_count"]
     with pytest.raises(ProtocolError, match="missing value for node metric 'bitcell_peer_count'"):
-        render(values)
-    assert "bitcell_peer_count" not in render(values, require_node_metrics=False)
+        render_prometheus(values)
+    assert "bitcell_peer_count" not in render_prometheus(values, require_node_metrics=False)
     with pytest.raises(ProtocolError, match="unknown metric 'bitcell_proof_gen_time_ms'"):
-        render({**node_values(), "bitcell_proof_gen_time_ms": 1})
+        render_prometheus({**node_values(), "bitcell_proof_gen_time_ms": 1})
     with pytest.raises(ProtocolError, match="is a histogram: pass it in histograms"):
-        render({**node_values(), "bitcell_rpc_latency_seconds": 1})
+        render_prometheus({**node_values(), "bitcell_rpc_latency_seconds": 1})
     with pytest.raises(ProtocolError, match="is a gauge, not a histogram"):
-        render(node_values(), {"bitcell_round_phase": Histogram()})
+        render_prometheus(node_values(), {"bitcell_round_phase": Histogram()})
 
 
 def test_histogram() -> None:
@@ -120,7 +120,9 @@ def test_histogram() -> None:
         h.observe(v)
     assert h.cumulative() == [(0.1, 2), (1.0, 3), (math.inf, 4)]
     assert (h.count, h.sum) == (4, pytest.approx(2.65))
-    text = render({}, {"bitcell_block_propagation_seconds": h}, require_node_metrics=False)
+    text = render_prometheus(
+        {}, {"bitcell_block_propagation_seconds": h}, require_node_metrics=False
+    )
     assert text == (
         "# HELP bitcell_block_propagation_seconds Seconds from a block's production by its "
         "proposer to its import on this node\n"
@@ -140,7 +142,7 @@ def test_histogram() -> None:
 def test_parse_own_output() -> None:
     h = Histogram()
     h.observe(0.003)
-    values = parse_values(render(node_values(), {"bitcell_rpc_latency_seconds": h}))
+    values = parse_prometheus(render_prometheus(node_values(), {"bitcell_rpc_latency_seconds": h}))
     assert values["bitcell_average_trust_score"] == 0.85
     assert values["bitcell_slashing_events_total"] == 15
     assert values['bitcell_rpc_latency_seconds_bucket{le="0.005"}'] == 1
@@ -159,7 +161,7 @@ def test_parse_foreign_text() -> None:
         'something_weird{problem="division by zero"} +Inf -3982045\n'
         "nan_value NaN\n"
     )
-    samples = parse_samples(text)
+    samples = parse_prometheus_samples(text)
     assert samples[0] == Sample("up", (), 1.0)
     assert samples[1].labels == (("method", "post"), ("code", "200"))
     assert samples[1].key == 'http_requests_total{code="200",method="post"}'
@@ -182,14 +184,14 @@ def test_parse_foreign_text() -> None:
 )
 def test_parse_errors(text: str, message: str) -> None:
     with pytest.raises(ProtocolError, match=message):
-        parse_samples(text)
+        parse_prometheus_samples(text)
 
 
 def test_reference_parser_agrees() -> None:
     h = Histogram()
     for v in (0.0001, 0.02, 0.7, 100.0):
         h.observe(v)
-    text = render(node_values(), {"bitcell_rpc_latency_seconds": h})
+    text = render_prometheus(node_values(), {"bitcell_rpc_latency_seconds": h})
     families = {f.name: f for f in text_string_to_metric_families(text)}
     for spec in NODE_METRICS:
         # The reference parser strips the _total suffix from counter family names.
@@ -197,7 +199,7 @@ def test_reference_parser_agrees() -> None:
         family = families[name]
         assert family.type == spec.type.value
         assert family.documentation == spec.help
-    ours = parse_values(text)
+    ours = parse_prometheus(text)
     for family in families.values():
         for s in family.samples:
             key = Sample(s.name, tuple(s.labels.items()), s.value).key
@@ -240,12 +242,14 @@ def metrics_server() -> Iterator[ThreadingHTTPServer]:
 def test_scrape_over_http(metrics_server: ThreadingHTTPServer) -> None:
     h = Histogram()
     h.observe(0.2)
-    _Handler.body = render(node_values(), {"bitcell_block_propagation_seconds": h}).encode()
+    _Handler.body = render_prometheus(
+        node_values(), {"bitcell_block_propagation_seconds": h}
+    ).encode()
     port = metrics_server.server_address[1]
     resp = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5)
     assert resp.status_code == 200
     assert resp.headers["content-type"] == PROMETHEUS_CONTENT_TYPE
-    values = parse_values(resp.text)
+    values = parse_prometheus(resp.text)
     assert values["bitcell_chain_height"] == 0
     assert values['bitcell_block_propagation_seconds_bucket{le="0.25"}'] == 1
     assert len(list(text_string_to_metric_families(resp.text))) == 17

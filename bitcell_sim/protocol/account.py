@@ -1,10 +1,8 @@
 """Account state of the devnet: balances, nonces, the state root and the state transition.
 
-``Account`` is (balance, nonce). ``state_root(accounts)`` is the deterministic root every node
-computes: SHA-256 over the accounts sorted by key, each key ‖ balance u64 LE ‖ nonce u64 LE, or
-32 zero bytes when there are none (the real node uses HashMap order, which is not reproducible).
-``apply_transaction`` and ``apply_block`` are the intended transition: debit, nonce+1, credit;
-then the proposer's block reward (``block_reward``: 50·10^8 units, halving every 210,000 blocks).
+``Account`` is (balance, nonce); ``state_root`` is SHA-256 over accounts sorted by key (key ‖
+balance LE ‖ nonce LE), zeros when empty, so every node agrees. ``apply_transaction`` and
+``apply_block`` are the intended transition (debit, nonce+1, credit, then ``block_reward``).
 """
 
 from __future__ import annotations

@@ -1,22 +1,21 @@
-"""The BitCell block: header, body, bincode encoding, hashing, signing, validation, JSON views.
+"""The BitCell block: header, body, bincode, hash, proposer signature, validation, JSON views.
 
-``BlockHeader`` (fields in the node's order) hashes to SHA-256(bincode(header)); ``Block`` adds
-transactions, battle proofs, the proposer's signature over the header hash, finality votes and
-status. ``make_block`` builds and signs a child block, ``validate_block`` checks one against its
-parent, ``genesis_block(network_id, timestamp)`` is the one genesis the whole devnet shares, and
-``block_json``/``transaction_json`` are the node's ``eth_getBlockByNumber`` and
-``eth_getTransactionByHash`` objects.
+``BlockHeader`` hashes to SHA-256(bincode(header)); ``Block`` adds txs, battle proofs, the
+signature, finality votes and status. ``make_block`` builds a signed child, ``validate_block``
+checks one against its parent, ``genesis_block`` is the devnet's shared genesis, and
+``block_json``/``transaction_json`` are the node's JSON-RPC objects.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any
 
-from bitcell_sim.protocol import keys, vrf
+from bitcell_sim.protocol import account, keys, vrf
+from bitcell_sim.protocol.account import Account
 from bitcell_sim.protocol.bincode import (
     HASH_SIZE_BYTES,
     PUBLIC_KEY_SIZE_BYTES,
@@ -301,18 +300,31 @@ def genesis_seed(network_id: str) -> str:
     return f"bitcell-sim/genesis/{network_id}"
 
 
-def genesis_block(network_id: str, timestamp: int) -> Block:
-    """The devnet's one genesis: height 0, zero hashes, signed by a key derived from the id.
+def genesis_accounts(allocations: Mapping[bytes, int] | None = None) -> dict[bytes, Account]:
+    """The state at genesis: each allocated key holds its balance with nonce 0."""
+    accounts: dict[bytes, Account] = {}
+    for key, balance in (allocations or {}).items():
+        _check_len("allocated key", key, PUBLIC_KEY_SIZE_BYTES)
+        _check_u64("allocated balance", balance)
+        accounts[bytes(key)] = Account(balance, 0)
+    return accounts
 
-    Every node given the same ``network_id`` and ``timestamp`` builds the same bytes (RFC 6979
-    signatures are deterministic), unlike the real node whose genesis proposer is its own key.
+
+def genesis_block(
+    network_id: str, timestamp: int, allocations: Mapping[bytes, int] | None = None
+) -> Block:
+    """The devnet's one genesis: height 0, zero parent, signed by a key derived from the id.
+
+    ``state_root`` is that of ``genesis_accounts(allocations)`` (zeros with none). Every node
+    given the same inputs builds the same bytes (RFC 6979 signatures are deterministic), unlike
+    the real node, whose genesis proposer is its own key.
     """
     proposer = keys.KeyPair.from_seed(genesis_seed(network_id))
     header = BlockHeader(
         height=0,
         prev_hash=ZERO_HASH,
         tx_root=ZERO_HASH,
-        state_root=ZERO_HASH,
+        state_root=account.state_root(genesis_accounts(allocations)),
         timestamp=timestamp,
         proposer=proposer.public_key,
         vrf_output=ZERO_HASH,

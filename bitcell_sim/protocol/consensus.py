@@ -1,10 +1,9 @@
 """The consensus rules the model and the devnet share (PROTOCOL.md §3), all pure functions.
 
-``RoundSchedule`` maps wall time to (round, phase) from the genesis time and the phase
-durations alone. ``winner(prev_hash, revealers)`` picks the proposer among the validators whose
-reveals a node holds: the key minimising SHA-256(prev_hash ‖ key). ``fork_choice_key`` orders
-tips (longest chain, ties to the lower hash); ``pool_priority`` orders the pool (highest gas
-price, then arrival). ``commitment_hash`` binds a reveal to its earlier commitment.
+``RoundSchedule`` maps wall time to (round, phase) from genesis time and phase durations alone;
+``winner(prev_hash, revealers)`` is the key minimising SHA-256(prev_hash ‖ key);
+``fork_choice_key`` orders tips (longest, then lowest hash); ``pool_priority`` orders the pool
+(highest gas price, then arrival); ``commitment_hash`` binds a reveal to its commitment.
 """
 
 from __future__ import annotations

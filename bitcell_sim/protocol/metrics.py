@@ -1,10 +1,9 @@
 """Prometheus metrics of a BitCell node: names, types, HELP texts, rendering and parsing.
 
-``NODE_METRICS`` are the node's 16 unlabelled series (FACTS §3.2), exactly; ``DEVNET_METRICS``
-are the devnet's extra ``bitcell_`` series (propagation and RPC latency histograms, round phase,
-peer best height, reorgs, admission rejections). ``render`` writes Prometheus text the way the
-node does (HELP, TYPE, value, a blank line between metrics); ``Histogram`` accumulates
-observations; ``parse_samples``/``parse_values`` read any Prometheus text back.
+``NODE_METRICS`` are the node's 16 unlabelled series exactly; ``DEVNET_METRICS`` the devnet's
+extra ``bitcell_`` series. ``render_prometheus`` writes text as the node does (HELP, TYPE,
+value, blank line between metrics); ``Histogram`` accumulates observations;
+``parse_prometheus``/``parse_prometheus_samples`` read any Prometheus text back.
 """
 
 from __future__ import annotations
@@ -129,7 +128,7 @@ def _block(spec: MetricSpec, lines: Iterable[str]) -> str:
     return "\n".join([f"# HELP {spec.name} {spec.help}", f"# TYPE {spec.name} {spec.type}", *lines])
 
 
-def render(
+def render_prometheus(
     values: Mapping[str, float],
     histograms: Mapping[str, Histogram] | None = None,
     *,
@@ -225,7 +224,7 @@ def _parse_labels(line: str, pos: int, lineno: int) -> tuple[tuple[tuple[str, st
             pos += 1
 
 
-def parse_samples(text: str) -> list[Sample]:
+def parse_prometheus_samples(text: str) -> list[Sample]:
     """All samples of a Prometheus text exposition (comments and blank lines skipped)."""
     samples: list[Sample] = []
     for lineno, raw in enumerate(text.splitlines(), start=1):
@@ -250,6 +249,6 @@ def parse_samples(text: str) -> list[Sample]:
     return samples
 
 
-def parse_values(text: str) -> dict[str, float]:
+def parse_prometheus(text: str) -> dict[str, float]:
     """Prometheus text as ``{series key: value}`` (see ``Sample.key``)."""
-    return {s.key: s.value for s in parse_samples(text)}
+    return {s.key: s.value for s in parse_prometheus_samples(text)}

@@ -1,10 +1,9 @@
 """Peer-to-peer frames: a 4-byte big-endian length, then a bincode ``NetworkMessage``.
 
-Variants 0-6 are the node's (Handshake, Ping, Pong, Block, Transaction, GetPeers, Peers),
-byte-compatible with it. Variants 7-11 are the devnet's additions for consensus and sync:
-Commitment, Reveal (signed by the validator), GetBlocks, Blocks and Status. ``encode_frame``,
-``decode_message``, the incremental ``FrameDecoder`` and the asyncio ``read_message`` /
-``write_message`` carry them; frames above ``MAX_FRAME_BYTES`` (10,000,000) are refused.
+Variants 0-6 are the node's (Handshake, Ping, Pong, Block, Transaction, GetPeers, Peers); 7-11
+the devnet's (Commitment, Reveal, GetBlocks, Blocks, Status). ``encode_frame``,
+``decode_message``, ``FrameDecoder`` and the asyncio ``read_message``/``write_message`` carry
+them; frames over ``MAX_FRAME_BYTES`` (10,000,000) are refused.
 """
 
 from __future__ import annotations

@@ -1,9 +1,8 @@
 """The JSON-RPC calls of the BitCell contract, independent of any HTTP client.
 
-``build_request(method, params, id)`` and ``parse_response(body)`` are the two pure functions
-every caller shares; ``parse_response`` raises ``RpcError(code, message, data)`` on an ``error``
-member. ``RpcCall`` pairs a method and params with the decoder of its result, and one builder per
-method (``block_number()``, ``send_raw_transaction(tx)``, ...) returns it, so the sync and async
+``build_request`` and ``parse_response`` (raising ``RpcError(code, message, data)`` on an
+``error`` member) are the pure pair every caller shares. ``RpcCall`` pairs a method and params
+with its result decoder; one builder per method (``block_number()``, ...) returns it, so the
 clients and the Locust user send identical requests and read identical results.
 """
 

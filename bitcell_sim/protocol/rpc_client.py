@@ -1,10 +1,9 @@
 """Typed JSON-RPC clients for BitCell nodes (the devnet's or a real one), over httpx.
 
-``RpcClient`` (blocking) and ``AsyncRpcClient`` POST to ``<base_url>/rpc`` (``rpc_url``) and have
-one typed method per method of the contract (``block_number()``, ``send_raw_transaction(tx)``,
-...) plus a generic ``call(method, params)``; both take an injectable httpx ``transport``.
-JSON-RPC errors raise ``RpcError(code, message, data)``; HTTP-level failures (non-200 status,
-refused connection, timeout, malformed body) raise ``RpcError`` with code None naming the URL.
+``RpcClient`` (blocking) and ``AsyncRpcClient`` POST to ``<base_url>/rpc``, with one typed
+method per contract method plus ``call(method, params)`` and an injectable httpx ``transport``.
+JSON-RPC errors raise ``RpcError(code, message, data)``; HTTP-level failures (status, refused
+connection, timeout, malformed body) raise ``RpcError`` with code None naming the URL.
 """
 
 from __future__ import annotations
