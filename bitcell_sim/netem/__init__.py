@@ -2,7 +2,8 @@
 
 Links are ``LinkSpec`` (with ``LinkParams``: latency, jitter, bandwidth, faults) read from a
 links file; ``Emulator`` serves them, ``ControlServer`` exposes faults over HTTP, ``NetemClient``
-drives that API, ``EmulatorProcess`` runs ``python -m bitcell_sim.netem``. See docs/netem.md.
+drives that API, ``EmulatorProcess`` runs ``python -m bitcell_sim.netem``, ``ProbeServer`` and
+``measure_delays`` measure a link from both ends. See docs/netem.md.
 """
 
 from bitcell_sim.netem.client import NetemClient
@@ -21,6 +22,7 @@ from bitcell_sim.netem.params import (
     LinkSpec,
     check_loopback,
 )
+from bitcell_sim.netem.probe import DelayProbe, DelaySample, ProbeServer, measure_delays
 from bitcell_sim.netem.process import EmulatorProcess, parse_ready_line, serve
 from bitcell_sim.netem.shaping import (
     InOrderClock,
@@ -36,6 +38,8 @@ __all__ = [
     "DEFAULT_MAX_QUEUED_BYTES",
     "JITTER_DISTRIBUTIONS",
     "ControlServer",
+    "DelayProbe",
+    "DelaySample",
     "Emulator",
     "EmulatorProcess",
     "InOrderClock",
@@ -47,12 +51,14 @@ __all__ = [
     "LinkState",
     "NetemClient",
     "Piece",
+    "ProbeServer",
     "Serializer",
     "UnknownLinkError",
     "build_app",
     "check_loopback",
     "links_from_json",
     "links_to_json",
+    "measure_delays",
     "parse_ready_line",
     "read_links_file",
     "schedule_chunk",

@@ -1,9 +1,9 @@
 """Probes that measure what an emulated link does, from both of its ends, on one host.
 
 ``ProbeServer`` is a loopback TCP server placed at a link's target: it timestamps every arrival
-(``time.monotonic``, one clock for every process on the host) and can echo. ``measure_delays``
-sends small messages through a link to it and returns one-way and round-trip delays; the
-benchmark, the tests and a devnet self-check use them.
+(``time.monotonic``, one clock for every process on the host) and can echo. ``DelayProbe`` and
+``measure_delays`` send small messages through a link to it and return one-way and round-trip
+delays (``DelaySample``); the benchmark, the tests and a devnet self-check use them.
 """
 
 from __future__ import annotations
@@ -173,6 +173,76 @@ class DelaySample:
     round_trip_s: float
 
 
+class DelayProbe:
+    """One connection through a link to an echoing ``ProbeServer``, measuring each message.
+
+    Each message waits for its echo before the next is sent, so the server sees exactly one
+    arrival per message and the one-way delay is that arrival time minus the send time.
+    """
+
+    def __init__(
+        self,
+        server: ProbeServer,
+        link_port: int,
+        *,
+        link_host: str = "127.0.0.1",
+        timeout_s: float = 10.0,
+    ) -> None:
+        check_loopback(link_host, "link host")
+        if not server.echo:
+            raise NetemError("a delay probe needs an echoing probe server (echo=True)")
+        self.server = server
+        self.timeout_s = timeout_s
+        self._index = server.accepted
+        self._sent_bytes = 0
+        self._sock = socket.create_connection((link_host, link_port), timeout=timeout_s)
+        self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    @property
+    def sock(self) -> socket.socket:
+        """The probe's connection (e.g. to watch it being cut by a partition)."""
+        return self._sock
+
+    def measure(
+        self, samples: int = 10, *, size_bytes: int = 64, gap_s: float = 0.0
+    ) -> list[DelaySample]:
+        """Send ``samples`` messages of ``size_bytes``, one at a time, ``gap_s`` apart."""
+        if samples < 1 or size_bytes < 1:
+            raise NetemError(f"samples={samples!r} and size_bytes={size_bytes!r} must be >= 1")
+        payload = b"p" * size_bytes
+        result: list[DelaySample] = []
+        for _ in range(samples):
+            sent_s = time.monotonic()
+            self._sock.sendall(payload)
+            got = 0
+            while got < size_bytes:
+                chunk = self._sock.recv(size_bytes - got)
+                if not chunk:
+                    raise NetemError("probe: the link closed the connection during a measurement")
+                got += len(chunk)
+            back_s = time.monotonic()
+            self._sent_bytes += size_bytes
+            arrived_s = self.server.wait_for(self._sent_bytes, self.timeout_s, self._index)
+            result.append(DelaySample(sent_s, arrived_s - sent_s, back_s - sent_s))
+            if gap_s > 0:
+                time.sleep(gap_s)
+        return result
+
+    def close(self) -> None:
+        self._sock.close()
+
+    def __enter__(self) -> DelayProbe:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
 def measure_delays(
     server: ProbeServer,
     link_port: int,
@@ -183,35 +253,6 @@ def measure_delays(
     timeout_s: float = 10.0,
     link_host: str = "127.0.0.1",
 ) -> list[DelaySample]:
-    """Send ``samples`` messages through the link at ``link_port`` to an echoing ``server``.
-
-    Each message waits for its echo before the next is sent, so the server sees exactly one
-    arrival per message and one-way delay is its arrival time minus the send time.
-    """
-    check_loopback(link_host, "link host")
-    if samples < 1 or size_bytes < 1:
-        raise NetemError(f"samples={samples!r} and size_bytes={size_bytes!r} must be >= 1")
-    if not server.echo:
-        raise NetemError("measure_delays needs an echoing probe server (echo=True)")
-    before = server.accepted
-    result: list[DelaySample] = []
-    payload = b"p" * size_bytes
-    with socket.create_connection((link_host, link_port), timeout=timeout_s) as sock:
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        received_total = 0
-        for _ in range(samples):
-            sent_s = time.monotonic()
-            sock.sendall(payload)
-            got = 0
-            while got < size_bytes:
-                chunk = sock.recv(size_bytes - got)
-                if not chunk:
-                    raise NetemError("probe: the link closed the connection during a measurement")
-                got += len(chunk)
-            back_s = time.monotonic()
-            received_total += size_bytes
-            arrived_s = server.wait_for(received_total, timeout_s, connection=before)
-            result.append(DelaySample(sent_s, arrived_s - sent_s, back_s - sent_s))
-            if gap_s > 0:
-                time.sleep(gap_s)
-    return result
+    """Send ``samples`` messages on a new connection through the link at ``link_port``."""
+    with DelayProbe(server, link_port, link_host=link_host, timeout_s=timeout_s) as probe:
+        return probe.measure(samples, size_bytes=size_bytes, gap_s=gap_s)
