@@ -21,4 +21,4 @@ def test_bench_protocol_smoke() -> None:
         check=True,
     ).stdout
     assert "| operation | median ops/s | min ops/s |" in out
-    assert out.count("\n| ") == 8  # the rule line starts with "|-", then seven operations
+    assert out.count("\n| ") == 8  # the header and seven rows (the rule starts "|-")
