@@ -41,7 +41,7 @@ def squatter() -> Iterator[socket.socket]:
         yield sock
 
 
-def _run(*args: str | Path) -> subprocess.CompletedProcess[str]:
+def _run(*args: str | int | Path) -> subprocess.CompletedProcess[str]:
     command = [sys.executable, "-m", "bitcell_sim.netem", *map(str, args)]
     # Each run must fail fast; if one started serving instead, the timeout kills it.
     return subprocess.run(command, capture_output=True, text=True, timeout=30)
