@@ -3,7 +3,8 @@
 Starts the real emulator process with unshaped links (latency 0, unlimited bandwidth) in front
 of ``ProbeServer`` sinks and measures, directly and through the emulator: bulk MB/s, small
 one-way messages/s, ping-pong round trips/s, median one-way delay; and bulk MB/s over a 50 ms
-link, which the per-direction queue bound limits. Median of ``--repeats``.
+link, which the per-direction queue bound limits; and the delay measured on a 40 ms link.
+Median of ``--repeats``.
 Run: ``.venv/bin/python benchmarks/bench_netem.py [--mb 64] [--messages 20000] [--repeats 5]``.
 """
 
@@ -105,6 +106,12 @@ def main() -> None:
                     target_port=sink.port,
                     params=LinkParams(latency_s=0.05),
                 ),
+                LinkSpec(
+                    name="to-echo-40ms",
+                    listen_port=0,
+                    target_port=echo.port,
+                    params=LinkParams(latency_s=0.04),
+                ),
             ],
         )
         token = Path(directory) / "token"
@@ -136,6 +143,9 @@ def main() -> None:
                 )
             far_port = ports["to-sink-50ms"]
             far_mb_s = median_of(args.repeats, lambda: bulk_mb_per_s(sink, far_port, args.mb))
+            slow_port = ports["to-echo-40ms"]
+            slow_samples = max(5, args.samples // 10)
+            slow_ms = median_of(args.repeats, lambda: one_way_ms(echo, slow_port, slow_samples))
 
     print(
         f"netem benchmark: {platform.python_implementation()} {platform.python_version()}, "
@@ -151,6 +161,7 @@ def main() -> None:
     overhead_ms = rows[1][4] - rows[0][4]
     print()
     print(f"added one-way delay at latency 0: {overhead_ms:.3f} ms")
+    print(f"one-way delay through a 40 ms link: {slow_ms:.3f} ms ({slow_ms - 40:+.3f} ms)")
     window_mb_s = DEFAULT_MAX_QUEUED_BYTES / 0.05 / 1e6
     print(
         f"bulk through a 50 ms link: {far_mb_s:.0f} MB/s "

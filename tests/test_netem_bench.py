@@ -26,3 +26,4 @@ def test_bench_netem_smoke() -> None:
     assert "| direct (no emulator) |" in out and "| through the emulator |" in out
     assert "added one-way delay at latency 0:" in out
     assert "bulk through a 50 ms link:" in out
+    assert "one-way delay through a 40 ms link:" in out

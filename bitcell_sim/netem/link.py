@@ -119,6 +119,9 @@ class Link:
             for connection in list(self.connections):
                 connection.abort(reset=True)
             self.counters.connections_dropped += dropped
+            # What was queued is gone with the connections: the wire is idle again.
+            self.forward_serializer = Serializer()
+            self.reverse_serializer = Serializer()
             log.info("link %s: partitioned, %d connection(s) reset", self.name, dropped)
 
     async def close(self) -> None:
