@@ -1,1 +1,69 @@
-"""TODO"""
+"""Faults on a running devnet, applied for real and reverted, and the measurements they need.
+
+``DevnetFaults`` kills/restarts nodes and regions, partitions and heals, adds latency and
+throttles CPU (each an ``ActiveFault``, journaled as ``FaultEvent`` in faults.jsonl);
+``ChaosScheduler`` plays a topology's ``faults`` list on the genesis clock; ``partition_links``
+and ``boundary_links`` say which links a fault touches; ``wait_for_common_tip`` and
+``wait_until_caught_up`` time recovery.
+"""
+
+from bitcell_sim.faults.injector import ActiveFault, DevnetFaults
+from bitcell_sim.faults.journal import FaultEvent, append_event, read_events
+from bitcell_sim.faults.measure import (
+    Convergence,
+    Tip,
+    common_tip,
+    read_tip,
+    read_tips,
+    wait_for_common_tip,
+    wait_until_caught_up,
+)
+from bitcell_sim.faults.scheduler import (
+    ChaosReport,
+    ChaosScheduler,
+    TimelineStep,
+    describe,
+    fault_timeline,
+)
+from bitcell_sim.faults.selection import (
+    boundary_links,
+    directed_links,
+    partition_links,
+    resolve_targets,
+)
+from bitcell_sim.faults.throttle import (
+    BACKENDS,
+    ThrottleHandle,
+    apply_throttle,
+    detect_backend,
+    release_throttle,
+)
+
+__all__ = [
+    "BACKENDS",
+    "ActiveFault",
+    "ChaosReport",
+    "ChaosScheduler",
+    "Convergence",
+    "DevnetFaults",
+    "FaultEvent",
+    "ThrottleHandle",
+    "TimelineStep",
+    "Tip",
+    "append_event",
+    "apply_throttle",
+    "boundary_links",
+    "common_tip",
+    "describe",
+    "detect_backend",
+    "directed_links",
+    "fault_timeline",
+    "partition_links",
+    "read_events",
+    "read_tip",
+    "read_tips",
+    "release_throttle",
+    "resolve_targets",
+    "wait_for_common_tip",
+    "wait_until_caught_up",
+]
