@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import typer
 
+from bitcell_sim.cli import devnet as devnet_commands
 from bitcell_sim.cli import topology as topology_commands
 from bitcell_sim.cli.common import run_app
 
@@ -20,6 +21,7 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(topology_commands.app, name="topology")
+app.add_typer(devnet_commands.app, name="devnet")
 
 
 def main() -> None:

@@ -1,0 +1,418 @@
+"""``bitcell-sim devnet up|status|logs|down|chaos|fault …``: run and break a local devnet.
+
+Thin wiring over :mod:`bitcell_sim.devnet` (start, inspect, stop) and :mod:`bitcell_sim.faults`
+(manual faults and the chaos scheduler); every command takes ``--state-dir`` (default .devnet).
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from pathlib import Path
+from types import FrameType
+from typing import Annotated
+
+import typer
+from rich.progress import (
+    BarColumn,
+    Progress,
+    SpinnerColumn,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.table import Table
+
+from bitcell_sim.cli.common import console, err_console
+from bitcell_sim.devnet import Devnet, UpEvent, devnet_status, down, up
+from bitcell_sim.devnet.processes import tail_lines
+from bitcell_sim.devnet.state import EMULATOR
+from bitcell_sim.errors import DevnetError, FaultError
+from bitcell_sim.faults import BACKENDS, ChaosScheduler, DevnetFaults, TimelineStep, describe
+from bitcell_sim.topology import load_topology
+from bitcell_sim.topology.units import format_duration, parse_duration
+
+app = typer.Typer(help="Start, inspect, break and stop a local devnet.", no_args_is_help=True)
+fault_app = typer.Typer(help="Apply and revert one fault by hand.", no_args_is_help=True)
+app.add_typer(fault_app, name="fault")
+
+StateDirOption = Annotated[
+    Path, typer.Option("--state-dir", help="The devnet's state folder.", show_default=True)
+]
+DEFAULT_STATE_DIR = Path(".devnet")
+
+
+def _duration(text: str, what: str) -> float:
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise DevnetError(f"{what}: {exc}") from None
+
+
+def _raise_on_sigterm() -> None:
+    """Turn SIGTERM into KeyboardInterrupt so cleanup code runs as on Ctrl-C."""
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+# ---- up / status / logs / down ----------------------------------------------------------------
+
+
+@app.command("up")
+def up_command(
+    topology: Annotated[Path, typer.Argument(help="Topology YAML file.", show_default=False)],
+    state_dir: StateDirOption = DEFAULT_STATE_DIR,
+    genesis_delay: Annotated[
+        str | None,
+        typer.Option(help="Genesis = now + this (default: the topology's devnet.genesis_delay)."),
+    ] = None,
+    timeout: Annotated[str, typer.Option(help="Give up if not all ready by then.")] = "60 s",
+) -> None:
+    """Start the topology's nodes and link emulator; wait until all are healthy and peered."""
+    delay_s = None if genesis_delay is None else _duration(genesis_delay, "--genesis-delay")
+    timeout_s = _duration(timeout, "--timeout")
+    _raise_on_sigterm()
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        TextColumn("[dim]{task.fields[detail]}"),
+        console=err_console,
+        transient=True,
+    ) as progress:
+        tasks: dict[str, TaskID] = {}
+        labels = {
+            "ports": "checking ports",
+            "emulator": "link emulator",
+            "nodes": "starting nodes",
+            "ready": "healthy + peered",
+        }
+
+        def on_event(event: UpEvent) -> None:
+            if event.stage not in tasks:
+                tasks[event.stage] = progress.add_task(
+                    labels.get(event.stage, event.stage), total=event.total, detail=""
+                )
+            progress.update(
+                tasks[event.stage], completed=event.done, total=event.total, detail=event.detail
+            )
+
+        devnet = up(
+            topology,
+            state_dir,
+            genesis_delay_s=delay_s,
+            timeout_s=timeout_s,
+            on_event=on_event,
+        )
+    status = devnet_status(devnet)
+    table = Table(title=f"devnet {devnet.meta.name} is up ({state_dir})")
+    for column in ("node", "region", "role", "RPC", "metrics", "height"):
+        table.add_column(column)
+    for node in status.nodes:
+        table.add_row(
+            node.name,
+            node.region,
+            node.role,
+            node.rpc_url,
+            node.metrics_url,
+            "-" if node.height is None else str(node.height),
+        )
+    console.print(table)
+    starts_in_s = devnet.meta.genesis_time_unix_s - time.time()
+    when = f"in {starts_in_s:.1f} s" if starts_in_s > 0 else f"{-starts_in_s:.1f} s ago"
+    console.print(
+        f"genesis {when}; emulator control {devnet.meta.control_url} "
+        f"(token in {devnet.state.token_path}); stop with: bitcell-sim devnet down"
+        + (f" --state-dir {state_dir}" if state_dir != DEFAULT_STATE_DIR else ""),
+        soft_wrap=True,
+    )
+
+
+@app.command()
+def status(state_dir: StateDirOption = DEFAULT_STATE_DIR) -> None:
+    """Each node's process, chain, peers, phase, pool and sync; the emulator's live faults."""
+    devnet = Devnet.open(state_dir)
+    snapshot = devnet_status(devnet)
+    table = Table(title=f"devnet {snapshot.name}")
+    for column in ("node", "region", "state", "height", "tip", "peers", "phase", "pool", "sync"):
+        table.add_column(column)
+    for node in snapshot.nodes:
+        state = "[green]up[/]" if node.up else "[red]down[/]"
+        if node.up and node.error:
+            state = "[yellow]up, no answer[/]"
+        table.add_row(
+            node.name,
+            node.region,
+            state,
+            "-" if node.height is None else str(node.height),
+            (node.tip_hash or "-")[:12],
+            "-" if node.peers is None else str(node.peers),
+            node.phase or "-",
+            "-" if node.pool_size is None else str(node.pool_size),
+            "-" if node.sync_pct is None else f"{node.sync_pct:.0f}%",
+        )
+    console.print(table)
+    emulator = "[green]up[/]" if snapshot.emulator_up else "[red]down[/]"
+    console.print(f"emulator: {emulator}", highlight=False)
+    if snapshot.emulator_error:
+        console.print(f"  [yellow]{snapshot.emulator_error}[/]", soft_wrap=True)
+    for fault in snapshot.link_faults:
+        parts = []
+        if fault.partitioned:
+            parts.append("partitioned")
+        if fault.extra_latency_s > 0:
+            parts.append(f"+{format_duration(fault.extra_latency_s)}")
+        if fault.bandwidth_bps != fault.configured_bandwidth_bps:
+            parts.append(f"bandwidth {fault.bandwidth_bps or 'unlimited'} bit/s")
+        console.print(f"  link {fault.link}: {', '.join(parts)}", highlight=False)
+    active = DevnetFaults(devnet).active()
+    for item in active:
+        console.print(f"  fault #{item.id} {item.kind} {item.target}", highlight=False)
+
+
+@app.command()
+def logs(
+    name: Annotated[str, typer.Argument(help="A node name, or 'emulator'.", show_default=False)],
+    state_dir: StateDirOption = DEFAULT_STATE_DIR,
+    lines: Annotated[int, typer.Option("-n", "--lines", min=0, help="Lines to show.")] = 40,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep printing new lines.")
+    ] = False,
+) -> None:
+    """Print the last lines of a node's (or the emulator's) log."""
+    devnet = Devnet.open(state_dir)
+    if name != EMULATOR:
+        devnet.check_node(name)
+    path = devnet.state.log_path(name)
+    if not path.exists():
+        raise DevnetError(f"no log for {name} yet ({path})")
+    for line in tail_lines(path, lines):
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
+    if not follow:
+        return
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(0, 2)
+            while True:
+                chunk = handle.readline()
+                if chunk:
+                    console.print(
+                        chunk.decode(errors="replace").rstrip("\n"),
+                        markup=False,
+                        highlight=False,
+                        soft_wrap=True,
+                    )
+                else:
+                    time.sleep(0.2)
+    except KeyboardInterrupt:
+        return
+
+
+@app.command("down")
+def down_command(
+    state_dir: StateDirOption = DEFAULT_STATE_DIR,
+    purge: Annotated[bool, typer.Option(help="Also delete the state folder.")] = False,
+    grace: Annotated[str, typer.Option(help="SIGTERM, then SIGKILL after this.")] = "5 s",
+) -> None:
+    """Stop exactly the processes the devnet started (by verified pid); idempotent."""
+    result = down(state_dir, grace_s=_duration(grace, "--grace"), purge=purge)
+    if result.stopped:
+        console.print(
+            f"stopped {len(result.stopped)} process(es): {', '.join(result.stopped)}",
+            soft_wrap=True,
+        )
+    elif not result.found:
+        console.print(f"no devnet in {result.state_dir}; nothing to stop")
+    else:
+        console.print(f"the devnet in {result.state_dir} is not running; nothing to stop")
+    if result.purged:
+        console.print(f"deleted {result.state_dir}")
+
+
+# ---- chaos ----------------------------------------------------------------------------------
+
+
+@app.command()
+def chaos(
+    topology: Annotated[
+        Path | None,
+        typer.Argument(help="Take the faults from here (default: the devnet's own topology)."),
+    ] = None,
+    state_dir: StateDirOption = DEFAULT_STATE_DIR,
+    from_now: Annotated[
+        bool, typer.Option(help="Count fault start times from now instead of from genesis.")
+    ] = False,
+    max_duration: Annotated[
+        str | None, typer.Option(help="Stop (and revert) after this long at most.")
+    ] = None,
+    throttle_backend: Annotated[
+        str, typer.Option(help=f"CPU throttle backend: auto, {', '.join(BACKENDS)}.")
+    ] = "auto",
+) -> None:
+    """Play a topology's fault list on the running devnet; revert everything at the end."""
+    devnet = Devnet.open(state_dir)
+    faults_source = load_topology(topology).faults if topology else devnet.topology.faults
+    if not faults_source:
+        raise FaultError(f"{topology or devnet.state.topology_path} has no faults to play")
+    limit_s = None if max_duration is None else _duration(max_duration, "--max-duration")
+    injector = DevnetFaults(devnet, throttle_backend=throttle_backend)
+    scheduler = ChaosScheduler(
+        injector, faults_source, origin_unix_s=time.time() if from_now else None
+    )
+    last_s = max(f.end_s for f in faults_source)
+    console.print(
+        f"playing {len(faults_source)} fault(s) until t = {last_s:g} s after "
+        f"{'now' if from_now else 'genesis'}; Ctrl-C reverts everything"
+    )
+    _raise_on_sigterm()
+
+    def on_step(offset_s: float, step: TimelineStep) -> None:
+        console.print(
+            f"t={offset_s:8.2f} s  {step.action:6}  {describe(step.fault)}", highlight=False
+        )
+
+    report = scheduler.run(max_duration_s=limit_s, on_step=on_step)
+    for step in report.skipped:
+        console.print(f"[yellow]skipped (already over):[/] {describe(step.fault)}")
+    for error in report.errors:
+        err_console.print(f"[red]error:[/] {error}", soft_wrap=True)
+    if report.interrupted:
+        console.print("interrupted: every applied fault was reverted")
+    if report.errors:
+        raise typer.Exit(1)
+
+
+# ---- manual faults --------------------------------------------------------------------------
+
+
+def _faults(state_dir: Path, backend: str = "auto") -> DevnetFaults:
+    return DevnetFaults.open(state_dir, throttle_backend=backend)
+
+
+@fault_app.command()
+def kill(node: str, state_dir: StateDirOption = DEFAULT_STATE_DIR) -> None:
+    """SIGKILL a node (it stays down until 'restart')."""
+    fault = _faults(state_dir).kill(node)
+    console.print(f"fault #{fault.id}: killed {node}")
+
+
+@fault_app.command()
+def restart(node: str, state_dir: StateDirOption = DEFAULT_STATE_DIR) -> None:
+    """Start a node again with its node.json and data dir."""
+    started = _faults(state_dir).restart(node)
+    console.print(f"restarted {node}" if started else f"{node} was already running")
+
+
+@fault_app.command("region-down")
+def region_down(region: str, state_dir: StateDirOption = DEFAULT_STATE_DIR) -> None:
+    """SIGKILL every node of a region."""
+    fault = _faults(state_dir).region_down(region)
+    console.print(f"fault #{fault.id}: killed {', '.join(fault.nodes)}")
+
+
+@fault_app.command("region-up")
+def region_up(region: str, state_dir: StateDirOption = DEFAULT_STATE_DIR) -> None:
+    """Start the nodes of a region again."""
+    started = _faults(state_dir).region_up(region)
+    console.print(f"started {', '.join(started) or 'nothing (all were running)'}")
+
+
+@fault_app.command()
+def partition(
+    groups: Annotated[
+        list[str],
+        typer.Argument(
+            help="Groups of comma-separated nodes/regions; one group: cut from the rest."
+        ),
+    ],
+    state_dir: StateDirOption = DEFAULT_STATE_DIR,
+) -> None:
+    """Cut every link between the groups, in the emulator."""
+    parsed = [[name.strip() for name in group.split(",") if name.strip()] for group in groups]
+    fault = _faults(state_dir).partition(parsed)
+    console.print(f"fault #{fault.id}: cut {len(fault.links)} directed link(s)")
+
+
+@fault_app.command()
+def heal(state_dir: StateDirOption = DEFAULT_STATE_DIR) -> None:
+    """Undo every partition."""
+    ids = _faults(state_dir).heal()
+    console.print(f"healed {len(ids)} partition(s)")
+
+
+@fault_app.command()
+def latency(
+    target: Annotated[str, typer.Argument(help="A node or region.")],
+    amount: Annotated[
+        str, typer.Argument(help="Extra one-way latency, e.g. '100 ms'; '0 ms' clears.")
+    ],
+    state_dir: StateDirOption = DEFAULT_STATE_DIR,
+) -> None:
+    """Add one-way latency to every link in and out of a node or region."""
+    latency_s = _duration(amount, "latency")
+    faults = _faults(state_dir)
+    if latency_s == 0:
+        ids = faults.clear_latency(target)
+        console.print(f"removed {len(ids)} added latency fault(s) on {target}")
+        return
+    fault = faults.add_latency(target, latency_s)
+    console.print(f"fault #{fault.id}: +{format_duration(latency_s)} on {len(fault.links)} link(s)")
+
+
+@fault_app.command()
+def throttle(
+    node: str,
+    share: Annotated[float, typer.Argument(help="CPU share of one core, in (0, 1].")],
+    state_dir: StateDirOption = DEFAULT_STATE_DIR,
+    backend: Annotated[str, typer.Option(help=f"auto, {', '.join(BACKENDS)}.")] = "auto",
+) -> None:
+    """Limit a node's CPU (cgroup quota where writable, else a SIGSTOP/SIGCONT duty cycle)."""
+    fault = _faults(state_dir, backend).throttle(node, share)
+    how = fault.throttles[0]["backend"] if fault.throttles else "?"
+    console.print(f"fault #{fault.id}: {node} limited to {share:g} CPU ({how})")
+
+
+@fault_app.command()
+def unthrottle(node: str, state_dir: StateDirOption = DEFAULT_STATE_DIR) -> None:
+    """Remove a node's CPU limit."""
+    ids = _faults(state_dir).unthrottle(node)
+    console.print(f"removed {len(ids)} throttle(s) on {node}")
+
+
+@fault_app.command("list")
+def list_faults(state_dir: StateDirOption = DEFAULT_STATE_DIR) -> None:
+    """The faults in force."""
+    active = _faults(state_dir).active()
+    if not active:
+        console.print("no active faults")
+    for fault in active:
+        age_s = time.time() - fault.applied_unix_s
+        console.print(
+            f"#{fault.id} {fault.kind} {fault.target} (for {age_s:.0f} s)", highlight=False
+        )
+
+
+@fault_app.command()
+def revert(
+    fault_id: Annotated[int | None, typer.Argument(help="Fault id (see 'fault list').")] = None,
+    all_faults: Annotated[bool, typer.Option("--all", help="Revert every active fault.")] = False,
+    state_dir: StateDirOption = DEFAULT_STATE_DIR,
+) -> None:
+    """Undo one fault, or all of them."""
+    faults = _faults(state_dir)
+    if all_faults == (fault_id is not None):
+        raise FaultError("give a fault id or --all (not both)")
+    if all_faults:
+        ids = faults.revert_all()
+        console.print(f"reverted {len(ids)} fault(s)")
+        return
+    assert fault_id is not None
+    started = faults.revert(fault_id)
+    console.print(
+        f"reverted fault #{fault_id}" + (f"; restarted {', '.join(started)}" if started else "")
+    )
