@@ -172,7 +172,7 @@ class Direction:
         self.queue.clear()
 
 
-class _ClientSide(asyncio.Protocol):
+class ClientProtocol(asyncio.Protocol):
     """The socket accepted on the link's listener."""
 
     def __init__(self, link: Link) -> None:
@@ -205,7 +205,7 @@ class _ClientSide(asyncio.Protocol):
             self.connection.side_lost(exc)
 
 
-class _TargetSide(asyncio.Protocol):
+class TargetProtocol(asyncio.Protocol):
     """The socket the emulator opened to the link's target."""
 
     def __init__(self, connection: Connection) -> None:
@@ -252,7 +252,7 @@ class Connection:
         spec = self.link.spec
         try:
             transport, _ = await self.loop.create_connection(
-                lambda: _TargetSide(self), spec.target_host, spec.target_port
+                lambda: TargetProtocol(self), spec.target_host, spec.target_port
             )
         except OSError as exc:
             self._connect_task = None  # done: nothing left to cancel

@@ -14,7 +14,7 @@ import socket
 import numpy as np
 
 from bitcell_sim.errors import NetemError
-from bitcell_sim.netem.connection import Connection, _ClientSide, reset_transport
+from bitcell_sim.netem.connection import ClientProtocol, Connection, reset_transport
 from bitcell_sim.netem.params import LinkParams, LinkSpec
 from bitcell_sim.netem.shaping import JitterSampler, Serializer
 from bitcell_sim.netem.state import LinkCounters, LinkState
@@ -85,7 +85,7 @@ class Link:
         self.bind()
         assert self._sock is not None
         loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(lambda: _ClientSide(self), sock=self._sock)
+        self._server = await loop.create_server(lambda: ClientProtocol(self), sock=self._sock)
 
     def accept(self, transport: asyncio.Transport) -> Connection | None:
         """Take a freshly accepted socket: forward it, or reset it if the link is partitioned."""
