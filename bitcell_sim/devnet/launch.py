@@ -96,6 +96,30 @@ def _wait_emulator(devnet: Devnet, record: ProcessRecord, timeout_s: float) -> N
             time.sleep(0.05)
 
 
+def start_emulator(devnet: Devnet, timeout_s: float = EMULATOR_READY_TIMEOUT_S) -> ProcessRecord:
+    """Start the link emulator of ``devnet`` (its links file and token must be written) and
+    wait until its control API answers; the pid file is saved before the wait."""
+    state, plan = devnet.state, devnet.plan
+    emulator = spawn(
+        EMULATOR,
+        [
+            devnet.meta.python,
+            "-m",
+            "bitcell_sim.netem",
+            "--links",
+            str(state.links_path),
+            "--control-port",
+            str(plan.control_port),
+            "--token-file",
+            str(state.token_path),
+        ],
+        state.log_path(EMULATOR),
+    )
+    state.save_record(emulator)
+    _wait_emulator(devnet, emulator, timeout_s)
+    return emulator
+
+
 def up(
     topology_path: str | Path,
     state_dir: str | Path = ".devnet",
@@ -161,23 +185,7 @@ def up(
         devnet = Devnet(state, topology, meta)
         try:
             emit("emulator", 0, 1, f"{len(plan.links)} links")
-            emulator = spawn(
-                EMULATOR,
-                [
-                    python,
-                    "-m",
-                    "bitcell_sim.netem",
-                    "--links",
-                    str(state.links_path),
-                    "--control-port",
-                    str(plan.control_port),
-                    "--token-file",
-                    str(state.token_path),
-                ],
-                state.log_path(EMULATOR),
-            )
-            state.save_record(emulator)
-            _wait_emulator(devnet, emulator, EMULATOR_READY_TIMEOUT_S)
+            start_emulator(devnet)
             emit("emulator", 1, 1)
 
             meta = dataclasses.replace(meta, genesis_time_unix_s=time.time() + delay_s)

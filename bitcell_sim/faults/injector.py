@@ -387,8 +387,18 @@ class DevnetFaults:
                     with self.devnet.netem() as netem:
                         netem.heal(heal)
             elif fault.kind == "added_latency":
+                # Set, not subtract: the remaining faults' sum, so no float residue is left.
+                totals: dict[float, list[str]] = {}
+                for link in fault.links:
+                    total = sum(
+                        f.latency_s
+                        for f in active.faults
+                        if f.kind == "added_latency" and link in f.links
+                    )
+                    totals.setdefault(total, []).append(link)
                 with self.devnet.netem() as netem:
-                    netem.add_extra_latency(fault.links, -fault.latency_s)
+                    for total, links in totals.items():
+                        netem.set_extra_latency(links, total)
             elif fault.kind == "cpu_throttle":
                 for handle in fault.throttles:
                     release_throttle(ThrottleHandle.from_dict(handle))
