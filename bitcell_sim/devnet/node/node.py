@@ -1,0 +1,767 @@
+"""The devnet node: one asyncio process that serves RPC, runs the tournament and gossips.
+
+``Node(settings)`` opens its chain from ``data_dir`` (``Chain`` over a ``ChainStore``), and
+``start()`` binds the P2P, RPC and metrics ports, dials every peer (``PeerLink``) and runs the
+round clock: commit and reveal at the start of their phases, the winner chosen at the end of
+the reveal phase (``consensus.winner`` over the reveals received in time), and the winner's
+block at the end of the round. Blocks, commitments and reveals are flooded; transactions go out
+in batches every ``gossip.tx_batch_interval_s``; a node behind its peers syncs with
+``GetBlocks``. ``stop()`` closes everything and checkpoints the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import hashlib
+import logging
+import math
+import struct
+import time
+from collections import OrderedDict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+from bitcell_sim.devnet.node.chain import Chain, ImportResult, ImportStatus
+from bitcell_sim.devnet.node.config import NodeSettings
+from bitcell_sim.devnet.node.metrics import NodeMetrics
+from bitcell_sim.devnet.node.peers import P2PServer, PeerLink, Traffic, payload_variant
+from bitcell_sim.devnet.node.pool import TxPool
+from bitcell_sim.devnet.node.rpc import metrics_app, rpc_app
+from bitcell_sim.devnet.node.sigcache import SignatureCache
+from bitcell_sim.devnet.node.store import ChainStore
+from bitcell_sim.devnet.node.tournament import Offer, Tournament
+from bitcell_sim.errors import DevnetError, RpcError
+from bitcell_sim.protocol import admission
+from bitcell_sim.protocol import params as rpc_params
+from bitcell_sim.protocol.bincode import Reader
+from bitcell_sim.protocol.block import Block, BlockHeader, genesis_block
+from bitcell_sim.protocol.consensus import ChainTip, Phase, PhaseWindow, RoundSchedule, is_better
+from bitcell_sim.protocol.consensus import winner as choose_winner
+from bitcell_sim.protocol.errors import DecodeError, ProtocolError
+from bitcell_sim.protocol.hexcodec import hexbytes
+from bitcell_sim.protocol.identity import funded_sender, node_keypair
+from bitcell_sim.protocol.jsonrpc import INVALID_PARAMS
+from bitcell_sim.protocol.p2p import (
+    BlockMessage,
+    Blocks,
+    Commitment,
+    GetBlocks,
+    GetPeers,
+    Message,
+    Peers,
+    Reveal,
+    Status,
+    TransactionMessage,
+    decode_message,
+    encode_frame,
+)
+from bitcell_sim.protocol.transaction import Transaction
+
+log = logging.getLogger("bitcell_sim.devnet.node")
+
+_LENGTH = struct.Struct(">I")
+#: A node more than this many blocks behind the best peer reports "syncing" (503).
+SYNCING_LAG_BLOCKS = 2
+SYNC_TIMEOUT_S = 5.0
+SYNC_WATCH_INTERVAL_S = 1.0
+#: Bytes of blocks put in one ``Blocks`` answer (frames are capped at 10 MB).
+SYNC_MAX_BYTES = 8_000_000
+MAX_ORPHANS = 256
+MAX_REJECTED = 4096
+HTTP_SHUTDOWN_TIMEOUT_S = 0.5
+
+_PHASE_GAUGE = {Phase.IDLE: 0, Phase.COMMIT: 1, Phase.REVEAL: 2, Phase.BATTLE: 3}
+
+
+def short(block_hash: bytes) -> str:
+    return block_hash.hex()[:12]
+
+
+def approx_block_size(block: Block) -> int:
+    """Encoded size of ``block`` without encoding it (header + signature ~ 300 bytes)."""
+    return 300 + sum(tx.size_bytes for tx in block.transactions)
+
+
+@dataclass
+class SyncRequest:
+    peer: str
+    from_height: int
+    sent_s: float
+
+
+class Node:
+    """A BitCell-compatible devnet node (see the module docstring)."""
+
+    def __init__(self, settings: NodeSettings) -> None:
+        self.settings = settings
+        self.name = settings.name
+        topo = settings.topology
+        proto = topo.protocol
+        config = settings.config
+        self.schedule = RoundSchedule(
+            genesis_time_s=config.genesis_time_unix_s,
+            commit_s=proto.commit_s,
+            reveal_s=proto.reveal_s,
+            battle_s=proto.battle_s,
+        )
+        network = settings.network
+        self.names_by_key = {node_keypair(network, n).public_key: n for n in topo.nodes}
+        self.validator_keys = frozenset(
+            node_keypair(network, n).public_key for n in topo.validators
+        )
+        self.own_key = settings.keypair.public_key
+        self.tournament = Tournament(
+            self.schedule, self.validator_keys, settings.keypair if settings.is_validator else None
+        )
+        self.metrics = NodeMetrics()
+        self.traffic = Traffic()
+        self.sigcache = SignatureCache()
+        self.pool = TxPool(proto.tx_pool_capacity)
+        allocations = {
+            funded_sender(network, i).public_key: topo.genesis.balance
+            for i in range(topo.genesis.funded_accounts)
+        }
+        self.genesis = genesis_block(network, int(config.genesis_time_unix_s), allocations)
+        self.store = ChainStore(config.data_dir)
+        try:
+            self.chain = Chain(
+                self.store,
+                self.genesis,
+                allocations,
+                proto.block_reward,
+                proto.max_txs_per_block,
+                self.sigcache,
+            )
+        except BaseException:
+            self.store.close()
+            raise
+        self.gossip_interval_s = proto.gossip.tx_batch_interval_s
+        self.fanout = proto.gossip.fanout
+        # Txs are relayed only where some node is not a direct peer of every other.
+        self.relay_txs = topo.peers != "full_mesh"
+        self.sync_batch = proto.sync_batch_blocks
+
+        self.links: dict[str, PeerLink] = {}
+        self.p2p = P2PServer(self.own_key, self.names_by_key, self.traffic, self.on_payload)
+        self.peer_tips: dict[str, ChainTip] = {}
+        self.orphans: OrderedDict[bytes, Block] = OrderedDict()
+        self.rejected: OrderedDict[bytes, None] = OrderedDict()
+        self._tx_gossip: list[tuple[bytes, bytes, str | None]] = []
+        self._gossip_handle: asyncio.TimerHandle | None = None
+        self._status_handle: asyncio.Handle | None = None
+        self._sync: SyncRequest | None = None
+        self._sync_step: dict[str, int] = {}
+        self._own_reveals: dict[int, Reveal] = {}
+        self._winners: dict[int, bytes | None] = {}
+        self._seen_consensus: OrderedDict[bytes, None] = OrderedDict()
+        self._active_miners = 0
+        self._blocks_by_proposer: dict[bytes, int] = {}
+        for h in range(1, self.chain.height + 1):
+            proposer = self.chain.records[self.chain.canonical[h]].header.proposer
+            self._blocks_by_proposer[proposer] = self._blocks_by_proposer.get(proposer, 0) + 1
+        self._tasks: list[asyncio.Task[None]] = []
+        self._runners: list[web.AppRunner] = []
+        self._was_syncing = False
+
+    # ---- lifecycle ------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Bind the three ports (``DevnetError`` naming a busy one), then dial and tick."""
+        spec = self.settings.spec
+        host = self.settings.config.host
+        await self._bind("p2p", spec.p2p_port, self.p2p.start(host, spec.p2p_port))
+        for what, port, app in (
+            ("rpc", spec.rpc_port, rpc_app(self)),
+            ("metrics", spec.metrics_port, metrics_app(self)),
+        ):
+            runner = web.AppRunner(app, access_log=None, shutdown_timeout=HTTP_SHUTDOWN_TIMEOUT_S)
+            await runner.setup()
+            self._runners.append(runner)
+            await self._bind(what, port, web.TCPSite(runner, host, port).start())
+        for peer, (peer_host, peer_port) in self.settings.peers.items():
+            link = PeerLink(
+                peer,
+                peer_host,
+                peer_port,
+                self.own_key,
+                node_keypair(self.settings.network, peer).public_key,
+                self.traffic,
+                self._on_peer_up,
+                self._on_peer_down,
+            )
+            self.links[peer] = link
+            self._spawn(link.run(), f"link-{peer}")
+        self._spawn(self._round_loop(), "rounds")
+        self._spawn(self._sync_watch(), "sync")
+        wait_s = self.schedule.genesis_time_s - time.time()
+        log.info(
+            "started node=%s role=%s height=%d tip=%s rpc=%s:%d p2p=%d metrics=%d peers=%s%s",
+            self.name,
+            self.settings.spec.role,
+            self.chain.height,
+            short(self.chain.tip_hash),
+            host,
+            spec.rpc_port,
+            spec.p2p_port,
+            spec.metrics_port,
+            ",".join(self.links) or "-",
+            f" genesis_in_s={wait_s:.1f}" if wait_s > 0 else "",
+        )
+
+    async def _bind(self, what: str, port: int, start: Any) -> None:
+        try:
+            await start
+        except OSError as exc:
+            busy = exc.errno == errno.EADDRINUSE
+            reason = "is already in use" if busy else f"cannot be bound: {exc.strerror or exc}"
+            raise DevnetError(f"node {self.name}: {what} port {port} {reason}") from None
+
+    def _spawn(self, coro: Any, name: str) -> None:
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        task.add_done_callback(self._task_done)
+        self._tasks.append(task)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            log.error("task %s failed", task.get_name(), exc_info=task.exception())
+
+    async def stop(self) -> None:
+        """Close sockets, stop tasks and checkpoint the database (well within 2 s)."""
+        for link in self.links.values():
+            link.close()
+        self.p2p.close()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._gossip_handle is not None:
+            self._gossip_handle.cancel()
+        for runner in self._runners:
+            await runner.cleanup()
+        self.store.close()
+        log.info("stopped node=%s height=%d", self.name, self.chain.height)
+
+    def close_store(self) -> None:
+        """Close the database when ``start`` failed (``stop`` does it otherwise)."""
+        self.store.close()
+
+    # ---- views used by RPC and metrics ----------------------------------------------------
+
+    @property
+    def peer_count(self) -> int:
+        return sum(1 for link in self.links.values() if link.up)
+
+    @property
+    def best_peer_height(self) -> int:
+        return max((tip.height for tip in self.peer_tips.values()), default=0)
+
+    @property
+    def is_syncing(self) -> bool:
+        return self.chain.height < self.best_peer_height - SYNCING_LAG_BLOCKS
+
+    def sync_progress(self) -> float:
+        best = max(self.best_peer_height, self.chain.height)
+        return 100.0 if best == 0 else 100.0 * self.chain.height / best
+
+    def phase_now(self) -> PhaseWindow:
+        return self.schedule.phase_at(time.time())
+
+    def metric_values(self) -> dict[str, float]:
+        peers = self.peer_count
+        t = self.traffic
+        trusts = [
+            (self._blocks_by_proposer.get(k, 0) + 0.8) / (self._blocks_by_proposer.get(k, 0) + 2)
+            for k in self.validator_keys
+        ]
+        return {
+            "bitcell_chain_height": self.chain.height,
+            "bitcell_sync_progress": round(self.sync_progress(), 3),
+            "bitcell_peer_count": peers,
+            "bitcell_dht_peer_count": peers,
+            "bitcell_bytes_sent_total": t.bytes_sent,
+            "bitcell_bytes_received_total": t.bytes_received,
+            "bitcell_messages_sent_total": t.messages_sent,
+            "bitcell_messages_received_total": t.messages_received,
+            "bitcell_pending_txs": len(self.pool),
+            "bitcell_txs_processed_total": self.metrics.txs_processed,
+            "bitcell_proofs_generated_total": 0,
+            "bitcell_proofs_verified_total": 0,
+            "bitcell_active_miners": self._active_miners,
+            "bitcell_banned_miners": 0,
+            "bitcell_average_trust_score": round(sum(trusts) / len(trusts), 3) if trusts else 0,
+            "bitcell_slashing_events_total": 0,
+            "bitcell_round_phase": _PHASE_GAUGE[self.phase_now().phase],
+            "bitcell_best_peer_height": self.best_peer_height,
+            "bitcell_reorgs_total": self.metrics.reorgs,
+            "bitcell_txs_rejected_total": self.metrics.txs_rejected,
+        }
+
+    # ---- transactions ---------------------------------------------------------------------
+
+    def submit_transaction(self, params: Any) -> str:
+        """``eth_sendRawTransaction``: admission against the confirmed state, pool, gossip."""
+        try:
+            raw = rpc_params.raw_transaction_param(params)
+            try:
+                tx = Transaction.decode(raw)
+            except DecodeError as exc:
+                raise admission.deserialize_error(str(exc)) from None
+            tx_id = tx.tx_id()
+            if not self.sigcache.verify(tx, tx_id):
+                raise RpcError(INVALID_PARAMS, admission.MSG_INVALID_SIGNATURE)
+            admission.check_account_rules(tx, self.chain.account(tx.sender))
+            self.pool.add(tx, tx_id)
+        except RpcError:
+            self.metrics.txs_rejected += 1
+            raise
+        self._queue_tx_gossip(tx_id, encode_frame(TransactionMessage(tx)), None)
+        return hexbytes(tx_id)
+
+    def _on_gossip_tx(self, peer: str, tx: Transaction, payload: bytes) -> None:
+        tx_id = tx.tx_id()
+        if tx_id in self.pool or tx_id in self.chain.tx_index:
+            return
+        if not self.sigcache.verify(tx, tx_id):
+            log.debug("tx %s from %s: invalid signature", tx_id.hex()[:12], peer)
+            return
+        try:
+            admission.check_account_rules(tx, self.chain.account(tx.sender))
+        except RpcError:
+            return
+        if self.pool.check_room(tx_id) is not None:
+            return
+        self.pool.add(tx, tx_id)
+        if self.relay_txs:
+            self._queue_tx_gossip(tx_id, _LENGTH.pack(len(payload)) + payload, peer)
+
+    def _queue_tx_gossip(self, tx_id: bytes, frame: bytes, origin: str | None) -> None:
+        self._tx_gossip.append((tx_id, frame, origin))
+        if self._gossip_handle is None:
+            loop = asyncio.get_running_loop()
+            self._gossip_handle = loop.call_later(self.gossip_interval_s, self._flush_tx_gossip)
+
+    def _fanout_peers(self, tx_id: bytes) -> set[str]:
+        ranked = sorted(self.links, key=lambda n: hashlib.sha256(tx_id + n.encode()).digest())
+        return set(ranked[: self.fanout])
+
+    def _flush_tx_gossip(self) -> None:
+        self._gossip_handle = None
+        batch, self._tx_gossip = self._tx_gossip, []
+        limited = 0 < self.fanout < len(self.links)
+        chosen = {tx_id: self._fanout_peers(tx_id) for tx_id, _, _ in batch} if limited else {}
+        for name, link in self.links.items():
+            if not link.up:
+                continue
+            frames = [
+                frame
+                for tx_id, frame, origin in batch
+                if origin != name and (not limited or name in chosen[tx_id])
+            ]
+            link.send_many(frames)
+
+    # ---- peers ----------------------------------------------------------------------------
+
+    def _on_peer_up(self, link: PeerLink) -> None:
+        log.info(
+            "peer connected peer=%s address=%s:%d peers=%d",
+            link.name,
+            link.host,
+            link.port,
+            self.peer_count,
+        )
+        link.send(encode_frame(Status(self.chain.height, self.chain.tip_hash)))
+        # Txs admitted while this peer was unreachable would otherwise never reach it.
+        entries = self.pool.entries()
+        if entries:
+            link.send_many([encode_frame(TransactionMessage(e.tx)) for e in entries])
+
+    def _on_peer_down(self, link: PeerLink) -> None:
+        log.info("peer disconnected peer=%s peers=%d", link.name, self.peer_count)
+        if self._sync is not None and self._sync.peer == link.name:
+            self._sync = None
+
+    def _send_to(self, peer: str, frame: bytes) -> None:
+        link = self.links.get(peer)
+        if link is not None:
+            link.send(frame)
+
+    def _flood(self, frame: bytes, except_peer: str | None) -> None:
+        for name, link in self.links.items():
+            if name != except_peer and link.up:
+                link.send(frame)
+
+    def _note_tip(self, peer: str, height: int, block_hash: bytes, *, replace: bool) -> None:
+        current = self.peer_tips.get(peer)
+        tip = ChainTip(height, block_hash)
+        if replace or current is None or is_better(tip, current):
+            self.peer_tips[peer] = tip
+
+    # ---- inbound messages -----------------------------------------------------------------
+
+    def on_payload(self, peer: str, payload: bytes) -> None:
+        """One frame payload received from ``peer`` on an inbound connection."""
+        try:
+            if payload_variant(payload) == BlockMessage.INDEX and self._known_block(peer, payload):
+                return
+            message = decode_message(payload)
+        except (DecodeError, ProtocolError, KeyError) as exc:
+            log.warning("undecodable message from %s: %s", peer, exc)
+            return
+        self._dispatch(peer, message, payload)
+
+    def _known_block(self, peer: str, payload: bytes) -> bool:
+        """Skip decoding a flooded block we already hold (only its header is read)."""
+        header = BlockHeader.read(Reader(payload, 4))
+        block_hash = header.hash()
+        if block_hash in self.chain.records or block_hash in self.orphans:
+            self._note_tip(peer, header.height, block_hash, replace=False)
+            return True
+        return block_hash in self.rejected
+
+    def _dispatch(self, peer: str, message: Message, payload: bytes) -> None:
+        if isinstance(message, TransactionMessage):
+            self._on_gossip_tx(peer, message.transaction, payload)
+        elif isinstance(message, BlockMessage):
+            self._on_block(peer, message.block, payload)
+        elif isinstance(message, Commitment | Reveal):
+            self._on_consensus(peer, message, payload)
+        elif isinstance(message, Status):
+            self._note_tip(peer, message.height, message.tip_hash, replace=True)
+            self._maybe_sync()
+        elif isinstance(message, GetBlocks):
+            self._serve_blocks(peer, message)
+        elif isinstance(message, Blocks):
+            self._on_blocks(peer, message.blocks)
+        elif isinstance(message, GetPeers):
+            addresses = tuple(f"{link.host}:{link.port}" for link in self.links.values())
+            self._send_to(peer, encode_frame(Peers(addresses)))
+
+    def _on_consensus(self, peer: str, message: Commitment | Reveal, payload: bytes) -> None:
+        digest = hashlib.sha256(payload).digest()
+        if digest in self._seen_consensus:
+            return
+        self._seen_consensus[digest] = None
+        if len(self._seen_consensus) > 4096:
+            self._seen_consensus.popitem(last=False)
+        now = time.time()
+        if isinstance(message, Commitment):
+            outcome = self.tournament.offer_commitment(message, now)
+        else:
+            outcome = self.tournament.offer_reveal(message, now)
+        if outcome in (Offer.COUNTED, Offer.LATE):
+            self._flood(_LENGTH.pack(len(payload)) + payload, peer)
+        if outcome is Offer.LATE:
+            log.debug(
+                "late %s from %s round=%d miner=%s",
+                type(message).__name__.lower(),
+                peer,
+                message.round_index,
+                self._who(message.miner),
+            )
+
+    # ---- blocks ---------------------------------------------------------------------------
+
+    def _who(self, key: bytes) -> str:
+        return self.names_by_key.get(key, key.hex()[:16])
+
+    def production_time_s(self, timestamp: int) -> float:
+        """When a block stamped ``timestamp`` (whole seconds) was made: the round end just at
+        or after it (blocks are made at round ends), else the timestamp itself."""
+        s = self.schedule
+        k = math.ceil((timestamp - s.genesis_time_s) / s.round_s)
+        boundary = s.genesis_time_s + k * s.round_s
+        return boundary if k >= 1 and 0 <= boundary - timestamp < 1.0 else float(timestamp)
+
+    def _on_block(self, peer: str, block: Block, payload: bytes) -> None:
+        block_hash = block.hash()
+        self._note_tip(peer, block.height, block_hash, replace=False)
+        result = self._import(block, payload[4:], peer, "gossip")
+        if result.status in (ImportStatus.CANONICAL, ImportStatus.SIDE):
+            self._flood(_LENGTH.pack(len(payload)) + payload, peer)
+            self._connect_orphans(block_hash)
+        elif result.status is ImportStatus.ORPHAN:
+            self._add_orphan(block)
+            self._maybe_sync()
+
+    def _import(
+        self, block: Block, raw: bytes | None, source: str | None, via: str
+    ) -> ImportResult:
+        received_s = time.time()
+        result = self.chain.import_block(block, raw)
+        status = result.status
+        if status is ImportStatus.CANONICAL:
+            self._on_canonical(result, block, source, via, received_s)
+        elif status is ImportStatus.SIDE:
+            log.info(
+                "block stored on side branch height=%d hash=%s proposer=%s via=%s from=%s",
+                block.height,
+                short(result.block_hash),
+                self._who(block.header.proposer),
+                via,
+                source or "-",
+            )
+        elif status is ImportStatus.INVALID:
+            self.rejected[result.block_hash] = None
+            if len(self.rejected) > MAX_REJECTED:
+                self.rejected.popitem(last=False)
+            log.warning(
+                "block rejected height=%d hash=%s from=%s: %s",
+                block.height,
+                short(result.block_hash),
+                source or "-",
+                result.error,
+            )
+        return result
+
+    def _on_canonical(
+        self, result: ImportResult, block: Block, source: str | None, via: str, received_s: float
+    ) -> None:
+        chain = self.chain
+        included: list[bytes] = []
+        for connected in result.connected:
+            included.extend(chain.records[connected.hash()].tx_ids)
+            proposer = connected.header.proposer
+            self._blocks_by_proposer[proposer] = self._blocks_by_proposer.get(proposer, 0) + 1
+        self.pool.remove(included)
+        self.metrics.txs_processed += len(included)
+        if result.disconnected:
+            self.metrics.reorgs += 1
+            returned = 0
+            for orphaned in result.disconnected:
+                proposer = orphaned.header.proposer
+                self._blocks_by_proposer[proposer] -= 1
+                for tx in orphaned.transactions:
+                    tx_id = tx.tx_id()
+                    if tx_id not in chain.tx_index and self.pool.restore(tx, tx_id):
+                        returned += 1
+            stale = self.pool.drop_stale(chain.account)
+            log.info(
+                "reorg depth=%d new_height=%d tip=%s old_tip=%s returned_txs=%d dropped_txs=%d",
+                len(result.disconnected),
+                chain.height,
+                short(chain.tip_hash),
+                short(result.disconnected[0].hash()),
+                returned,
+                len(stale),
+            )
+        else:
+            self.pool.drop_stale(chain.account, {tx.sender for tx in block.transactions})
+        delay = ""
+        if via == "gossip":
+            delay_s = received_s - self.production_time_s(block.header.timestamp)
+            self.metrics.propagation.observe(max(delay_s, 0.0))
+            delay = f" delay_s={delay_s:.3f}"
+        if via != "sync" or result.height % 50 == 0 or result.height >= self.best_peer_height:
+            log.info(
+                "block %s height=%d hash=%s proposer=%s txs=%d via=%s from=%s pool=%d%s",
+                "produced" if via == "own" else "imported",
+                block.height,
+                short(result.block_hash),
+                self._who(block.header.proposer),
+                len(block.transactions),
+                via,
+                source or "-",
+                len(self.pool),
+                delay,
+            )
+        if self._status_handle is None:
+            # After the caller has flooded the block itself, so peers never see the tip first.
+            self._status_handle = asyncio.get_running_loop().call_soon(self._flood_status)
+        syncing = self.is_syncing
+        if self._was_syncing and not syncing:
+            log.info(
+                "sync complete height=%d best_peer_height=%d", chain.height, self.best_peer_height
+            )
+        self._was_syncing = syncing
+
+    def _flood_status(self) -> None:
+        self._status_handle = None
+        self._flood(encode_frame(Status(self.chain.height, self.chain.tip_hash)), None)
+
+    def _add_orphan(self, block: Block) -> None:
+        self.orphans[block.hash()] = block
+        while len(self.orphans) > MAX_ORPHANS:
+            self.orphans.popitem(last=False)
+
+    def _connect_orphans(self, parent_hash: bytes) -> None:
+        """Import orphans whose parent just arrived (and their children, transitively)."""
+        parents = [parent_hash]
+        while parents and self.orphans:
+            parent = parents.pop()
+            children = [b for b in self.orphans.values() if b.header.prev_hash == parent]
+            for child in children:
+                del self.orphans[child.hash()]
+                result = self._import(child, None, None, "orphan")
+                if result.status in (ImportStatus.CANONICAL, ImportStatus.SIDE):
+                    parents.append(child.hash())
+
+    # ---- sync -----------------------------------------------------------------------------
+
+    async def _sync_watch(self) -> None:
+        while True:
+            await asyncio.sleep(SYNC_WATCH_INTERVAL_S)
+            self._maybe_sync()
+
+    def _maybe_sync(self) -> None:
+        """Ask the peer with the best unknown tip for blocks, one request at a time."""
+        if self._sync is not None:
+            if time.monotonic() - self._sync.sent_s < SYNC_TIMEOUT_S:
+                return
+            log.info("sync request to %s timed out", self._sync.peer)
+            self._sync = None
+        best: tuple[str, ChainTip] | None = None
+        for peer, tip in self.peer_tips.items():
+            link = self.links.get(peer)
+            if link is None or not link.up or tip.block_hash in self.chain.records:
+                continue
+            if not is_better(tip, self.chain.tip_key):
+                continue
+            if best is None or is_better(tip, best[1]):
+                best = (peer, tip)
+        if best is None:
+            return
+        peer, tip = best
+        self._request_blocks(peer, min(self.chain.height + 1, tip.height))
+
+    def _request_blocks(self, peer: str, from_height: int) -> None:
+        self._send_to(peer, encode_frame(GetBlocks(from_height, self.sync_batch)))
+        self._sync = SyncRequest(peer, from_height, time.monotonic())
+        log.debug("sync request peer=%s from_height=%d", peer, from_height)
+
+    def _serve_blocks(self, peer: str, request: GetBlocks) -> None:
+        count = min(request.max_count, self.sync_batch)
+        blocks: list[Block] = []
+        size = 0
+        for block in self.chain.canonical_range(request.from_height, count):
+            size += approx_block_size(block)
+            if blocks and size > SYNC_MAX_BYTES:
+                break
+            blocks.append(block)
+        self._send_to(peer, encode_frame(Blocks(tuple(blocks))))
+
+    def _on_blocks(self, peer: str, blocks: Iterable[Block]) -> None:
+        blocks = list(blocks)
+        if self._sync is not None and self._sync.peer == peer:
+            self._sync = None
+        if not blocks:
+            # The peer has nothing there: its announced tip is gone (e.g. it restarted).
+            self.peer_tips.pop(peer, None)
+            return
+        first = blocks[0]
+        if first.header.prev_hash not in self.chain.records:
+            if first.height <= 1:
+                log.error("peer %s serves a chain with another genesis: not syncing from it", peer)
+                self.peer_tips.pop(peer, None)
+                return
+            # Our chains fork below this batch: step back, twice as far each time.
+            step = self._sync_step.get(peer, self.sync_batch)
+            self._sync_step[peer] = step * 2
+            self._request_blocks(peer, max(1, first.height - step))
+            return
+        self._sync_step.pop(peer, None)
+        for block in blocks:
+            result = self._import(block, None, peer, "sync")
+            if result.status is ImportStatus.INVALID:
+                self.peer_tips.pop(peer, None)
+                return
+            if result.status in (ImportStatus.CANONICAL, ImportStatus.SIDE):
+                self._connect_orphans(result.block_hash)
+        log.info(
+            "sync progress peer=%s received=%d..%d height=%d best_peer_height=%d",
+            peer,
+            first.height,
+            blocks[-1].height,
+            self.chain.height,
+            self.best_peer_height,
+        )
+        tip = self.peer_tips.get(peer)
+        if (
+            tip is not None
+            and tip.block_hash not in self.chain.records
+            and is_better(tip, self.chain.tip_key)
+        ):
+            self._request_blocks(peer, blocks[-1].height + 1)
+        else:
+            self._maybe_sync()
+
+    # ---- rounds ---------------------------------------------------------------------------
+
+    async def _round_loop(self) -> None:
+        handled: tuple[int, Phase] | None = None
+        while True:
+            now = time.time()
+            window = self.schedule.phase_at(now)
+            key = (window.round_index, window.phase)
+            if key == handled or now < window.end_s:
+                # Sleep to the end of this phase (a hair past it, so we wake inside the next).
+                await asyncio.sleep(max(window.end_s - now, 0.0) + 0.0005)
+                if key == handled:
+                    continue
+            handled = key
+            try:
+                self._on_phase_end(window)
+            except Exception:
+                log.exception("round %d: %s end handling failed", *key)
+
+    def _on_phase_end(self, window: PhaseWindow) -> None:
+        r, phase = window.round_index, window.phase
+        if phase is Phase.IDLE:
+            self._commit(0)
+        elif phase is Phase.COMMIT:
+            self._reveal(r)
+        elif phase is Phase.REVEAL:
+            self._choose_winner(r)
+        elif phase is Phase.BATTLE:
+            if self._winners.pop(r, None) == self.own_key:
+                self._produce(r)
+            self._commit(r + 1)
+
+    def _commit(self, round_index: int) -> None:
+        self.tournament.prune(round_index)
+        for old in [r for r in self._winners if r < round_index - 2]:
+            del self._winners[old]
+        self._own_reveals.clear()
+        if not self.settings.is_validator or self.is_syncing:
+            return
+        commitment, reveal = self.tournament.own_messages(round_index, self.chain.tip_hash)
+        self.tournament.offer_commitment(commitment, time.time(), verified=True)
+        self._own_reveals[round_index] = reveal
+        self._flood(encode_frame(commitment), None)
+
+    def _reveal(self, round_index: int) -> None:
+        reveal = self._own_reveals.pop(round_index, None)
+        if reveal is None:
+            return
+        self.tournament.offer_reveal(reveal, time.time(), verified=True)
+        self._flood(encode_frame(reveal), None)
+
+    def _choose_winner(self, round_index: int) -> None:
+        participants = self.tournament.participants(round_index)
+        self._active_miners = len(participants)
+        if not participants:
+            self._winners[round_index] = None
+            return
+        chosen = choose_winner(self.chain.tip_hash, participants)
+        self._winners[round_index] = chosen
+        log.debug(
+            "round=%d winner=%s participants=%d", round_index, self._who(chosen), len(participants)
+        )
+
+    def _produce(self, round_index: int) -> None:
+        if self.is_syncing:
+            log.info("round=%d won but syncing: no block", round_index)
+            return
+        block = self.chain.build_block(self.settings.keypair, self.pool.ordered(), int(time.time()))
+        result = self._import(block, None, None, "own")
+        if result.status is ImportStatus.CANONICAL:
+            self._flood(encode_frame(BlockMessage(block)), None)
+        else:
+            log.error(
+                "own block for round %d not adopted: %s %s",
+                round_index,
+                result.status,
+                result.error,
+            )

@@ -1,0 +1,311 @@
+"""The node's HTTP side: JSON-RPC on ``POST /rpc``, ``GET /health``, ``GET /metrics``.
+
+``RpcApi`` answers one parsed request object with the BitCell node's exact result shapes and
+errors (FACTS §1.2). ``read_request`` reproduces axum 0.7's ``Json`` extractor in front of it:
+415 for a non-JSON content type, 413 over 2 MB, 400 for bad JSON, 422 for a body that is not
+a request object (a batch array included), each with axum's plain-text body. ``rpc_app`` and
+``metrics_app`` build the aiohttp applications of the RPC and metrics ports.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from bitcell_sim.devnet.node.replay import battle_replay
+from bitcell_sim.errors import RpcError
+from bitcell_sim.protocol import jsonrpc as j
+from bitcell_sim.protocol import params as p
+from bitcell_sim.protocol.block import block_json, transaction_json
+from bitcell_sim.protocol.consensus import Phase
+from bitcell_sim.protocol.hexcodec import quantity
+from bitcell_sim.protocol.metrics import PROMETHEUS_CONTENT_TYPE
+
+if TYPE_CHECKING:
+    from bitcell_sim.devnet.node.node import Node
+
+log = logging.getLogger(__name__)
+
+#: axum 0.7's body for a request over the body limit.
+BODY_TOO_LARGE = "Failed to buffer the request body: length limit exceeded"
+GAS_PRICE = "0x3b9aca00"
+VERSION = "0.1.0"
+NETWORK_ID = "bitcell-testnet"
+MINER_STATS = {
+    "aggression_index": 0.5,
+    "finals_reached": 3,
+    "miner": "TODO",
+    "tournaments_played": 10,
+    "volatility_index": 0.2,
+    "win_rate": 0.6,
+}
+_REQUEST_FIELDS = frozenset(("jsonrpc", "method", "params", "id"))
+
+
+class HttpReject(Exception):
+    """An HTTP-level refusal (status and plain-text body) before JSON-RPC handling."""
+
+    def __init__(self, status: int, text: str) -> None:
+        self.status = status
+        self.text = text
+        super().__init__(f"{status}: {text}")
+
+
+def is_json_content_type(value: str | None) -> bool:
+    """axum's check: a parseable mime ``application/json`` or ``application/*+json``."""
+    if not value:
+        return False
+    essence = value.split(";", 1)[0].strip().lower()
+    kind, sep, subtype = essence.partition("/")
+    if not sep or kind != "application" or not subtype or " " in subtype:
+        return False
+    return subtype == "json" or subtype.endswith("+json")
+
+
+class _Object(dict[str, Any]):
+    """A parsed JSON object that remembers keys it saw twice (serde refuses those)."""
+
+    duplicates: frozenset[str] = frozenset()
+
+
+def _object(pairs: list[tuple[str, Any]]) -> _Object:
+    obj = _Object()
+    seen: set[str] = set()
+    for key, value in pairs:
+        if key in obj:
+            seen.add(key)
+        obj[key] = value
+    if seen:
+        obj.duplicates = frozenset(seen)
+    return obj
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"invalid number {name}")
+
+
+def parse_request_body(raw: bytes) -> dict[str, Any]:
+    """Bytes of a ``POST /rpc`` body -> the request object, or ``HttpReject`` 400/422."""
+    try:
+        text = raw.decode("utf-8")
+        body = json.loads(text, object_pairs_hook=_object, parse_constant=_no_constant)
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise HttpReject(j.HTTP_BAD_REQUEST, f"{j.BODY_INVALID_JSON_PREFIX}: {exc}") from None
+    shape = j.request_shape_error(body)
+    if shape is not None:
+        raise HttpReject(j.HTTP_UNPROCESSABLE, shape)
+    duplicated = sorted(body.duplicates & _REQUEST_FIELDS) if isinstance(body, _Object) else []
+    if duplicated:
+        raise HttpReject(
+            j.HTTP_UNPROCESSABLE, f"{j.BODY_WRONG_SHAPE_PREFIX}: duplicate field `{duplicated[0]}`"
+        )
+    return body
+
+
+async def read_request(request: web.Request) -> dict[str, Any]:
+    """axum 0.7's ``Json`` extractor: content type, then body limit, then syntax, then shape."""
+    if not is_json_content_type(request.headers.get("Content-Type")):
+        raise HttpReject(j.HTTP_UNSUPPORTED_MEDIA_TYPE, j.BODY_WRONG_CONTENT_TYPE)
+    length = request.content_length
+    if length is not None and length > j.MAX_BODY_BYTES:
+        raise HttpReject(j.HTTP_PAYLOAD_TOO_LARGE, BODY_TOO_LARGE)
+    try:
+        raw = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise HttpReject(j.HTTP_PAYLOAD_TOO_LARGE, BODY_TOO_LARGE) from None
+    return parse_request_body(raw)
+
+
+class RpcApi:
+    """The JSON-RPC methods of a BitCell node, answered from ``node``."""
+
+    def __init__(self, node: Node) -> None:
+        self.node = node
+        m = j.Method
+        self.handlers: dict[j.Method, Callable[[Any], Any]] = {
+            m.BLOCK_NUMBER: lambda _: quantity(node.chain.height),
+            m.GET_BLOCK_BY_NUMBER: self.get_block_by_number,
+            m.GET_TRANSACTION_BY_HASH: self.get_transaction_by_hash,
+            m.GET_BALANCE: self.get_balance,
+            m.SEND_RAW_TRANSACTION: node.submit_transaction,
+            m.GET_TRANSACTION_COUNT: self.get_transaction_count,
+            m.GAS_PRICE: lambda _: GAS_PRICE,
+            m.GET_NODE_INFO: self.get_node_info,
+            m.GET_PEER_COUNT: lambda _: node.peer_count,
+            m.GET_NETWORK_METRICS: self.get_network_metrics,
+            m.GET_TOURNAMENT_STATE: self.get_tournament_state,
+            m.SUBMIT_COMMITMENT: self.submit_commitment,
+            m.SUBMIT_REVEAL: self.submit_reveal,
+            m.GET_BATTLE_REPLAY: lambda params: battle_replay(p.battle_replay_param(params)),
+            m.GET_REPUTATION: self.get_reputation,
+            m.GET_MINER_STATS: lambda _: dict(MINER_STATS),
+            m.GET_PENDING_BLOCK_INFO: self.get_pending_block_info,
+        }
+
+    def handle(self, body: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        """(method name, response object) for one request object."""
+        request_id = body.get("id")
+        name = body["method"]
+        try:
+            j.check_version(body)
+            method = j.check_method(name)
+            result = self.handlers[method](body.get("params"))
+        except RpcError as exc:
+            return name, j.error_response_from(request_id, exc)
+        except Exception:
+            # A bug, not a client error: answer rather than drop the connection with a 500.
+            log.exception("internal error handling %s", name)
+            return name, j.error_response(request_id, j.INTERNAL_ERROR, "Internal error")
+        return name, j.success_response(request_id, result)
+
+    # ---- methods --------------------------------------------------------------------------
+
+    def get_block_by_number(self, params: Any) -> Any:
+        query = p.block_by_number_params(params)
+        chain = self.node.chain
+        height = chain.height if query.height is None else query.height
+        block = chain.block_at(height)
+        return None if block is None else block_json(block, query.full_transactions)
+
+    def get_transaction_by_hash(self, params: Any) -> Any:
+        found = self.node.chain.find_transaction(p.tx_hash_param(params))
+        if found is None:
+            return None
+        block, index = found
+        return transaction_json(block.transactions[index], block.hash(), block.height, index)
+
+    def get_balance(self, params: Any) -> str:
+        account = self.node.chain.account(p.address_param(params))
+        return quantity(account.balance if account else 0)
+
+    def get_transaction_count(self, params: Any) -> str:
+        account = self.node.chain.account(p.address_param(params))
+        return quantity(account.nonce if account else 0)
+
+    def get_node_info(self, _: Any) -> dict[str, Any]:
+        node = self.node
+        return {
+            "api_version": "0.1-alpha",
+            "capabilities": ["bitcell/1"],
+            "chain_height": node.chain.height,
+            "network_id": NETWORK_ID,
+            "node_id": node.settings.keypair.public_key.hex(),
+            "node_type": "validator" if node.settings.is_validator else "full_node",
+            "peer_count": node.peer_count,
+            "protocol_version": "1",
+            "version": VERSION,
+        }
+
+    def get_network_metrics(self, _: Any) -> dict[str, Any]:
+        return {
+            "height": quantity(self.node.chain.height),
+            "peer_count": self.node.peer_count,
+            "version": VERSION,
+        }
+
+    def get_tournament_state(self, _: Any) -> dict[str, Any]:
+        chain = self.node.chain
+        height = chain.height
+        previous = chain.block_at(height - 1) if height >= 1 else None
+        last_winner = (
+            "None" if previous is None else f"PublicKey({previous.header.proposer[:8].hex()})"
+        )
+        return {
+            "block": quantity(height),
+            "current_round": height,
+            "last_winner": last_winner,
+            "phase": self.node.phase_now().phase.value,
+        }
+
+    def submit_commitment(self, params: Any) -> dict[str, bool]:
+        p.commitment_params(params)
+        phase = self.node.phase_now().phase
+        if phase is Phase.IDLE:
+            raise RpcError(j.SERVER_ERROR, j.MSG_NO_ACTIVE_TOURNAMENT)
+        if phase is not Phase.COMMIT:
+            raise RpcError(j.SERVER_ERROR, j.MSG_NOT_IN_COMMIT_PHASE)
+        return {"accepted": True}
+
+    def submit_reveal(self, params: Any) -> dict[str, bool]:
+        p.reveal_params(params)
+        if self.node.phase_now().phase is not Phase.REVEAL:
+            raise RpcError(j.SERVER_ERROR, j.MSG_NOT_IN_REVEAL_PHASE)
+        return {"accepted": True}
+
+    def get_reputation(self, params: Any) -> dict[str, Any]:
+        return {"miner": p.miner_id_param(params), "r": 10, "s": 2, "trust": 0.8}
+
+    def get_pending_block_info(self, _: Any) -> dict[str, Any]:
+        height = self.node.chain.height
+        pending = len(self.node.pool)
+        return {
+            "confirmed": quantity(height),
+            "pending": quantity(height + 1 if pending else height),
+            "pendingTransactions": pending,
+        }
+
+
+def _json_response(obj: Any, status: int = 200) -> web.Response:
+    return web.Response(
+        body=json.dumps(obj, separators=(",", ":")).encode(),
+        status=status,
+        content_type="application/json",
+    )
+
+
+def health_response(node: Node) -> web.Response:
+    """``{"status":"ok"|"syncing","chain_height":N,"peer_count":N}``, 503 while syncing."""
+    syncing = node.is_syncing
+    body = {
+        "status": "syncing" if syncing else "ok",
+        "chain_height": node.chain.height,
+        "peer_count": node.peer_count,
+    }
+    return _json_response(body, 503 if syncing else 200)
+
+
+def rpc_app(node: Node) -> web.Application:
+    """The RPC port: ``POST /rpc`` and ``GET /health``."""
+    api = RpcApi(node)
+    metrics = node.metrics
+
+    async def rpc(request: web.Request) -> web.StreamResponse:
+        started = time.perf_counter()
+        try:
+            body = await read_request(request)
+        except HttpReject as reject:
+            metrics.observe_rpc("", time.perf_counter() - started)
+            return web.Response(status=reject.status, text=reject.text)
+        method, response = api.handle(body)
+        out = _json_response(response)
+        metrics.observe_rpc(method, time.perf_counter() - started)
+        return out
+
+    async def health(_: web.Request) -> web.StreamResponse:
+        return health_response(node)
+
+    app = web.Application(client_max_size=j.MAX_BODY_BYTES + 1)
+    app.router.add_post("/rpc", rpc)
+    app.router.add_get("/health", health)
+    return app
+
+
+def metrics_app(node: Node) -> web.Application:
+    """The metrics port: ``GET /metrics`` (Prometheus text) and ``GET /health``."""
+
+    async def metrics(_: web.Request) -> web.StreamResponse:
+        text = node.metrics.render(node.metric_values())
+        return web.Response(body=text.encode(), headers={"Content-Type": PROMETHEUS_CONTENT_TYPE})
+
+    async def health(_: web.Request) -> web.StreamResponse:
+        return health_response(node)
+
+    app = web.Application()
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/health", health)
+    return app
