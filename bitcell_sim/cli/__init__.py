@@ -10,6 +10,7 @@ from __future__ import annotations
 import typer
 
 from bitcell_sim.cli import devnet as devnet_commands
+from bitcell_sim.cli import load as load_commands
 from bitcell_sim.cli import topology as topology_commands
 from bitcell_sim.cli.common import run_app
 
@@ -22,6 +23,7 @@ app = typer.Typer(
 )
 app.add_typer(topology_commands.app, name="topology")
 app.add_typer(devnet_commands.app, name="devnet")
+app.command("load")(load_commands.load)
 
 
 def main() -> None:
