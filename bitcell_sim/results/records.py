@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
+import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -79,7 +80,11 @@ REJECT_DUPLICATE = "already in pool"
 REJECT_UNREACHABLE = "unreachable"
 
 
-def to_table(name: str, columns: Mapping[str, Sequence[Any]]) -> pa.Table:
+#: A column as ``to_table`` takes it: a list, a numpy array, or an Arrow array (nulls masked).
+ColumnData: TypeAlias = Sequence[Any] | npt.NDArray[Any] | pa.Array
+
+
+def to_table(name: str, columns: Mapping[str, ColumnData]) -> pa.Table:
     """A table of the named record type from column lists, checked against its schema."""
     schema = TABLES[name]
     missing = [f.name for f in schema if f.name not in columns]

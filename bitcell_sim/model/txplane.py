@@ -1,0 +1,250 @@
+"""The transaction plane: admission into every node's pool and tx gossip, advanced lazily.
+
+:class:`TxPlane` owns the pools (membership, arrival order, size, peak), each tx's admission
+outcome and the txs in flight between nodes. The block side calls :meth:`TxPlane.advance` before
+it reads or changes a pool, then :meth:`select` (build a block), :meth:`apply_chain` (import or
+reorg) or :meth:`clear_pool` (a node goes down).
+
+Why lazy and vectorized: a tx accepted in batch window ``(k·I, (k+1)·I]`` leaves its node at
+tick ``(k+1)·I`` at the earliest, so within one window every node's admissions depend only on
+txs accepted before it; windows are processed whole, across all nodes, with numpy. When every
+up pool is either full or has room for everything that can reach it, a whole span between
+block events is processed in one step.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import numpy.typing as npt
+
+from bitcell_sim.model.flood import Flood
+from bitcell_sim.model.links import TickJitter
+from bitcell_sim.model.schedule import FaultSchedule
+from bitcell_sim.model.workload import Arrivals
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+BoolArray = npt.NDArray[np.bool_]
+
+#: Admission outcomes, as stored in :attr:`TxPlane.outcome`.
+ACCEPTED = 0
+POOL_FULL = 1
+UNREACHABLE = 2
+
+
+class TxPlane:
+    """Pools and tx gossip of ``node_count`` nodes for the txs of ``arrivals``."""
+
+    def __init__(
+        self,
+        arrivals: Arrivals,
+        node_count: int,
+        capacity: int,
+        validate_s: float,
+        interval_s: float,
+        flood: Flood,
+        ticks: TickJitter,
+        schedule: FaultSchedule,
+        tx_frame_bytes: int,
+        cpu_busy_s: FloatArray,
+    ) -> None:
+        count = len(arrivals)
+        self.arrivals = arrivals
+        self.node_count = node_count
+        self.capacity = capacity
+        self.validate_s = validate_s
+        self.interval_s = interval_s
+        self.flood = flood
+        self.ticks = ticks
+        self.schedule = schedule
+        self.tx_frame_bytes = tx_frame_bytes
+        self.cpu_busy_s = cpu_busy_s  # shared with block imports: one CPU per node
+        self.in_pool = np.zeros((node_count, count), dtype=np.bool_)
+        self.in_chain = np.zeros((node_count, count), dtype=np.bool_)
+        self.order = np.full((node_count, count), -1, dtype=np.int64)  # arrival order at node
+        self._next_order = np.zeros(node_count, dtype=np.int64)
+        self.pool_size = np.zeros(node_count, dtype=np.int64)
+        self.pool_peak = np.zeros(node_count, dtype=np.int64)
+        self.gossip_dropped_full = np.zeros(node_count, dtype=np.int64)
+        self.outcome = np.full(count, ACCEPTED, dtype=np.int8)
+        self.rpc_latency_s = np.full(count, np.nan)
+        self._next_submit = 0
+        self.done_s = -interval_s  # everything at or before this instant is processed
+        self._offer_s = np.empty(0)
+        self._offer_node = np.empty(0, dtype=np.int64)
+        self._offer_tx = np.empty(0, dtype=np.int64)
+        self._nodes = np.arange(node_count)
+        self.windows = 0  # exact window steps taken (a cost figure for the benchmark)
+        self.spans = 0  # whole-span steps taken
+
+    # ---- time ---------------------------------------------------------------------------
+
+    def advance(self, t_s: float) -> None:
+        """Process every submission and gossip arrival up to and including ``t_s``."""
+        submit_s = self.arrivals.submit_s
+        while self.done_s < t_s:
+            end = int(np.searchsorted(submit_s, t_s, side="right"))
+            due = self._offer_s <= t_s
+            if end == self._next_submit and not due.any():
+                self.done_s = t_s
+                return
+            room = self.capacity - self.pool_size
+            bound = np.bincount(self._offer_node[due], minlength=self.node_count)
+            bound += end - self._next_submit
+            if np.all((room <= 0) | (room >= bound)):
+                self.spans += 1
+                self._step(t_s, end, whole_span=True)
+            else:
+                self.windows += 1
+                window_end = min(t_s, self._next_tick(self.done_s))
+                self._step(window_end, int(np.searchsorted(submit_s, window_end, "right")), False)
+
+    def _next_tick(self, t_s: float) -> float:
+        tick = (math.floor(t_s / self.interval_s) + 1) * self.interval_s
+        return tick if tick > t_s else tick + self.interval_s
+
+    def _step(self, end_s: float, end: int, whole_span: bool) -> None:
+        """Admit submissions and gossip arrivals in ``(done_s, end_s]``.
+
+        In a whole span every up pool is full or roomy, so admission does not depend on order
+        and txs accepted in the span may reach other nodes within it. In a window (at most one
+        batch interval) admission is first-come first-served and nothing accepted in it can
+        arrive elsewhere before it ends.
+        """
+        first = self._next_submit
+        sub_tx = np.arange(first, end, dtype=np.int64)
+        sub_node = self.arrivals.node[first:end]
+        sub_s = self.arrivals.submit_s[first:end]
+        if self.schedule.down_windows and len(sub_tx):
+            down = self.schedule.down_at(sub_node, sub_s)
+            self.outcome[sub_tx[down]] = UNREACHABLE
+            up = ~down
+            sub_tx, sub_node, sub_s = sub_tx[up], sub_node[up], sub_s[up]
+        full = self.pool_size >= self.capacity
+        if whole_span:
+            accepted = ~full[sub_node]
+            self._propagate(sub_tx[accepted], sub_node[accepted], sub_s[accepted])
+
+        due = self._offer_s <= end_s
+        off_s, off_node, off_tx = self._offer_s[due], self._offer_node[due], self._offer_tx[due]
+        if due.any():
+            keep = ~due
+            self._offer_s = self._offer_s[keep]
+            self._offer_node = self._offer_node[keep]
+            self._offer_tx = self._offer_tx[keep]
+            known = self.in_chain[off_node, off_tx] | self.in_pool[off_node, off_tx]
+            off_s, off_node, off_tx = off_s[~known], off_node[~known], off_tx[~known]
+
+        node = np.concatenate([sub_node, off_node])
+        time_s = np.concatenate([sub_s, off_s])
+        tx = np.concatenate([sub_tx, off_tx])
+        local = np.zeros(len(node), dtype=np.bool_)
+        local[: len(sub_node)] = True
+        order = np.lexsort((tx, time_s, node))
+        node, time_s, tx, local = node[order], time_s[order], tx[order], local[order]
+        group_start = np.searchsorted(node, self._nodes, side="left")
+        if whole_span:
+            admit = ~full[node]
+        else:
+            rank = np.arange(len(node)) - group_start[node]
+            admit = rank < (self.capacity - self.pool_size)[node]
+
+        self._charge_cpu(node, time_s, tx, local, group_start)
+        self.outcome[tx[local & ~admit]] = POOL_FULL
+        self.gossip_dropped_full += np.bincount(node[~local & ~admit], minlength=self.node_count)
+        in_node, in_tx = node[admit], tx[admit]
+        if len(in_node):
+            self.in_pool[in_node, in_tx] = True
+            counts = np.bincount(in_node, minlength=self.node_count)
+            starts = np.searchsorted(in_node, self._nodes, side="left")
+            rank = np.arange(len(in_node)) - starts[in_node]
+            self.order[in_node, in_tx] = self._next_order[in_node] + rank
+            self._next_order += counts
+            self.pool_size += counts
+            np.maximum(self.pool_peak, self.pool_size, out=self.pool_peak)
+        if not whole_span:
+            mine = local & admit
+            self._propagate(tx[mine], node[mine], time_s[mine])
+        self._next_submit = end
+        self.done_s = end_s
+
+    def _charge_cpu(
+        self,
+        node: IntArray,
+        time_s: FloatArray,
+        tx: IntArray,
+        local: BoolArray,
+        group_start: IntArray,
+    ) -> None:
+        """Validation work of every tx a node looked at (sorted by node, then time).
+
+        The node's CPU is busy until at least the end of its last validation and at least its
+        earlier backlog plus all this work: exact when idle and when saturated, an estimate in
+        between. A submission's RPC latency is its validation plus the backlog it found.
+        """
+        if len(node) == 0:
+            return
+        cost = np.full(len(node), self.validate_s)
+        if self.schedule.throttles:
+            cost = self.validate_s / self.schedule.cpu_share_at(node, time_s)
+        busy = self.cpu_busy_s
+        wait = np.maximum(busy[node] - time_s, 0.0)
+        self.rpc_latency_s[tx[local]] = (cost + wait)[local]
+        work = np.bincount(node, weights=cost, minlength=self.node_count)
+        group_end = np.searchsorted(node, self._nodes, side="right") - 1
+        has = group_end >= group_start
+        last_done = np.where(has, time_s[group_end] + cost[group_end], -np.inf)
+        busy[:] = np.where(has, np.maximum(busy + work, last_done), busy)
+
+    def _propagate(self, tx: IntArray, node: IntArray, submit_s: FloatArray) -> None:
+        if len(tx) == 0:
+            return
+        heard = self.flood.spread_batched(
+            node, submit_s, self.tx_frame_bytes, self.interval_s, self.validate_s, self.ticks
+        )
+        reached = np.isfinite(heard)
+        reached[np.arange(len(tx)), node] = False
+        rows, cols = np.nonzero(reached)
+        self._offer_s = np.concatenate([self._offer_s, heard[rows, cols]])
+        self._offer_node = np.concatenate([self._offer_node, cols.astype(np.int64)])
+        self._offer_tx = np.concatenate([self._offer_tx, tx[rows]])
+
+    # ---- what blocks do to pools ----------------------------------------------------------
+
+    def select(self, node: int, limit: int) -> IntArray:
+        """Up to ``limit`` pool txs of ``node``: highest gas price first, then arrival order."""
+        candidates = np.flatnonzero(self.in_pool[node])
+        if len(candidates) == 0:
+            return candidates.astype(np.int64)
+        # pool_priority(gas_price, arrival) = (-gas_price, arrival): lexsort's last key leads.
+        order = np.lexsort((self.order[node, candidates], -self.arrivals.gas_price[candidates]))
+        return candidates[order[:limit]].astype(np.int64)
+
+    def apply_chain(self, node: int, adopted: IntArray, orphaned: IntArray) -> None:
+        """The node's chain gained ``adopted`` txs and lost ``orphaned`` ones (a reorg).
+
+        Adopted txs leave the pool; orphaned txs the new chain does not hold return to it,
+        even past capacity (nothing accepted is lost).
+        """
+        if len(orphaned):
+            self.in_chain[node, orphaned] = False
+        if len(adopted):
+            self.in_chain[node, adopted] = True
+            removed = adopted[self.in_pool[node, adopted]]
+            self.in_pool[node, removed] = False
+            self.pool_size[node] -= len(removed)
+        if len(orphaned):
+            back = orphaned[~self.in_chain[node, orphaned] & ~self.in_pool[node, orphaned]]
+            self.in_pool[node, back] = True
+            fresh = back[self.order[node, back] < 0]
+            self.order[node, fresh] = self._next_order[node] + np.arange(len(fresh))
+            self._next_order[node] += len(fresh)
+            self.pool_size[node] += len(back)
+            self.pool_peak[node] = max(self.pool_peak[node], self.pool_size[node])
+
+    def clear_pool(self, node: int) -> None:
+        """The node stopped: its pool is gone (its chain is kept)."""
+        self.in_pool[node] = False
+        self.pool_size[node] = 0
