@@ -2,13 +2,12 @@
 
 :func:`simulate` runs a :class:`~bitcell_sim.topology.Topology` and returns a
 :class:`ModelResult` with the shared record tables (blocks, block arrivals, transactions, node
-timeline). :func:`apply_overrides` changes seed, duration or load before a run;
-:func:`node_key_seed` is the key derivation the devnet shares. docs/model.md explains what is
-simulated and what is left out.
+timeline). :func:`apply_overrides` changes seed, duration or load before a run. Node keys come from
+:mod:`bitcell_sim.protocol.identity`, as on the devnet. docs/model.md explains what is simulated
+and what is left out.
 """
 
 from bitcell_sim.model.engine import ModelResult, Simulation, simulate
-from bitcell_sim.model.identity import node_key_seed, node_keypair, node_public_key
 from bitcell_sim.model.overrides import Override, apply_overrides
 
 __all__ = [
@@ -16,8 +15,5 @@ __all__ = [
     "Override",
     "Simulation",
     "apply_overrides",
-    "node_key_seed",
-    "node_keypair",
-    "node_public_key",
     "simulate",
 ]

@@ -30,7 +30,6 @@ from bitcell_sim.model.chain import (
     reorg_path,
 )
 from bitcell_sim.model.flood import Flood
-from bitcell_sim.model.identity import node_public_key
 from bitcell_sim.model.links import Link, MessageJitter, TickJitter
 from bitcell_sim.model.schedule import FaultSchedule, PartitionWindow
 from bitcell_sim.model.streams import Streams
@@ -38,6 +37,7 @@ from bitcell_sim.model.txplane import POOL_FULL, TxPlane
 from bitcell_sim.model.wire import wire_sizes
 from bitcell_sim.model.workload import generate_arrivals
 from bitcell_sim.protocol.consensus import RoundSchedule, fork_choice_key, ticket
+from bitcell_sim.protocol.identity import node_keypair
 from bitcell_sim.results.records import REJECT_POOL_FULL, REJECT_UNREACHABLE, to_table
 from bitcell_sim.topology import Topology
 
@@ -127,7 +127,8 @@ class Simulation:
         )
         self.validators = [index[v] for v in topology.validators]
         self.keys = {
-            v: node_public_key(topology.general.name, self.names[v]) for v in self.validators
+            v: node_keypair(topology.general.name, self.names[v]).public_key
+            for v in self.validators
         }
         self._rankings: dict[bytes, list[int]] = {}
 
