@@ -51,6 +51,8 @@ from bitcell_sim.topology import Topology, load_topology
 from bitcell_sim.topology.units import parse_rate
 
 logger = logging.getLogger("bitcell_sim.load")
+# The watcher's httpx client would log every poll at INFO.
+logging.getLogger("httpx").setLevel(logging.WARNING)
 
 MSG_PLAN = "bitcell_plan"
 MSG_END = "bitcell_end"
@@ -250,15 +252,18 @@ class Controller:
 
     # ---- test lifecycle ---------------------------------------------------------------------
 
-    def on_test_start(self) -> None:
-        self.runs += 1
+    def _reset(self) -> None:
         self.session = None
         self._ready.clear()
         self._sent = False
         self.collected, self.lags_s, self.done, self.ranks = [], [], {}, {}
         self._end_sent = False
+
+    def on_test_start(self) -> None:
         if self.role == "worker":
-            return  # the master's plan message starts the session
+            return  # the master's plan message (sent before the spawn) starts the session
+        self.runs += 1
+        self._reset()
         host = (self.environment.host or "").rstrip("/")
         host_mode = self.plan is None or self.plan.regions == (HOST_REGION,)
         changed = self.plan is None or self.plan.endpoints[0].url != host
@@ -351,6 +356,7 @@ class Controller:
     def _on_plan(self, environment: Environment, msg: Any) -> None:
         data = msg.data
         plan = LoadPlan.from_dict(data["plan"])
+        self._reset()
         self.plan = plan
         logger.info("worker rank %d of %d got the load plan", data["rank"], data["count"])
         self._start_session(plan, int(data["rank"]), int(data["count"]), data["start_unix_s"])
