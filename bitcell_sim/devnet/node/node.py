@@ -537,6 +537,8 @@ class Node:
                     tx_id = tx.tx_id()
                     if tx_id not in chain.tx_index and self.pool.restore(tx, tx_id):
                         returned += 1
+                        # Gossip it again: the new chain's proposers may never have seen it.
+                        self._queue_tx_gossip(tx_id, encode_frame(TransactionMessage(tx)), None)
             stale = self.pool.drop_stale(chain.account)
             log.info(
                 "reorg depth=%d new_height=%d tip=%s old_tip=%s returned_txs=%d dropped_txs=%d",

@@ -69,7 +69,6 @@ class Tournament:
             return Offer.STALE
         if miner not in self.validator_keys:
             return Offer.REJECTED
-        self._seen.add(key)
         return None
 
     def offer_commitment(self, msg: Commitment, now_s: float, *, verified: bool = False) -> Offer:
@@ -79,6 +78,8 @@ class Tournament:
             return outcome
         if not verified and not msg.verify():
             return Offer.REJECTED
+        # Only a verified message is remembered: a forgery must not shadow the real one.
+        self._seen.add((0, msg.round_index, msg.miner, msg.signature))
         commit_end = self.schedule.round_start(msg.round_index) + self.schedule.commit_s
         if now_s >= commit_end:
             return Offer.LATE
@@ -92,6 +93,7 @@ class Tournament:
             return outcome
         if not verified and not msg.verify():
             return Offer.REJECTED
+        self._seen.add((1, msg.round_index, msg.miner, msg.signature))
         if now_s >= self.schedule.reveal_deadline(msg.round_index):
             return Offer.LATE
         commitment = self._commitments.get(msg.round_index, {}).get(msg.miner)
