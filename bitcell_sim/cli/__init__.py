@@ -11,6 +11,7 @@ import typer
 
 from bitcell_sim.cli import devnet as devnet_commands
 from bitcell_sim.cli import load as load_commands
+from bitcell_sim.cli import run as run_command
 from bitcell_sim.cli import topology as topology_commands
 from bitcell_sim.cli.common import run_app
 
@@ -24,6 +25,7 @@ app = typer.Typer(
 app.add_typer(topology_commands.app, name="topology")
 app.add_typer(devnet_commands.app, name="devnet")
 app.command("load")(load_commands.load)
+app.command("run")(run_command.run)
 
 
 def main() -> None:
