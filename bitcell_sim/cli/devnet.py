@@ -112,7 +112,7 @@ def up_command(
     status = devnet_status(devnet)
     table = Table(title=f"devnet {devnet.meta.name} is up ({state_dir})")
     for column in ("node", "region", "role", "RPC", "metrics", "height"):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")
     for node in status.nodes:
         table.add_row(
             node.name,
@@ -140,7 +140,7 @@ def status(state_dir: StateDirOption = DEFAULT_STATE_DIR) -> None:
     snapshot = devnet_status(devnet)
     table = Table(title=f"devnet {snapshot.name}")
     for column in ("node", "region", "state", "height", "tip", "peers", "phase", "pool", "sync"):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")
     for node in snapshot.nodes:
         state = "[green]up[/]" if node.up else "[red]down[/]"
         if node.up and node.error:

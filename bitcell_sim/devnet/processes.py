@@ -22,6 +22,7 @@ from bitcell_sim.errors import DevnetError
 CLOCK_TICKS_PER_S = os.sysconf("SC_CLK_TCK")
 # /proc/<pid>/stat fields after the ")" that closes the command name (0-based in that tail).
 _STATE_FIELD = 0
+_PPID_FIELD = 1
 _UTIME_FIELD = 11
 _STIME_FIELD = 12
 _STARTTIME_FIELD = 19
@@ -73,19 +74,28 @@ def start_ticks(pid: int) -> int | None:
     return None if tail is None else int(tail[_STARTTIME_FIELD])
 
 
-def _reap(pid: int) -> None:
-    """Collect ``pid`` if it is our own exited child (else init does, or it is running)."""
+def _reap(pid: int, tail: list[str] | None) -> None:
+    """Collect ``pid`` if it is our own exited child (else init does, or it is running).
+
+    A killed multi-threaded process shows as a zombie while its threads still exit, and
+    WNOHANG cannot collect it yet: then wait for it, which takes milliseconds.
+    """
+    if tail is None:
+        return
+    zombie_child = tail[_STATE_FIELD] in ("Z", "X") and int(tail[_PPID_FIELD]) == os.getpid()
     with contextlib.suppress(ChildProcessError, OSError):
-        os.waitpid(pid, os.WNOHANG)
+        os.waitpid(pid, 0 if zombie_child else os.WNOHANG)
 
 
 def is_running(record: ProcessRecord) -> bool:
     """True if ``record``'s process still runs (same pid *and* start time, not a zombie)."""
-    _reap(record.pid)
     tail = _stat_tail(record.pid)
     if tail is None or int(tail[_STARTTIME_FIELD]) != record.start_ticks:
         return False
-    return tail[_STATE_FIELD] not in ("Z", "X")
+    if tail[_STATE_FIELD] in ("Z", "X"):
+        _reap(record.pid, tail)
+        return False
+    return True
 
 
 def cpu_seconds(record: ProcessRecord) -> float | None:
