@@ -165,6 +165,7 @@ class PeerLink:
         self._closed = False
         self.up = False
         self.connects = 0
+        self._last_warning = ""
 
     def send(self, frame: bytes) -> bool:
         """Queue ``frame`` on the connection; False (and counted) if down or backed up."""
@@ -211,7 +212,13 @@ class PeerLink:
             except (OSError, TimeoutError, ConnectionError, ProtocolError) as exc:
                 if protocol is not None and protocol.transport is not None:
                     protocol.transport.abort()
-                log.debug("dial %s at %s:%d failed: %s", self.name, self.host, self.port, exc)
+                message = f"dial {self.name} at {self.host}:{self.port} failed: {exc}"
+                # A wrong peer is worth a warning (once per distinct reason); an absent one not.
+                if isinstance(exc, ProtocolError) and message != self._last_warning:
+                    log.warning("%s", message)
+                    self._last_warning = message
+                else:
+                    log.debug("%s", message)
                 await asyncio.sleep(backoff_s)
                 backoff_s = min(backoff_s * 2, RECONNECT_MAX_S)
                 continue

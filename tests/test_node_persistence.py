@@ -1,0 +1,156 @@
+"""Process lifecycle of a real node: SIGKILL and restart from disk, sync, clean stop, refusals.
+
+A node killed with SIGKILL right after importing a block keeps every block it had imported
+(SQLite WAL), reloads the same chain, syncs what it missed from its peer and reports healthy
+with sync progress 100. SIGTERM stops within 2 s; a busy port or a foreign data_dir exits 1
+with one line naming the node.
+"""
+
+from __future__ import annotations
+
+import signal
+import socket
+import sqlite3
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from bitcell_sim.devnet.node.harness import HOST, LocalNet
+from bitcell_sim.devnet.node.store import DB_FILE
+from bitcell_sim.protocol.identity import funded_sender
+from bitcell_sim.protocol.metrics import parse_prometheus
+from bitcell_sim.protocol.rpc_client import RpcClient
+from bitcell_sim.protocol.transaction import sign_transaction
+
+pytestmark = [pytest.mark.real, pytest.mark.timeout(120)]
+
+
+def wait_for(predicate: Callable[[], Any], timeout_s: float = 30.0, what: str = "") -> Any:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.02)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def canonical_from_disk(data_dir: Path) -> list[str]:
+    db = sqlite3.connect(data_dir / DB_FILE)
+    try:
+        rows = db.execute("SELECT hash FROM canonical ORDER BY height").fetchall()
+    finally:
+        db.close()
+    return ["0x" + bytes(h).hex() for (h,) in rows]
+
+
+def test_sigkill_loses_no_block_and_restart_syncs(tmp_path: Path) -> None:
+    roles = {"a": "validator", "b": "validator"}
+    with LocalNet(tmp_path, roles, name="killtest", phase_s=0.3) as net:
+        net.start()
+        a, b = RpcClient(net.nodes["a"].rpc_url), RpcClient(net.nodes["b"].rpc_url)
+        sender = funded_sender("killtest", 0)
+        tx_id = a.send_raw_transaction(sign_transaction(sender, sender.public_key, 1, 1, 1))
+        wait_for(lambda: b.get_transaction_by_hash(tx_id), what="tx on b")
+        seen = b.block_number()
+        height = wait_for(lambda: (h := b.block_number()) > seen and h, what="a new block on b")
+        hashes = [b.get_block_by_number(h)["hash"] for h in range(height + 1)]
+        net.nodes["b"].kill()  # right after it imported block `height`
+
+        on_disk = canonical_from_disk(net.data_dir("b"))
+        assert len(on_disk) >= height + 1 and on_disk[: height + 1] == hashes
+        # a keeps producing alone while b is down
+        wait_for(lambda: a.block_number() >= len(on_disk) + 3, what="a to move on")
+
+        net.start("b")
+        log = net.nodes["b"].log_text()
+        assert f"started node=b role=validator height={len(on_disk) - 1} " in log
+        wait_for(lambda: b.block_number() >= a.block_number() - 1, what="b to sync")
+        assert [b.get_block_by_number(h)["hash"] for h in range(height + 1)] == hashes
+        assert (
+            b.get_transaction_by_hash(tx_id)["blockHash"]
+            == a.get_transaction_by_hash(tx_id)["blockHash"]
+        )
+        health = wait_for(
+            lambda: (r := httpx.get(f"{net.nodes['b'].rpc_url}/health")).status_code == 200 and r,
+            what="b healthy",
+        )
+        assert health.json()["status"] == "ok"
+        metrics = parse_prometheus(httpx.get(f"{net.nodes['b'].metrics_url}/metrics").text)
+        assert metrics["bitcell_sync_progress"] == 100
+        assert "sync progress peer=a" in net.nodes["b"].log_text()
+        a.close()
+        b.close()
+
+
+def test_sigterm_stops_cleanly_within_two_seconds(tmp_path: Path) -> None:
+    with LocalNet(tmp_path, {"a": "validator"}, name="termtest", phase_s=0.3) as net:
+        net.start()
+        client = RpcClient(net.nodes["a"].rpc_url)
+        wait_for(lambda: client.block_number() >= 2, what="blocks")
+        client.close()
+        node = net.nodes["a"]
+        started = time.monotonic()
+        node.signal(signal.SIGTERM)
+        assert node.wait_exit(5) == 0
+        assert time.monotonic() - started < 2.0
+        assert "stopped node=a" in node.log_text()
+        assert not (net.data_dir("a") / (DB_FILE + "-wal")).exists() or (
+            (net.data_dir("a") / (DB_FILE + "-wal")).stat().st_size == 0
+        )
+
+
+def test_busy_port_exits_1_naming_node_and_port(tmp_path: Path) -> None:
+    with LocalNet(tmp_path, {"a": "validator"}, name="porttest") as net:
+        rpc_port = net.ports["a"][0]
+        holder = socket.socket()
+        holder.bind((HOST, rpc_port))
+        holder.listen()
+        try:
+            node = net.nodes["a"]
+            node.start()
+            assert node.wait_exit(20) == 1
+            lines = node.log_text().strip().splitlines()
+            assert lines[-1] == f"error: node a: rpc port {rpc_port} is already in use"
+        finally:
+            holder.close()
+
+
+def test_foreign_data_dir_is_refused(tmp_path: Path) -> None:
+    with LocalNet(tmp_path, {"a": "validator"}, name="dirtest") as net:
+        net.start()
+        net.nodes["a"].signal(signal.SIGTERM)
+        net.nodes["a"].wait_exit(5)
+        net.genesis_time_s += 60  # another genesis
+        net.write_config("a", {})
+        net.nodes["a"].start()
+        assert net.nodes["a"].wait_exit(20) == 1
+        last = net.nodes["a"].log_text().strip().splitlines()[-1]
+        assert last.startswith(f"error: data_dir {net.data_dir('a')} holds a chain with genesis ")
+        assert last.endswith("use an empty data_dir")
+
+
+def test_bad_config_exits_1(tmp_path: Path) -> None:
+    with LocalNet(tmp_path, {"a": "validator"}, name="cfgtest") as net:
+        net.write_config("a", {"b": "127.0.0.1:1"})
+        net.nodes["a"].start()
+        assert net.nodes["a"].wait_exit(20) == 1
+        assert "error: node a: peers ['b'] are not in the topology" in net.nodes["a"].log_text()
+
+
+def test_peer_answering_with_another_key_is_not_counted(tmp_path: Path) -> None:
+    # A peer address that answers with another node's key is not taken as that peer.
+    roles = {"a": "validator", "b": "validator", "c": "validator"}
+    with LocalNet(tmp_path, roles, name="keytest", peers={}) as net:
+        wrong = f"{HOST}:{net.ports['c'][1]}"
+        net.write_config("a", {"b": wrong})
+        net.start("a", "c")
+        client = RpcClient(net.nodes["a"].rpc_url)
+        time.sleep(1.5)
+        assert client.get_peer_count() == 0
+        client.close()
+        assert "handshake key" in net.nodes["a"].log_text()
