@@ -1,0 +1,280 @@
+"""Benchmark: the 7-node devnet under 100 TPS of eth_sendRawTransaction, on this machine.
+
+Starts the devnet of a topology (default rc3-fast; ports shifted to a free block, state in a
+temporary folder), sends pre-signed fresh-key transactions open loop at ``--tps`` for
+``--duration`` seconds spread round-robin over the nodes, and reports RPC latency p50/p99/max,
+the admitted and rejected counts, CPU per node and for the emulator (from /proc), then the
+highest rate one node admits (closed loop, ``--concurrency`` clients, ``--burst`` seconds).
+
+    .venv/bin/python benchmarks/bench_devnet.py [--topology topologies/rc3-fast.yaml]
+        [--tps 100] [--duration 300] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import socket
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from bitcell_sim.devnet import Devnet, cpu_seconds, down, up
+from bitcell_sim.errors import RpcError
+from bitcell_sim.protocol.keys import KeyPair
+from bitcell_sim.protocol.rpc_client import AsyncRpcClient
+from bitcell_sim.protocol.transaction import sign_transaction
+
+ROOT = Path(__file__).resolve().parent.parent
+RECIPIENT = KeyPair.from_seed("recipient").public_key
+
+
+def free_port_block(count: int, seed: int) -> int:
+    chooser = random.Random(seed)
+    for _ in range(500):
+        base = chooser.randrange(25000, 32700 - count)
+        socks = []
+        try:
+            for port in range(base, base + count):
+                sock = socket.socket()
+                socks.append(sock)
+                sock.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for sock in socks:
+                sock.close()
+    raise RuntimeError(f"no block of {count} free ports")
+
+
+def shifted_copy(source: Path, target: Path) -> Path:
+    """``source`` with every port moved to a free block (so a running devnet is not hit)."""
+    data = yaml.safe_load(source.read_text())
+    nodes = list(data["nodes"])
+    base = free_port_block(3 * len(nodes) + 1 + len(nodes) * (len(nodes) - 1), seed=len(nodes))
+    for index, name in enumerate(nodes):
+        spec = data["nodes"][name]
+        spec["rpc_port"], spec["p2p_port"], spec["metrics_port"] = (
+            base + 3 * index,
+            base + 3 * index + 1,
+            base + 3 * index + 2,
+        )
+    data["devnet"] = {
+        "netem_control_port": base + 3 * len(nodes),
+        "netem_port_base": base + 3 * len(nodes) + 1,
+        "genesis_delay": "3 s",
+    }
+    target.write_text(yaml.safe_dump(data, sort_keys=False))
+    return target
+
+
+def presign(count: int, seed: int) -> list[bytes]:
+    """``count`` fresh-key txs (nonce 0, amount 0, distinct gas prices), signed up front."""
+    rng = np.random.default_rng(seed)
+    return [
+        sign_transaction(KeyPair.generate(rng), RECIPIENT, 0, 21000, 1_000_000_000 + i).encode()
+        for i in range(count)
+    ]
+
+
+@dataclass
+class Outcome:
+    latencies_s: list[float] = field(default_factory=list)
+    admitted: int = 0
+    rejected: dict[str, int] = field(default_factory=dict)
+    late_starts: int = 0
+
+    def add(self, latency_s: float, error: str | None) -> None:
+        self.latencies_s.append(latency_s)
+        if error is None:
+            self.admitted += 1
+        else:
+            key = error.split(":", 1)[-1].strip()[:60]
+            self.rejected[key] = self.rejected.get(key, 0) + 1
+
+
+async def _send(client: AsyncRpcClient, raw: bytes, outcome: Outcome) -> None:
+    start = time.perf_counter()
+    error = None
+    try:
+        await client.send_raw_transaction(raw)
+    except RpcError as exc:
+        error = str(exc)
+    outcome.add(time.perf_counter() - start, error)
+
+
+async def open_loop(urls: list[str], raws: list[bytes], tps: float) -> Outcome:
+    """Send ``raws`` at ``tps`` on schedule whatever the answers (round-robin over nodes)."""
+    outcome = Outcome()
+    clients = [AsyncRpcClient(url, timeout_s=10.0) for url in urls]
+    tasks = []
+    start = time.perf_counter()
+    try:
+        for index, raw in enumerate(raws):
+            due = start + index / tps
+            delay = due - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            elif delay < -0.01:
+                outcome.late_starts += 1
+            client = clients[index % len(clients)]
+            tasks.append(asyncio.ensure_future(_send(client, raw, outcome)))
+        await asyncio.gather(*tasks)
+    finally:
+        for client in clients:
+            await client.aclose()
+    return outcome
+
+
+async def closed_loop(url: str, raws: list[bytes], concurrency: int, seconds: float) -> Outcome:
+    """``concurrency`` clients each send back to back to one node for ``seconds``."""
+    outcome = Outcome()
+    queue = iter(raws)
+    deadline = time.perf_counter() + seconds
+    clients = [AsyncRpcClient(url, timeout_s=10.0) for _ in range(concurrency)]
+
+    async def worker(client: AsyncRpcClient) -> None:
+        while time.perf_counter() < deadline:
+            raw = next(queue, None)
+            if raw is None:
+                return
+            await _send(client, raw, outcome)
+
+    try:
+        await asyncio.gather(*(worker(c) for c in clients))
+    finally:
+        for client in clients:
+            await client.aclose()
+    return outcome
+
+
+def cpu_snapshot(devnet: Devnet) -> dict[str, float]:
+    out = {}
+    for name, record in devnet.state.records().items():
+        value = cpu_seconds(record)
+        if value is not None:
+            out[name] = value
+    return out
+
+
+def percentile_ms(values: list[float], q: float) -> float:
+    return float(np.percentile(np.array(values), q) * 1e3) if values else float("nan")
+
+
+def table_rows(
+    figures: dict[str, object], load: Outcome, burst: Outcome, args: argparse.Namespace
+) -> list[str]:
+    """The markdown table of the figures (what docs/devnet.md shows)."""
+    lat = load.latencies_s
+    rows = [
+        "| figure | value |",
+        "|---|---|",
+        f"| topology | {args.topology.name}: 7 nodes + link emulator on this machine |",
+        f"| offered load | {args.tps:g} TPS open loop for {args.duration:g} s, round-robin "
+        f"over the nodes ({load.late_starts} sends started > 10 ms late) |",
+        f"| sent / admitted | {len(lat)} / {load.admitted} |",
+        f"| rejected | {load.rejected or 0} |",
+        f"| RPC latency p50 / p90 / p99 / max | {percentile_ms(lat, 50):.1f} / "
+        f"{percentile_ms(lat, 90):.1f} / {percentile_ms(lat, 99):.1f} / "
+        f"{max(lat) * 1e3:.1f} ms |",
+    ]
+    cpu = figures["cpu_pct_of_one_core"]
+    assert isinstance(cpu, dict)
+    for name, pct in cpu.items():
+        rows.append(f"| CPU {name} | {pct:.1f} % of one core |")
+    rows.append(
+        f"| one node admits (closed loop, {args.concurrency} clients, {args.burst:g} s) | "
+        f"{burst.admitted / args.burst:.0f} TPS (p50 {percentile_ms(burst.latencies_s, 50):.1f} "
+        f"ms, p99 {percentile_ms(burst.latencies_s, 99):.1f} ms; rejected "
+        f"{burst.rejected or 0}) |"
+    )
+    return rows
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--topology", type=Path, default=ROOT / "topologies" / "rc3-fast.yaml")
+    parser.add_argument("--tps", type=float, default=100.0)
+    parser.add_argument("--duration", type=float, default=300.0, help="seconds of load")
+    parser.add_argument("--burst", type=float, default=8.0, help="seconds of the one-node test")
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    args = parser.parse_args()
+
+    count = int(args.tps * args.duration)
+    print(f"pre-signing {count} + burst transactions ...", file=sys.stderr)
+    raws = presign(count, args.seed)
+    burst_raws = presign(int(args.burst * 3000), args.seed + 1)
+
+    with tempfile.TemporaryDirectory(prefix="bench-devnet-") as folder:
+        topology = shifted_copy(args.topology, Path(folder) / "topology.yaml")
+        state_dir = Path(folder) / "state"
+        try:
+            devnet = up(topology, state_dir, timeout_s=120.0)
+            time.sleep(max(0.0, devnet.meta.genesis_time_unix_s - time.time()) + 1.0)
+            nodes = list(devnet.node_names)
+            urls = [devnet.endpoints[n].rpc_url for n in nodes]
+            print(f"devnet up; {args.tps:g} TPS for {args.duration:g} s ...", file=sys.stderr)
+            cpu_before, wall_before = cpu_snapshot(devnet), time.monotonic()
+            load = asyncio.run(open_loop(urls, raws, args.tps))
+            wall_s = time.monotonic() - wall_before
+            cpu_after = cpu_snapshot(devnet)
+            cpu_pct = {
+                name: 100 * (cpu_after[name] - cpu_before[name]) / wall_s
+                for name in cpu_before
+                if name in cpu_after
+            }
+            heights = {}
+            for name in nodes:
+                health = devnet.health(name)
+                heights[name] = health.chain_height
+            print("one-node admission test ...", file=sys.stderr)
+            burst = asyncio.run(closed_loop(urls[0], burst_raws, args.concurrency, args.burst))
+        finally:
+            down(state_dir, grace_s=5.0)
+
+    figures = {
+        "topology": str(args.topology.name),
+        "tps_offered": args.tps,
+        "duration_s": args.duration,
+        "wall_s": wall_s,
+        "sent": len(load.latencies_s),
+        "admitted": load.admitted,
+        "rejected": load.rejected,
+        "late_starts": load.late_starts,
+        "rpc_latency_ms": {
+            "p50": percentile_ms(load.latencies_s, 50),
+            "p90": percentile_ms(load.latencies_s, 90),
+            "p99": percentile_ms(load.latencies_s, 99),
+            "max": max(load.latencies_s) * 1e3 if load.latencies_s else float("nan"),
+        },
+        "cpu_pct_of_one_core": dict(sorted(cpu_pct.items())),
+        "final_heights": heights,
+        "one_node": {
+            "node": nodes[0],
+            "concurrency": args.concurrency,
+            "seconds": args.burst,
+            "admitted_tps": burst.admitted / args.burst,
+            "rejected": burst.rejected,
+            "p50_ms": percentile_ms(burst.latencies_s, 50),
+            "p99_ms": percentile_ms(burst.latencies_s, 99),
+        },
+    }
+    for row in table_rows(figures, load, burst, args):
+        print(row)
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
