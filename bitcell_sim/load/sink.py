@@ -1,13 +1,10 @@
-"""A minimal BitCell JSON-RPC endpoint to point the load tool at: admits, pools, makes blocks.
+"""A minimal BitCell JSON-RPC endpoint for the load tool: admits, pools, makes blocks.
 
-:class:`Sink` answers ``POST /rpc`` the way a node does for the methods the load test uses
-(``eth_sendRawTransaction`` decodes the bincode, optionally checks the signature, and pools the
-tx with the node's -32603 answers when full or duplicate; ``eth_blockNumber``,
-``eth_getBlockByNumber``, ``eth_getBalance``, ``eth_getTransactionCount``,
-``bitcell_getPendingBlockInfo``) and makes a block of up to ``max_txs`` pooled txs every
-``round_s``. ``mode`` ``"never"`` makes no blocks, ``"freeze"`` stops at the first block with a
-tx (a real node at HEAD). ``python -m bitcell_sim.load.sink`` serves one and prints
-``SINK READY <url>``. It is the fast, answer-at-once server of the benchmark and of tests.
+:class:`Sink` answers the methods the load test calls as a node does (decoding submissions, the
+-32603 pool-full and duplicate answers) and makes a block of up to ``max_txs`` pooled txs every
+``round_s``; ``delay_s`` answers submissions late, ``mode`` "never" makes no blocks and "freeze"
+stops at the first block with a tx (a real node at HEAD). ``python -m bitcell_sim.load.sink``
+serves one and prints ``SINK READY <url>``: the benchmark's and tests' fast endpoint.
 """
 
 from __future__ import annotations
@@ -72,6 +69,7 @@ class Sink:
         max_txs: int = 1000,
         mode: Mode = "produce",
         verify: bool = False,
+        delay_s: float = 0.0,
     ) -> None:
         if mode not in MODES:
             raise ValueError(f"mode(={mode!r}) must be one of {', '.join(MODES)}")
@@ -80,6 +78,7 @@ class Sink:
         self.max_txs = max_txs
         self.mode = mode
         self.verify = verify
+        self.delay_s = delay_s
         self.pool: OrderedDict[str, None] = OrderedDict()
         genesis = SinkBlock(0, hashlib.sha256(b"sink-genesis").hexdigest(), "0" * 64, 0)
         self.chain = [genesis]
@@ -172,6 +171,9 @@ class Sink:
         request_id = body.get("id") if isinstance(body, dict) else None
         if not isinstance(body, dict) or not isinstance(body.get("method"), str):
             return web.Response(status=422, text="Failed to deserialize the JSON body")
+        if self.delay_s > 0 and body["method"] == "eth_sendRawTransaction":
+            # A slow node: the answer to a submission comes delay_s late (admission is at once).
+            await asyncio.sleep(self.delay_s)
         try:
             answer = success_response(request_id, self.dispatch(body["method"], body.get("params")))
         except RpcError as exc:
@@ -191,20 +193,36 @@ class Sink:
         return app
 
 
-async def serve(sink: Sink, host: str, port: int, stop: asyncio.Event) -> None:
-    """Serve ``sink`` on ``host:port`` (0: any free port) until ``stop``; prints the ready line."""
+@dataclass
+class SinkServer:
+    """A running sink: its ``url``; ``close()`` stops serving and making blocks."""
+
+    url: str
+    runner: web.AppRunner
+    producer: asyncio.Task[None]
+
+    async def close(self) -> None:
+        self.producer.cancel()
+        await self.runner.cleanup()
+
+
+async def start(sink: Sink, host: str = "127.0.0.1", port: int = 0) -> SinkServer:
+    """Serve ``sink`` on ``host:port`` (0: a free port) and start making its blocks."""
     runner = web.AppRunner(sink.app(), access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, host, port)
-    await site.start()
+    await web.TCPSite(runner, host, port).start()
     bound = runner.addresses[0][1]
-    producer = asyncio.create_task(sink.produce())
-    print(f"{READY_PREFIX}http://{host}:{bound}", flush=True)
+    return SinkServer(f"http://{host}:{bound}", runner, asyncio.create_task(sink.produce()))
+
+
+async def serve(sink: Sink, host: str, port: int, stop: asyncio.Event) -> None:
+    """Serve ``sink`` until ``stop`` is set, after printing the ready line."""
+    server = await start(sink, host, port)
+    print(f"{READY_PREFIX}{server.url}", flush=True)
     try:
         await stop.wait()
     finally:
-        producer.cancel()
-        await runner.cleanup()
+        await server.close()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -219,8 +237,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--max-txs", type=int, default=1000, help="txs per block")
     parser.add_argument("--mode", choices=MODES, default="produce")
     parser.add_argument("--verify", action="store_true", help="check tx signatures")
+    parser.add_argument("--delay", type=float, default=0.0, help="seconds before each tx answer")
     args = parser.parse_args(argv)
-    sink = Sink(args.round, args.pool, args.max_txs, args.mode, args.verify)
+    sink = Sink(args.round, args.pool, args.max_txs, args.mode, args.verify, args.delay)
 
     async def run() -> None:
         stop = asyncio.Event()

@@ -248,6 +248,7 @@ class ChainWatcher:
     def _follow(self, tip: int, now: float) -> None:
         assert self._height is not None
         h = self._height + 1
+        walking_back = False
         while h <= tip:
             block = self.client.get_block_by_number(h, False)
             if block is None:
@@ -255,9 +256,14 @@ class ChainWatcher:
             parent = strip_hex(block["parentHash"])
             below = self._chain.get(h - 1)
             if below is not None and below.hash != parent and h - 1 > self._lowest_kept():
+                # The block we saw below is not this one's parent: a reorg; walk back.
+                if not walking_back:
+                    self.stats.reorgs += 1
+                    walking_back = True
                 self._orphan(h - 1)
                 h -= 1
                 continue
+            walking_back = False
             self._accept(h, block, now)
             h += 1
 
@@ -283,8 +289,6 @@ class ChainWatcher:
     def _orphan(self, height: int) -> None:
         seen = self._chain.pop(height)
         self.stats.orphaned_blocks += 1
-        if self._height is not None and height == self._height:
-            self.stats.reorgs += 1
         self._height = height - 1
         for record in self.log.revert(seen.tx_ids, seen.hash):
             if self.on_reverted is not None:
