@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
+from bitcell_sim.errors import ModelError
 from bitcell_sim.model.schedule import FaultSchedule
 
 FloatArray = npt.NDArray[np.float64]
@@ -107,13 +108,20 @@ class TickJitter:
                 [standard_jitter(self.distribution, rng, self._chunk) for rng in self._rngs]
             )
             self._next_chunk += 1
-        for old in [c for c in self._chunks if c < first - 1]:
-            del self._chunks[old]
+        if first not in self._chunks:
+            raise ModelError(f"tx-batch jitter of tick chunk {first} was already forgotten")
         if self._window is None or self._window[:2] != (first, last):
             parts = [self._chunks[c] for c in range(first, last + 1)]
             table = parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)
             self._window = (first, last, table)
         return self._window[2]
+
+    def forget_before(self, tick: int) -> None:
+        """Free the chunks wholly before ``tick``: no batch will leave before it any more."""
+        for old in [c for c in self._chunks if (c + 1) * self._chunk <= tick]:
+            del self._chunks[old]
+        if self._window is not None and self._window[0] not in self._chunks:
+            self._window = None
 
     def lookup_s(self, links: IntArray, ticks: IntArray) -> FloatArray:
         """Jitter of ``links[i]`` at ``ticks[i]`` (same shapes; ticks >= 0)."""

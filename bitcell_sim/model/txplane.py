@@ -169,6 +169,8 @@ class TxPlane:
             self._propagate(tx[mine], node[mine], time_s[mine])
         self._next_submit = end
         self.done_s = end_s
+        # Every later batch leaves after done_s (sends follow admissions, which follow it).
+        self.ticks.forget_before(math.floor(end_s / self.interval_s))
 
     def _charge_cpu(
         self,
