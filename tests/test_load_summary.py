@@ -38,7 +38,7 @@ def test_public_api_is_pinned() -> None:
             "ARRIVALS", "CATEGORIES", "Arrival", "ArrivalStream", "ChainReader", "ChainWatcher",
             "Endpoint", "FreshSenders", "FundedSenders", "HeightSeen", "Lease", "LoadPlan",
             "LoadSession", "LocustProcess", "Pacer", "RateProfile", "RateStage", "SessionStatus",
-            "Sink", "Stall", "StallDetector", "TxFactory", "TxLog", "TxRecord",
+            "Stall", "StallDetector", "TxFactory", "TxLog", "TxRecord",
             "default_locustfile", "distribution", "format_summary", "load_rng", "locust_argv",
             "parse_seconds", "plan_from_host", "plan_from_topology", "prepare_run_dir",
             "read_outputs", "recipient_key", "reject_category", "reject_reason", "summarize",

@@ -13,14 +13,13 @@ import pytest
 from bitcell_sim.errors import RpcError
 from bitcell_sim.load import (
     ChainWatcher,
-    Sink,
     StallDetector,
     TxLog,
     TxRecord,
     reject_category,
     reject_reason,
 )
-from bitcell_sim.load.sink import start
+from bitcell_sim.load.sink import Sink, start
 from bitcell_sim.load.txlog import FIELDS
 from bitcell_sim.protocol.keys import KeyPair
 from bitcell_sim.protocol.rpc_client import RpcClient

@@ -3,9 +3,10 @@
 The pure parts live here and never import Locust (it monkey-patches the process with gevent):
 the rate :class:`RateProfile`, the open-loop :class:`Pacer`, senders and :class:`TxFactory`,
 records (:class:`TxLog`), the :class:`ChainWatcher` and stall detection, the :class:`LoadPlan`,
-the per-process :class:`LoadSession`, :func:`summarize`, the run-folder outputs, a minimal
-JSON-RPC :class:`Sink`, and :class:`LocustProcess` to start Locust as a subprocess. The Locust
-side (``load.locust_users``, ``load.locust_run``) is imported only by ``loadtests/rpc.py``.
+the per-process :class:`LoadSession`, :func:`summarize`, the run-folder outputs and
+:class:`LocustProcess` to start Locust as a subprocess; ``load.sink`` is a minimal JSON-RPC
+endpoint. The Locust side (``load.locust_users``, ``load.locust_run``) is imported only by
+``loadtests/rpc.py``.
 """
 
 from bitcell_sim.load.output import prepare_run_dir, read_outputs, write_outputs
@@ -23,7 +24,6 @@ from bitcell_sim.load.rejections import CATEGORIES, reject_category, reject_reas
 from bitcell_sim.load.runner import LocustProcess, default_locustfile, locust_argv
 from bitcell_sim.load.senders import FreshSenders, FundedSenders, Lease, TxFactory
 from bitcell_sim.load.session import LoadSession, SessionStatus, recipient_key
-from bitcell_sim.load.sink import Sink
 from bitcell_sim.load.summary import distribution, format_summary, summarize
 from bitcell_sim.load.txlog import TxLog, TxRecord
 from bitcell_sim.load.watcher import ChainReader, ChainWatcher, HeightSeen, Stall, StallDetector
@@ -47,7 +47,6 @@ __all__ = [
     "RateProfile",
     "RateStage",
     "SessionStatus",
-    "Sink",
     "Stall",
     "StallDetector",
     "TxFactory",

@@ -1,0 +1,193 @@
+"""The locustfile in real Locust processes against a real JSON-RPC sink process.
+
+Each test starts ``python -m bitcell_sim.load.sink`` on a free port and Locust as subprocesses,
+bounded in time, and stops exactly those processes by pid: an open-loop rate held against a slow
+node, a stalled chain ending the run with exit 3, master + worker records reaching one run
+folder, an unreachable node's rejections, and the web UI starting a run.
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+
+from bitcell_sim.load import LocustProcess, locust_argv, read_outputs
+from bitcell_sim.load.sink import READY_PREFIX
+
+pytestmark = [pytest.mark.real]
+
+
+@contextmanager
+def sink(*args: str) -> Iterator[str]:
+    """A sink process on a free port; yields its URL and stops it by pid."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bitcell_sim.load.sink", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        assert line.startswith(READY_PREFIX), line
+        yield line[len(READY_PREFIX) :].strip()
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def run(argv: list[str], log: Path, timeout_s: float) -> tuple[int, str]:
+    process = LocustProcess(argv, log)
+    try:
+        status = process.wait(timeout_s)
+    finally:
+        process.stop()
+    return status, log.read_text()
+
+
+def test_open_loop_rate_holds_against_a_slow_node(tmp_path: Path) -> None:
+    """Every submission is answered 0.3 s late; the target rate still holds within 2%."""
+    run_dir = tmp_path / "run"
+    with sink("--round", "1", "--delay", "0.3") as url:
+        argv = locust_argv(run_dir, host=url, tps=50.0, duration_s=12.0, extra=["--round", "1"])
+        status, output = run(argv, tmp_path / "locust.log", 60)
+    assert status == 0, output
+    records, summary, meta = read_outputs(run_dir)
+    assert 0.98 * 50 <= summary["hold"]["achieved_tps"] <= 1.02 * 50
+    assert summary["rpc_latency_s"]["p50"] >= 0.3
+    assert summary["accepted"] == summary["submitted"] == records.num_rows
+    assert summary["confirmed"] >= 0.99 * summary["accepted"]
+    assert meta["mode"] == "local" and meta["time_origin"] == "run_start"
+    # Published numbers come from the raw records.
+    frame = records.to_pandas()
+    latency = (frame.confirm_s - frame.submit_s).dropna().to_numpy()
+    assert summary["confirmation_latency_s"]["p95"] == pytest.approx(np.percentile(latency, 95))
+    assert summary["confirmed"] == int(frame.confirm_s.notna().sum())
+    load_dir = run_dir / "load"
+    assert (load_dir / "locust_stats.csv").exists() and (load_dir / "locust.html").exists()
+    stats = (load_dir / "locust_stats.csv").read_text()
+    assert "eth_sendRawTransaction" in stats and "bitcell_getPendingBlockInfo" in stats
+
+
+def test_stalled_chain_ends_the_run_with_exit_3(tmp_path: Path) -> None:
+    """A node that freezes at its first transaction (a real node at HEAD) is a stall."""
+    run_dir = tmp_path / "run"
+    with sink("--round", "1", "--mode", "freeze") as url:
+        argv = locust_argv(
+            run_dir,
+            host=url,
+            tps=20.0,
+            duration_s=30.0,
+            extra=["--round", "1", "--stall-rounds", "3"],
+        )
+        started = time.monotonic()
+        status, output = run(argv, tmp_path / "locust.log", 60)
+        elapsed = time.monotonic() - started
+    assert status == 3, output
+    assert elapsed < 20  # ended by the stall, not by the 30 s schedule
+    _, summary, _ = read_outputs(run_dir)
+    stall = summary["stall"]
+    assert stall["height"] == stall["heights"][-1][1] and stall["pending"] > 0
+    assert stall["window_s"] == 3.0
+    assert "STALL: chain stalled: height stayed at" in output
+    assert summary["unconfirmed"] == summary["accepted"] > 0
+
+
+def test_master_and_worker_records_reach_one_run_folder(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    port = free_port()
+    with sink("--round", "1") as url:
+        master = LocustProcess(
+            locust_argv(
+                run_dir,
+                host=url,
+                tps=30.0,
+                duration_s=8.0,
+                role="master",
+                master_port=port,
+                expect_workers=1,
+                extra=["--round", "1"],
+            ),
+            tmp_path / "master.log",
+        )
+        worker = LocustProcess(
+            locust_argv(run_dir, host=url, role="worker", master_port=port),
+            tmp_path / "worker.log",
+        )
+        try:
+            status = master.wait(60)
+            worker.wait(20)
+        finally:
+            master.stop()
+            worker.stop()
+    assert status == 0, (tmp_path / "master.log").read_text()
+    records, summary, meta = read_outputs(run_dir)
+    assert meta["mode"] == "master" and meta["processes"] == 1
+    assert records.num_rows == summary["submitted"] == 240
+    assert summary["confirmed"] == summary["accepted"] == 240
+    assert "worker rank 0 of 1 got the load plan" in (tmp_path / "worker.log").read_text()
+
+
+def test_unreachable_node_rejections_are_counted(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    url = f"http://127.0.0.1:{free_port()}"
+    argv = locust_argv(run_dir, host=url, tps=20.0, duration_s=3.0, extra=["--round", "1"])
+    status, output = run(argv, tmp_path / "locust.log", 40)
+    assert status == 0, output
+    _, summary, _ = read_outputs(run_dir)
+    assert summary["rejected_by_reason"] == {"unreachable": 60}
+    assert summary["accepted"] == 0 and summary["stall"] is None
+    assert summary["watch"]["errors"] > 0
+    assert "rejected 60 (unreachable: 60)" in output
+
+
+def test_web_ui_starts_a_run(tmp_path: Path) -> None:
+    """Plain ``locust -f loadtests/rpc.py --host URL`` with its web UI (no --headless)."""
+    run_dir = tmp_path / "run"
+    web_port = free_port()
+    with sink("--round", "1") as url:
+        argv = [
+            sys.executable, "-m", "locust", "-f", str(locust_argv(run_dir)[4]),
+            "--host", url, "--web-host", "127.0.0.1", "--web-port", str(web_port),
+            "--tps", "20", "--duration", "3", "--round", "1", "--run-dir", str(run_dir),
+        ]  # fmt: skip
+        process = LocustProcess(argv, tmp_path / "locust.log")
+        try:
+            page = None
+            for _ in range(100):
+                try:
+                    page = httpx.get(f"http://127.0.0.1:{web_port}/", timeout=1)
+                    break
+                except httpx.HTTPError:
+                    time.sleep(0.1)
+            assert page is not None and page.status_code == 200
+            swarm = httpx.post(
+                f"http://127.0.0.1:{web_port}/swarm",
+                data={"user_count": 1, "spawn_rate": 1, "host": url},
+                timeout=5,
+            )
+            assert swarm.status_code == 200, swarm.text
+            deadline = time.monotonic() + 30
+            while not (run_dir / "load" / "summary.json").exists():
+                assert time.monotonic() < deadline, (tmp_path / "locust.log").read_text()
+                time.sleep(0.2)
+        finally:
+            process.stop()
+    _, summary, _ = read_outputs(run_dir)
+    assert summary["submitted"] == summary["confirmed"] == 60

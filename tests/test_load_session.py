@@ -1,0 +1,94 @@
+"""One process's session without Locust: schedule, records, senders, and how a run ends."""
+
+from __future__ import annotations
+
+import pytest
+
+from bitcell_sim.load import LoadSession, RateProfile, plan_from_host
+from bitcell_sim.load.session import END_DRAIN_TIMEOUT, END_DRAINED, END_STALL
+from bitcell_sim.protocol.identity import funded_sender
+from tests.test_load_watcher import Clock, FakeChain
+
+
+def session(clock: Clock, chain: FakeChain, **plan: object) -> LoadSession:
+    base = plan_from_host("http://127.0.0.1:1", tps=10, duration_s=2, round_s=1, drain_s=3)
+    return LoadSession(
+        base.with_overrides(**plan), chain, rank=0, count=1, start_unix_s=100.0, clock=clock
+    )
+
+
+def test_session_records_and_confirms() -> None:
+    clock, chain = Clock(), FakeChain()
+    clock.t = 100.0
+    s = session(clock, chain, genesis_unix_s=90.0)
+    assert (s.now_s(), s.run_start_s, s.load_time_s()) == (10.0, 10.0, 0.0)
+    slots = []
+    while (slot := s.take_slot("endpoint")) is not None:
+        slots.append(slot)
+    assert len(slots) == 20
+    s.tick()  # baseline
+    lease = s.lease()
+    assert lease is not None
+    tx = s.build(lease)
+    clock.t = 100.3
+    s.note_lag(0.25)
+    record = s.record(lease, tx, "n", s.now_s(), 0.002, result="0x" + tx.tx_id().hex())
+    assert record.accepted and record.submit_s == pytest.approx(10.3)
+    assert s.status.lags_s == [pytest.approx(0.05)]
+    other = s.build(s.lease())  # type: ignore[arg-type]
+    rejected = s.record(
+        s.lease(),  # type: ignore[arg-type]
+        other,
+        "n",
+        s.now_s(),
+        0.001,
+        error_code=-32603,
+        error_message="Failed to add transaction to pool: Transaction pool full",
+    )
+    assert (rejected.accepted, rejected.reject_reason) == (False, "pool full")
+    chain.add([tx.tx_id().hex()])
+    clock.t = 101.0
+    assert s.tick() is None  # load not over
+    assert record.confirm_s == pytest.approx(11.0) and record.height == 1
+    clock.t = 102.0
+    assert s.tick() == END_DRAINED and s.ended and s.load_over
+
+
+def test_session_ends_after_the_drain_or_on_a_stall() -> None:
+    clock, chain = Clock(), FakeChain()
+    clock.t = 100.0
+    s = session(clock, chain)
+    s.tick()
+    lease = s.lease()
+    tx = s.build(lease)  # type: ignore[arg-type]
+    s.record(lease, tx, "n", s.now_s(), 0.001, result=tx.tx_id().hex())  # type: ignore[arg-type]
+    for t in (100.5, 101.5, 102.5, 103.5, 104.5):
+        clock.t = t
+        chain.add([])
+        assert s.tick() is None
+    clock.t = 105.0
+    chain.add([])
+    assert s.tick() == END_DRAIN_TIMEOUT and s.status.stall is None
+
+    clock.t = 100.0
+    s = session(clock, chain, stall_window_s=1.5)
+    s.tick()
+    s.record(lease, tx, "n", s.now_s(), 0.001, result=tx.tx_id().hex())  # type: ignore[arg-type]
+    clock.t = 101.0
+    assert s.tick() is None  # the window starts when the watcher first sees it pending
+    clock.t = 102.5
+    assert s.tick() == END_STALL
+    assert s.status.stall is not None and s.status.to_dict()["stall"]["pending"] == 1
+
+
+def test_funded_session_takes_its_share_of_the_accounts() -> None:
+    clock, chain = Clock(), FakeChain()
+    plan = plan_from_host("http://127.0.0.1:1", tps=10, duration_s=2).with_overrides(
+        senders="funded", funded_accounts=5, network="net"
+    )
+    s = LoadSession(plan, chain, rank=1, count=2, start_unix_s=0.0, clock=clock)
+    keys = [s.senders.acquire() for _ in range(3)]
+    assert keys[-1] is None
+    assert [k.keypair for k in keys[:2] if k] == [funded_sender("net", 1), funded_sender("net", 3)]
+    assert s.lease() is None and s.status.not_submitted == {"no idle funded sender": 1}
+    assert RateProfile.constant(10, 2).total_count == 20
