@@ -71,6 +71,8 @@ SYNC_WATCH_INTERVAL_S = 1.0
 #: Bytes of blocks put in one ``Blocks`` answer (frames are capped at 10 MB).
 SYNC_MAX_BYTES = 8_000_000
 MAX_ORPHANS = 256
+#: A gossiped tx may be this many nonces ahead of its sender's confirmed nonce here.
+GOSSIP_NONCE_AHEAD = 64
 MAX_REJECTED = 4096
 HTTP_SHUTDOWN_TIMEOUT_S = 0.5
 
@@ -327,9 +329,16 @@ class Node:
         if not self.sigcache.verify(tx, tx_id):
             log.debug("tx %s from %s: invalid signature", tx_id.hex()[:12], peer)
             return
-        try:
-            admission.check_account_rules(tx, self.chain.account(tx.sender))
-        except RpcError:
+        account = self.chain.account(tx.sender)
+        confirmed = account.nonce if account is not None else 0
+        if tx.nonce == confirmed:
+            try:
+                admission.check_account_rules(tx, account)
+            except RpcError:
+                return
+        elif not confirmed < tx.nonce < confirmed + GOSSIP_NONCE_AHEAD:
+            # Ahead by a little is a tx the sender's node admitted after a block we have not
+            # imported yet: keep it, it applies once that block arrives.
             return
         if self.pool.check_room(tx_id) is not None:
             return
@@ -394,6 +403,8 @@ class Node:
                 link.send(frame)
 
     def _note_tip(self, peer: str, height: int, block_hash: bytes, *, replace: bool) -> None:
+        if peer not in self.links:
+            return
         current = self.peer_tips.get(peer)
         tip = ChainTip(height, block_hash)
         if replace or current is None or is_better(tip, current):
@@ -429,6 +440,7 @@ class Node:
         elif isinstance(message, Commitment | Reveal):
             self._on_consensus(peer, message, payload)
         elif isinstance(message, Status):
+            # Only configured peers count (and can be synced from): see _note_tip.
             self._note_tip(peer, message.height, message.tip_hash, replace=True)
             self._maybe_sync()
         elif isinstance(message, GetBlocks):
