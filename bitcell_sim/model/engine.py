@@ -96,6 +96,9 @@ class Simulation:
         self.schedule = FaultSchedule(topology, index)
 
         self.peers = [tuple(index[p] for p in topology.peer_map[name]) for name in self.names]
+        self.adjacency = np.zeros((n, n), dtype=np.bool_)
+        for node, peers in enumerate(self.peers):
+            self.adjacency[node, list(peers)] = True
         directed = [
             pair
             for a, b in topology.peer_edges
@@ -520,25 +523,24 @@ class Simulation:
     def _sample(self, t_s: float) -> None:
         self.txs.advance(t_s)
         schedule = self.schedule
+        up = np.array([schedule.is_up(node, t_s) for node in range(self.node_count)])
+        # Peers a node can reach now: up, and on its side of every active partition.
+        reachable = self.adjacency & up[None, :] & up[:, None]
+        for partition in schedule.partitions:
+            if partition.start_s <= t_s < partition.end_s:
+                reachable &= partition.side[:, None] == partition.side[None, :]
+        peers = reachable.sum(axis=1).tolist()
         columns = self._timeline
         for node in range(self.node_count):
-            up = schedule.is_up(node, t_s)
             tip = self.tip[node]
-            peers = 0
-            if up:
-                peers = sum(
-                    1
-                    for p in self.peers[node]
-                    if schedule.is_up(p, t_s) and not schedule.cut(node, p, t_s)
-                )
             best = max(self.best_known_height[node], tip.height)
             columns["time_s"].append(t_s)
             columns["node"].append(self.names[node])
-            columns["up"].append(up)
+            columns["up"].append(bool(up[node]))
             columns["height"].append(tip.height)
             columns["tip_hash"].append(tip.hash_hex)
             columns["pool_size"].append(int(self.txs.pool_size[node]))
-            columns["peers"].append(peers)
+            columns["peers"].append(peers[node])
             columns["sync_progress"].append(100.0 * tip.height / best if best else 100.0)
 
     # ---- records -----------------------------------------------------------------------------

@@ -24,8 +24,8 @@ FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
 
-SendTimes = Callable[[FloatArray], FloatArray]
-JitterOf = Callable[[FloatArray, BoolArray], FloatArray]
+SendTimes = Callable[[FloatArray, IntArray], FloatArray]
+JitterOf = Callable[[IntArray, IntArray, FloatArray], FloatArray]
 
 
 class Flood:
@@ -43,20 +43,18 @@ class Flood:
         node_rngs: list[np.random.Generator],
     ) -> None:
         self.node_count = node_count
-        # Links sorted by receiver so one minimum.reduceat gives each node's earliest arrival.
-        order = np.argsort(link_dst, kind="stable")
-        self.link = order.astype(np.int64)  # position -> link index (for jitter streams)
-        self.src = link_src[order]
-        self.dst = link_dst[order]
-        self.latency_s = latency_s[order]
+        self.src = link_src.astype(np.int64)
+        self.dst = link_dst.astype(np.int64)
+        self.link_count = len(self.src)
+        self.latency_s = latency_s.astype(np.float64)
         self.bandwidth_bps = bandwidth_bps
         self.schedule = schedule
-        counts = np.bincount(self.dst, minlength=node_count)
-        self.has_links = len(self.dst) > 0 and bool(np.all(counts > 0))
-        self.starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
+        # Outgoing links of every node, contiguous (CSR), to expand a frontier of senders.
+        self.out_order = np.argsort(self.src, kind="stable").astype(np.int64)
+        self.degree = np.bincount(self.src, minlength=node_count).astype(np.int64)
+        self.out_start = np.concatenate([[0], np.cumsum(self.degree)[:-1]]).astype(np.int64)
         self.fanout = fanout
         self.node_rngs = node_rngs
-        self._out_positions = [np.flatnonzero(self.src == n) for n in range(node_count)]
         self._touch = [w.nodes[self.src] | w.nodes[self.dst] for w in schedule.latencies]
         self._cut = [p.side[self.src] != p.side[self.dst] for p in schedule.partitions]
         self._into = [self.dst == w.node for w in schedule.down_windows]
@@ -72,16 +70,18 @@ class Flood:
     ) -> FloatArray:
         """Heard times (messages x nodes) of messages relayed on receipt; inf = never."""
         m = len(origin)
-        if m == 0 or not self.has_links:
+        if m == 0 or self.link_count == 0:
             return self._origin_only(origin, start_s)
         # One draw per (message, link), in link order, from each link's message stream.
-        drawn = np.stack([jitters[link].take_s(m) for link in range(len(self.link))], axis=1)
-        per_message = drawn[:, self.link]
+        drawn = np.stack([jitters[link].take_s(m) for link in range(self.link_count)], axis=1)
 
-        def jitter(send_s: FloatArray, finite: BoolArray) -> FloatArray:
-            return per_message
+        def jitter(rows: IntArray, links: IntArray, depart_s: FloatArray) -> FloatArray:
+            return drawn[rows, links]
 
-        return self._spread(origin, start_s, frame_bytes, lambda heard: heard, jitter)
+        def send_times(heard_s: FloatArray, nodes: IntArray) -> FloatArray:
+            return heard_s
+
+        return self._spread(origin, start_s, frame_bytes, send_times, jitter)
 
     def spread_batched(
         self,
@@ -93,36 +93,26 @@ class Flood:
         ticks: TickJitter,
     ) -> FloatArray:
         """Heard times (txs x nodes) of txs relayed in batches every ``interval_s``."""
-        if len(origin) == 0 or not self.has_links:
+        if len(origin) == 0 or self.link_count == 0:
             return self._origin_only(origin, start_s)
         schedule = self.schedule
-        nodes = np.arange(self.node_count)
 
-        def send_times(heard: FloatArray) -> FloatArray:
-            ready = heard + validate_s
+        def send_times(heard_s: FloatArray, nodes: IntArray) -> FloatArray:
+            ready = heard_s + validate_s
             if schedule.throttles:
-                finite = np.isfinite(heard)
-                shares = np.ones(heard.shape)
-                cols = np.broadcast_to(nodes, heard.shape)
-                shares[finite] = schedule.cpu_share_at(cols[finite], heard[finite])
-                ready = heard + validate_s / shares
-            with np.errstate(invalid="ignore"):
-                tick = np.ceil(ready / interval_s)
-                send = tick * interval_s
-                send = np.where(send < ready, send + interval_s, send)
+                ready = heard_s + validate_s / schedule.cpu_share_at(nodes, heard_s)
+            send = np.ceil(ready / interval_s) * interval_s
+            send = np.where(send < ready, send + interval_s, send)
+            # A node that goes down before its batch leaves never sends it.
             for window in schedule.down_windows:
-                column = send[:, window.node]
-                lost = (heard[:, window.node] < window.end_s) & (column >= window.start_s)
-                column[lost] = np.inf
+                lost = (nodes == window.node) & (heard_s < window.end_s)
+                send[lost & (send >= window.start_s)] = np.inf
             return send
 
-        def jitter(send_s: FloatArray, finite: BoolArray) -> FloatArray:
-            out = np.zeros(send_s.shape)
-            if ticks.active and finite.any():
-                tick = np.rint(send_s[finite] / interval_s).astype(np.int64)
-                links = np.broadcast_to(self.link, send_s.shape)[finite]
-                out[finite] = ticks.lookup_s(links, tick)
-            return out
+        def jitter(rows: IntArray, links: IntArray, depart_s: FloatArray) -> FloatArray:
+            if not ticks.active:
+                return np.zeros(len(links))
+            return ticks.lookup_s(links, np.rint(depart_s / interval_s).astype(np.int64))
 
         return self._spread(origin, start_s, frame_bytes, send_times, jitter)
 
@@ -138,11 +128,13 @@ class Flood:
         if self.fanout <= 0:
             return None
         mask: BoolArray | None = None
-        for node, positions in enumerate(self._out_positions):
-            if len(positions) <= self.fanout:
+        for node in range(self.node_count):
+            if self.degree[node] <= self.fanout:
                 continue
             if mask is None:
-                mask = np.ones((m, len(self.src)), dtype=np.bool_)
+                mask = np.ones((m, self.link_count), dtype=np.bool_)
+            first = self.out_start[node]
+            positions = self.out_order[first : first + self.degree[node]]
             keys = self.node_rngs[node].random((m, len(positions)))
             dropped = np.argsort(keys, axis=1)[:, self.fanout :]
             mask[np.arange(m)[:, None], positions[dropped]] = False
@@ -156,35 +148,55 @@ class Flood:
         send_times: SendTimes,
         jitter: JitterOf,
     ) -> FloatArray:
+        """Relax from a frontier: only entries whose heard time just improved send again."""
         schedule = self.schedule
+        n = self.node_count
+        m = len(origin)
         heard = self._origin_only(origin, start_s)
-        send = send_times(heard)
+        send = np.full((m, n), np.inf)
+        rows = np.arange(m, dtype=np.int64)
+        nodes = origin.astype(np.int64)
+        send[rows, nodes] = send_times(start_s.astype(np.float64), nodes)
         serialize_s = frame_bytes * 8.0 / self.bandwidth_bps
-        use = self._fanout_mask(len(origin))
-        for _ in range(self.node_count):
-            depart = send[:, self.src]
-            finite = np.isfinite(depart)
-            delay = self.latency_s + jitter(depart, finite)
-            if schedule.latencies:
-                for extra, touch in zip(schedule.latencies, self._touch, strict=True):
-                    hit = touch & (depart >= extra.start_s) & (depart < extra.end_s)
-                    delay = delay + np.where(hit, extra.latency_s, 0.0)
+        use = self._fanout_mask(m)
+        flat_heard = heard.reshape(-1)
+        while len(rows):
+            leaving = send[rows, nodes]
+            keep = np.isfinite(leaving)
+            rows, nodes, leaving = rows[keep], nodes[keep], leaving[keep]
+            if not len(rows):
+                break
+            degree = self.degree[nodes]
+            pairs = int(degree.sum())
+            ends = np.cumsum(degree)
+            offset = np.arange(pairs) - np.repeat(ends - degree, degree)
+            links = self.out_order[np.repeat(self.out_start[nodes], degree) + offset]
+            row = np.repeat(rows, degree)
+            depart = np.repeat(leaving, degree)
+            delay = self.latency_s[links] + jitter(row, links, depart)
+            for extra, touch in zip(schedule.latencies, self._touch, strict=True):
+                hit = touch[links] & (depart >= extra.start_s) & (depart < extra.end_s)
+                delay = delay + np.where(hit, extra.latency_s, 0.0)
             np.maximum(delay, 0.0, out=delay)
             arrive = depart + serialize_s + delay
-            if schedule.partitions:
-                for partition, cut in zip(schedule.partitions, self._cut, strict=True):
-                    lost = cut & (depart < partition.end_s) & (arrive >= partition.start_s)
-                    arrive[lost] = np.inf
-            if schedule.down_windows:
-                for down, into in zip(schedule.down_windows, self._into, strict=True):
-                    lost = into & (depart < down.end_s) & (arrive >= down.start_s)
-                    arrive[lost] = np.inf
+            for partition, cut in zip(schedule.partitions, self._cut, strict=True):
+                lost = cut[links] & (depart < partition.end_s) & (arrive >= partition.start_s)
+                arrive[lost] = np.inf
+            for down, into in zip(schedule.down_windows, self._into, strict=True):
+                lost = into[links] & (depart < down.end_s) & (arrive >= down.start_s)
+                arrive[lost] = np.inf
             if use is not None:
-                arrive[~use] = np.inf
-            earliest = np.minimum.reduceat(arrive, self.starts, axis=1)
-            better = earliest < heard
-            if not better.any():
+                arrive[~use[row, links]] = np.inf
+            target = row * n + self.dst[links]
+            improves = arrive < flat_heard[target]
+            if not improves.any():
                 break
-            heard = np.where(better, earliest, heard)
-            send = np.where(better, send_times(heard), send)
+            target, arrive = target[improves], arrive[improves]
+            np.minimum.at(flat_heard, target, arrive)
+            # Mark-and-scan is cheaper than np.unique for these small, dense frontiers.
+            marked = np.zeros(m * n, dtype=np.bool_)
+            marked[target] = True
+            changed = np.flatnonzero(marked)
+            rows, nodes = changed // n, changed % n
+            send[rows, nodes] = send_times(flat_heard[changed], nodes)
         return heard
