@@ -1,0 +1,212 @@
+"""``bitcell-sim load`` against real 7-node devnets (node processes + link emulator).
+
+Each devnet runs from a copy of a shipped topology whose ports lie in a free block, with its
+state folder under tmp, and is always taken down. First a devnet with rc3's 15 s rounds but a
+500-transaction pool (so 100 TPS fills it in seconds, not minutes) shows "pool full"
+rejections; then an rc3-fast devnet (3 s rounds, 400 funded accounts) takes 100 TPS for 60 s,
+funded senders, two Locust workers, and the CLI's error paths. The 60 s run is longer than the
+usual test bound on purpose: it is the acceptance run of the load test.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import yaml
+
+from bitcell_sim.devnet import Devnet, down, up
+from bitcell_sim.load import read_outputs
+from bitcell_sim.topology import parse_topology
+
+pytestmark = [pytest.mark.real]
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port_block(count: int) -> int:
+    """A base port with ``count`` free ports above it, below the ephemeral range."""
+    chooser = random.Random()
+    for _ in range(500):
+        base = chooser.randrange(25000, 32700 - count)
+        socks = []
+        try:
+            for port in range(base, base + count):
+                sock = socket.socket()
+                socks.append(sock)
+                sock.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for sock in socks:
+                sock.close()
+    raise RuntimeError(f"no block of {count} free ports")
+
+
+def shifted_copy(source: Path, target: Path, **changes: dict[str, Any]) -> Path:
+    """``source`` with every port in a fresh free block and sections updated by ``changes``."""
+    data = yaml.safe_load(source.read_text())
+    for section, values in changes.items():
+        data[section] = {**data.get(section, {}), **values}
+    nodes = list(data["nodes"])
+    base = free_port_block(3 * len(nodes) + 1 + len(nodes) * (len(nodes) - 1))
+    for index, name in enumerate(nodes):
+        spec = data["nodes"][name]
+        spec["rpc_port"], spec["p2p_port"], spec["metrics_port"] = (
+            base + 3 * index,
+            base + 3 * index + 1,
+            base + 3 * index + 2,
+        )
+    data["devnet"] = {
+        "netem_control_port": base + 3 * len(nodes),
+        "netem_port_base": base + 3 * len(nodes) + 1,
+        "genesis_delay": "2 s",
+    }
+    target.write_text(yaml.safe_dump(data, sort_keys=False))
+    parse_topology(target.read_text())
+    return target
+
+
+@pytest.fixture()
+def devnet_of() -> Iterator[Any]:
+    """Start devnets on demand; every one started is taken down at the end."""
+    started: list[Path] = []
+
+    def start(topology: Path, state_dir: Path) -> Devnet:
+        started.append(state_dir)
+        return up(topology, state_dir, timeout_s=60)
+
+    try:
+        yield start
+    finally:
+        for state_dir in started:
+            down(state_dir)
+
+
+def load_cli(*args: str, timeout_s: float = 180) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "bitcell_sim", "load", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        env={**os.environ, "COLUMNS": "200"},
+        cwd=ROOT,
+    )
+
+
+@pytest.mark.timeout(240)
+def test_small_pool_fills_at_100_tps_with_rc3_rounds(tmp_path: Path, devnet_of: Any) -> None:
+    topology = shifted_copy(
+        ROOT / "topologies" / "rc3.yaml", tmp_path / "rc3-small-pool.yaml",
+        protocol={"tx_pool_capacity": 500},
+    )  # fmt: skip
+    devnet_of(topology, tmp_path / "state")
+    result = load_cli(
+        str(topology), "--state-dir", str(tmp_path / "state"), "--duration", "20",
+        "--results-dir", str(tmp_path / "results"), "--run-id", "pool",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    records, summary, _ = read_outputs(tmp_path / "results" / "pool")
+    frame = records.to_pandas()
+    full = frame[frame.reject_reason == "pool full"]
+    assert summary["rejected_by_reason"].get("pool full", 0) == len(full) > 0
+    assert set(full.reject_code) == {-32603}
+    assert summary["watch"]["pool_pending_max"] == 500
+    assert 0.98 * 100 <= summary["hold"]["achieved_tps"] <= 1.02 * 100
+    assert "pool full:" in result.stdout
+
+
+@pytest.fixture(scope="module")
+def fast_devnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Path]]:
+    """rc3-fast (3 s rounds) with 400 genesis-funded accounts, up for the tests below."""
+    root = tmp_path_factory.mktemp("fast")
+    topology = shifted_copy(
+        ROOT / "topologies" / "rc3-fast.yaml", root / "rc3-fast.yaml",
+        genesis={"funded_accounts": 400},
+    )  # fmt: skip
+    state_dir = root / "state"
+    try:
+        up(topology, state_dir, timeout_s=60)
+        yield topology, state_dir
+    finally:
+        down(state_dir)
+
+
+@pytest.mark.timeout(240)
+def test_100_tps_for_60_s(tmp_path: Path, fast_devnet: tuple[Path, Path]) -> None:
+    topology, state_dir = fast_devnet
+    result = load_cli(
+        str(topology), "--state-dir", str(state_dir), "--tps", "100", "--duration", "60",
+        "--results-dir", str(tmp_path), "--run-id", "r100",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    run_dir = tmp_path / "r100"
+    records, summary, meta = read_outputs(run_dir)
+    assert 98.0 <= summary["hold"]["achieved_tps"] <= 102.0
+    assert summary["rejected"] == 0
+    assert summary["confirmed"] >= 0.99 * summary["accepted"]
+    assert meta["time_origin"] == "genesis"
+    genesis_unix_s = Devnet.open(state_dir).meta.genesis_time_unix_s
+    assert meta["origin_unix_s"] == pytest.approx(genesis_unix_s, abs=1e-5)
+    # The summary's numbers are the records'.
+    frame = records.to_pandas()
+    start = summary["run_start_s"]
+    in_hold = frame[(frame.submit_s >= start) & (frame.submit_s < start + 60)]
+    assert summary["hold"]["submitted"] == len(in_hold) >= 0.98 * 6000
+    assert summary["submitted"] == len(frame)
+    assert summary["accepted"] == int(frame.accepted.sum())
+    assert summary["confirmed"] == int(frame.confirm_s.notna().sum())
+    latency = (frame.confirm_s - frame.submit_s).dropna().to_numpy()
+    for q in (50, 95, 99):
+        assert summary["confirmation_latency_s"][f"p{q}"] == pytest.approx(
+            np.percentile(latency, q)
+        )
+    assert set(frame.node) == set(parse_topology(topology.read_text()).nodes)
+    assert (frame.height.dropna() > 0).all()
+    assert "achieved" in result.stdout and str(run_dir / "load") in result.stdout
+
+
+@pytest.mark.timeout(120)
+def test_funded_senders_track_nonces(tmp_path: Path, fast_devnet: tuple[Path, Path]) -> None:
+    topology, state_dir = fast_devnet
+    result = load_cli(
+        str(topology), "--state-dir", str(state_dir), "--senders", "funded", "--tps", "40",
+        "--duration", "15", "--results-dir", str(tmp_path), "--run-id", "funded",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    _, summary, _ = read_outputs(tmp_path / "funded")
+    assert summary["rejected"] == 0 and summary["confirmed"] == summary["accepted"] > 500
+    assert summary["not_submitted"] == {}
+
+
+@pytest.mark.timeout(120)
+def test_two_workers_via_the_cli(tmp_path: Path, fast_devnet: tuple[Path, Path]) -> None:
+    topology, state_dir = fast_devnet
+    result = load_cli(
+        str(topology), "--state-dir", str(state_dir), "--workers", "2", "--tps", "50",
+        "--duration", "10", "--results-dir", str(tmp_path), "--run-id", "two",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    records, summary, meta = read_outputs(tmp_path / "two")
+    assert meta["mode"] == "master" and meta["processes"] == 2
+    assert records.num_rows == summary["submitted"] == 500
+    assert summary["end_reasons"] == {"drained": 2}
+
+
+def test_cli_errors(tmp_path: Path, fast_devnet: tuple[Path, Path]) -> None:
+    _, state_dir = fast_devnet
+    result = load_cli(str(ROOT / "topologies" / "rc3-fast.yaml"), "--state-dir", str(tmp_path))
+    assert result.returncode == 1
+    assert f"no devnet in {tmp_path}" in result.stderr
+    result = load_cli(str(ROOT / "topologies" / "rc3.yaml"), "--state-dir", str(state_dir))
+    assert result.returncode == 1
+    assert "runs network 'rc3-fast', not 'rc3'" in result.stderr
