@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pyarrow as pa
 import simpy
 
@@ -45,6 +46,9 @@ from bitcell_sim.topology import Topology
 TIMELINE_INTERVAL_S = 1.0
 #: How long a node waits for a sync answer that was lost before it gives up on that peer.
 REQUEST_TIMEOUT_S = 2.0
+#: A validator this many blocks behind the best height it knows of is syncing: it makes no
+#: commitment and builds no block (the devnet node's rule).
+SYNCING_LAG_BLOCKS = 2
 #: JSON-RPC code of a full pool (PROTOCOL.md §1, admission).
 POOL_FULL_CODE = -32603
 
@@ -91,7 +95,6 @@ class Simulation:
         self.max_txs = protocol.max_txs_per_block
         self.sync_batch = protocol.sync_batch_blocks
         self.import_per_tx_s = protocol.processing.block_import_per_tx_s
-        self.fanout = protocol.gossip.fanout
         self.wire = wire_sizes(protocol.tx_size_bytes)
         self.schedule = FaultSchedule(topology, index)
 
@@ -125,7 +128,7 @@ class Simulation:
             latency,
             bandwidth,
             self.schedule,
-            self.fanout,
+            protocol.gossip.fanout,
             self.streams.nodes,
         )
         self.validators = [index[v] for v in topology.validators]
@@ -224,8 +227,16 @@ class Simulation:
             end_s = self.rounds.round_start(r + 1)
             if deadline_s >= self.duration_s:
                 return
+            yield self.env.timeout(start_s - self.env.now)
+            # As on the devnet, a validator that is syncing makes no commitment this round.
+            committing = [v for v in self.validators if self.up[v] and not self._syncing(v)]
+            commit_backlog = self._cpu_backlog_s()
+            yield self.env.timeout(start_s + self.rounds.commit_s - self.env.now)
+            reveal_backlog = self._cpu_backlog_s()
             yield self.env.timeout(deadline_s - self.env.now)
-            believers = self._decide(r, start_s, deadline_s)
+            believers = self._decide(
+                r, start_s, deadline_s, committing, commit_backlog, reveal_backlog
+            )
             if end_s >= self.duration_s:
                 return
             yield self.env.timeout(end_s - self.env.now)
@@ -233,13 +244,33 @@ class Simulation:
                 self._build(node, r, incarnation)
             r += 1
 
-    def _decide(self, r: int, start_s: float, deadline_s: float) -> list[tuple[int, int]]:
-        """At the end of round ``r``'s reveal phase: which validators believe they won."""
+    def _syncing(self, node: int) -> bool:
+        """More than SYNCING_LAG_BLOCKS behind the best height it has heard of."""
+        return self.tip[node].height < self.best_known_height[node] - SYNCING_LAG_BLOCKS
+
+    def _cpu_backlog_s(self) -> npt.NDArray[np.float64]:
+        """How far behind now each node's CPU is (0 for an idle one)."""
+        now = self.env.now
+        self.txs.advance(now)
+        return np.maximum(self.cpu_busy_s - now, 0.0)
+
+    def _decide(
+        self,
+        r: int,
+        start_s: float,
+        deadline_s: float,
+        committing: list[int],
+        commit_backlog_s: npt.NDArray[np.float64],
+        reveal_backlog_s: npt.NDArray[np.float64],
+    ) -> list[tuple[int, int]]:
+        """At the end of round ``r``'s reveal phase: which validators believe they won.
+
+        A node judges a commitment or reveal when its CPU gets to it, so a node with a backlog
+        sends its own late and counts others' late: a starved validator drops out of rounds.
+        """
         commit_end_s = start_s + self.rounds.commit_s
         schedule = self.schedule
-        senders = [
-            v for v in self.validators if not schedule.down_between(v, start_s, commit_end_s)
-        ]
+        senders = [v for v in committing if not schedule.down_between(v, start_s, commit_end_s)]
         if not senders:
             return []
         origin = np.array(senders, dtype=np.int64)
@@ -248,12 +279,14 @@ class Simulation:
             np.full(len(senders), start_s),
             self.wire.commitment_frame_bytes,
             self.jitters,
+            commit_backlog_s,
         )
         reveals = self.flood.spread_messages(
             origin,
             np.full(len(senders), commit_end_s),
             self.wire.reveal_frame_bytes,
             self.jitters,
+            reveal_backlog_s,
         )
         believers = []
         for v in self.validators:
@@ -261,7 +294,9 @@ class Simulation:
                 continue
             since = schedule.up_since(v, deadline_s)  # a restart forgets what came before
             c, rv = commits[:, v], reveals[:, v]
-            held = (c < commit_end_s) & (c >= since) & (rv < deadline_s) & (rv >= since)
+            judged_c, judged_rv = c + commit_backlog_s[v], rv + reveal_backlog_s[v]
+            held = (judged_c < commit_end_s) & (c >= since) & (judged_rv < deadline_s)
+            held &= rv >= since
             eligible = {senders[i] for i in np.flatnonzero(held)}
             if v in eligible and self._winner(self.tip[v].hash, eligible) == v:
                 believers.append((v, self.incarnation[v]))
@@ -280,11 +315,15 @@ class Simulation:
             self._rankings[prev_hash] = ranking
         return next(v for v in ranking if v in eligible)
 
-    def _build(self, node: int, r: int, incarnation: int) -> None:
-        if not self.up[node] or self.incarnation[node] != incarnation:
+    def _build(self, node: int, r: int, incarnation: int, queued: bool = False) -> None:
+        if not self.up[node] or self.incarnation[node] != incarnation or self._syncing(node):
             return
         now = self.env.now
         self.txs.advance(now)
+        busy_s = float(self.cpu_busy_s[node])
+        if busy_s > now and not queued:  # built when the CPU gets to it (its place in line)
+            self._at(busy_s, self._build, node, r, incarnation, True)
+            return
         parent = self.tip[node]
         chosen = self.txs.select(node, self.max_txs)
         block = Block(
@@ -309,11 +348,10 @@ class Simulation:
     def _gossip(self, node: int, block: Block, exclude: int) -> None:
         now = self.env.now
         size = self.wire.block_frame_bytes(len(block.txs))
-        targets = [p for p in self.peers[node] if p != exclude]
-        if 0 < self.fanout < len(targets):
-            picked = self.streams.nodes[node].choice(len(targets), self.fanout, replace=False)
-            targets = [targets[i] for i in sorted(picked)]
-        for peer in targets:
+        # Blocks go to every peer (fanout limits tx gossip only, as on the devnet).
+        for peer in self.peers[node]:
+            if peer == exclude:
+                continue
             arrival = self.links[(node, peer)].transmit(now, size)
             if arrival is not None:
                 self._at(arrival, self._on_block, peer, block, node)

@@ -1,13 +1,14 @@
 """Flood gossip over the peer graph, computed for many messages at once.
 
 :class:`Flood` answers "when does each node first hear each message" for messages that every
-node forwards to its peers (or to ``fanout`` random peers) on first receipt: an earliest-arrival
-(Bellman-Ford) relaxation over the directed links, vectorized over messages. Two relay styles:
-:meth:`Flood.spread_messages` relays at once (commitments, reveals), with one jitter draw per
-message and link; :meth:`Flood.spread_batched` relays in tx batches at the next batch tick after
-the node has validated the tx, with the jitter of that link at that tick. Faults apply as on
-single messages: added latency at departure, loss if a partition or a down receiver overlaps the
-flight, no relay by a node that goes down before its tick.
+node forwards to its peers on first receipt: an earliest-arrival relaxation over the directed
+links from a frontier of nodes that just heard, vectorized over messages.
+:meth:`Flood.spread_messages` relays as soon as the node's CPU gets to the message (commitments,
+reveals), with one jitter draw per message and link; :meth:`Flood.spread_batched` relays txs in
+batches at the next batch tick after the node validated them, with the jitter of that link at
+that tick, and to ``fanout`` random peers only when fanout > 0 (as the devnet does for txs).
+Faults apply as on single messages: added latency at departure, loss if a partition or a down
+receiver overlaps the flight, no relay by a node that goes down before its tick.
 """
 
 from __future__ import annotations
@@ -67,8 +68,13 @@ class Flood:
         start_s: FloatArray,
         frame_bytes: int,
         jitters: list[MessageJitter],
+        backlog_s: FloatArray | None = None,
     ) -> FloatArray:
-        """Heard times (messages x nodes) of messages relayed on receipt; inf = never."""
+        """Heard times (messages x nodes) of messages relayed on receipt; inf = never.
+
+        ``backlog_s[n]`` is how long node n's CPU takes to get to a message (its queue of
+        earlier work): a message leaves its origin, and every relay, that much later.
+        """
         m = len(origin)
         if m == 0 or self.link_count == 0:
             return self._origin_only(origin, start_s)
@@ -79,9 +85,9 @@ class Flood:
             return drawn[rows, links]
 
         def send_times(heard_s: FloatArray, nodes: IntArray) -> FloatArray:
-            return heard_s
+            return heard_s if backlog_s is None else heard_s + backlog_s[nodes]
 
-        return self._spread(origin, start_s, frame_bytes, send_times, jitter)
+        return self._spread(origin, start_s, frame_bytes, send_times, jitter, fanout=False)
 
     def spread_batched(
         self,
@@ -114,7 +120,7 @@ class Flood:
                 return np.zeros(len(links))
             return ticks.lookup_s(links, np.rint(depart_s / interval_s).astype(np.int64))
 
-        return self._spread(origin, start_s, frame_bytes, send_times, jitter)
+        return self._spread(origin, start_s, frame_bytes, send_times, jitter, fanout=True)
 
     # ---- the relaxation --------------------------------------------------------------------
 
@@ -147,6 +153,7 @@ class Flood:
         frame_bytes: int,
         send_times: SendTimes,
         jitter: JitterOf,
+        fanout: bool,
     ) -> FloatArray:
         """Relax from a frontier: only entries whose heard time just improved send again."""
         schedule = self.schedule
@@ -158,7 +165,7 @@ class Flood:
         nodes = origin.astype(np.int64)
         send[rows, nodes] = send_times(start_s.astype(np.float64), nodes)
         serialize_s = frame_bytes * 8.0 / self.bandwidth_bps
-        use = self._fanout_mask(m)
+        use = self._fanout_mask(m) if fanout else None
         flat_heard = heard.reshape(-1)
         while len(rows):
             leaving = send[rows, nodes]
