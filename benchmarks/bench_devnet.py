@@ -23,12 +23,14 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
 import numpy as np
 import yaml
 
 from bitcell_sim.devnet import Devnet, cpu_seconds, down, up
 from bitcell_sim.errors import RpcError
 from bitcell_sim.protocol.keys import KeyPair
+from bitcell_sim.protocol.metrics import parse_prometheus_samples
 from bitcell_sim.protocol.rpc_client import AsyncRpcClient
 from bitcell_sim.protocol.transaction import sign_transaction
 
@@ -165,6 +167,30 @@ def cpu_snapshot(devnet: Devnet) -> dict[str, float]:
     return out
 
 
+def rpc_buckets(devnet: Devnet) -> dict[float, float]:
+    """The nodes' server-side RPC latency histograms, summed: {upper bound s: count <= it}."""
+    total: dict[float, float] = {}
+    for endpoint in devnet.endpoints.values():
+        text = httpx.get(endpoint.metrics_url, timeout=5.0, trust_env=False).text
+        for sample in parse_prometheus_samples(text):
+            if sample.name == "bitcell_rpc_latency_seconds_bucket":
+                bound = float(dict(sample.labels)["le"])
+                total[bound] = total.get(bound, 0.0) + sample.value
+    return total
+
+
+def bucket_quantile_ms(before: dict[float, float], after: dict[float, float], q: float) -> str:
+    """The histogram bucket holding quantile ``q`` of the requests between two snapshots."""
+    delta = sorted((b, after[b] - before.get(b, 0.0)) for b in after)
+    count = delta[-1][1] if delta else 0.0
+    previous = 0.0
+    for bound, cumulative in delta:
+        if count and cumulative >= q * count:
+            return f"{previous * 1e3:g}-{bound * 1e3:g} ms"
+        previous = bound
+    return "n/a"
+
+
 def percentile_ms(values: list[float], q: float) -> float:
     return float(np.percentile(np.array(values), q) * 1e3) if values else float("nan")
 
@@ -186,6 +212,12 @@ def table_rows(
         f"{percentile_ms(lat, 90):.1f} / {percentile_ms(lat, 99):.1f} / "
         f"{max(lat) * 1e3:.1f} ms |",
     ]
+    server = figures["server_rpc_latency_bucket"]
+    assert isinstance(server, dict)
+    rows.append(
+        f"| server-side RPC latency (node histograms), p50 / p99 bucket | {server['p50']} / "
+        f"{server['p99']} |"
+    )
     cpu = figures["cpu_pct_of_one_core"]
     assert isinstance(cpu, dict)
     for name, pct in cpu.items():
@@ -224,10 +256,14 @@ def main() -> int:
             nodes = list(devnet.node_names)
             urls = [devnet.endpoints[n].rpc_url for n in nodes]
             print(f"devnet up; {args.tps:g} TPS for {args.duration:g} s ...", file=sys.stderr)
+            buckets_before = rpc_buckets(devnet)
             cpu_before, wall_before = cpu_snapshot(devnet), time.monotonic()
+            own_before = time.process_time()
             load = asyncio.run(open_loop(urls, raws, args.tps))
             wall_s = time.monotonic() - wall_before
             cpu_after = cpu_snapshot(devnet)
+            own_pct = 100 * (time.process_time() - own_before) / wall_s
+            buckets_after = rpc_buckets(devnet)
             cpu_pct = {
                 name: 100 * (cpu_after[name] - cpu_before[name]) / wall_s
                 for name in cpu_before
@@ -257,7 +293,11 @@ def main() -> int:
             "p99": percentile_ms(load.latencies_s, 99),
             "max": max(load.latencies_s) * 1e3 if load.latencies_s else float("nan"),
         },
-        "cpu_pct_of_one_core": dict(sorted(cpu_pct.items())),
+        "cpu_pct_of_one_core": {**dict(sorted(cpu_pct.items())), "load generator": own_pct},
+        "server_rpc_latency_bucket": {
+            "p50": bucket_quantile_ms(buckets_before, buckets_after, 0.50),
+            "p99": bucket_quantile_ms(buckets_before, buckets_after, 0.99),
+        },
         "final_heights": heights,
         "one_node": {
             "node": nodes[0],

@@ -6,6 +6,7 @@ import os
 import signal
 import socket
 import stat
+import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -191,3 +192,20 @@ def test_output_goes_to_the_log(tmp_path: Path) -> None:
 def test_spawning_a_missing_program_names_it(tmp_path: Path) -> None:
     with pytest.raises(DevnetError, match=r"ghost: cannot start /nonexistent/prog"):
         spawn("ghost", ["/nonexistent/prog"], tmp_path / "g.log")
+
+
+def test_public_api_is_pinned_and_does_not_load_the_node() -> None:
+    import bitcell_sim.devnet as devnet_api
+    import bitcell_sim.faults as faults_api
+
+    assert {"up", "down", "Devnet", "devnet_status", "plan_devnet"} <= set(devnet_api.__all__)
+    assert {"DevnetFaults", "ChaosScheduler", "wait_for_common_tip"} <= set(faults_api.__all__)
+    for module in (devnet_api, faults_api):
+        for name in module.__all__:
+            assert hasattr(module, name), name
+    code = (
+        "import sys, bitcell_sim.devnet, bitcell_sim.faults; "
+        "print([m for m in sys.modules if m.startswith('bitcell_sim.devnet.node')])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == "[]", out
