@@ -60,8 +60,8 @@ MSG_RECORDS = "bitcell_records"
 MSG_DONE = "bitcell_done"
 #: Records per message from a worker to the master.
 BATCH_RECORDS = 2000
-#: Workers get this long to receive their plan before the schedule starts.
-DISTRIBUTED_START_DELAY_S = 1.0
+#: The schedule starts this long after the test: users spawn (and workers get their plan) first.
+START_DELAY_S = 1.0
 #: After the drain time, the shape waits this much longer for workers' records, then ends.
 END_GRACE_S = 30.0
 #: How long a stopping master waits for records still on their way from workers.
@@ -274,7 +274,7 @@ class Controller:
             raise LoadError("give --topology FILE or --host URL (the RPC endpoint to load)")
         assert self.plan is not None
         if self.role == "local":
-            self.start_unix_s = time.time()
+            self.start_unix_s = time.time() + START_DELAY_S
             self._start_session(self.plan, 0, 1, self.start_unix_s)
             return
         runner = self.environment.runner
@@ -285,7 +285,7 @@ class Controller:
         )
         if not workers:
             raise LoadError("no Locust workers are connected to the master")
-        self.start_unix_s = time.time() + DISTRIBUTED_START_DELAY_S
+        self.start_unix_s = time.time() + START_DELAY_S
         self.ranks = {w.id: rank for rank, w in enumerate(workers)}
         for worker_id, rank in self.ranks.items():
             data = {
