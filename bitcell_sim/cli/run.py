@@ -8,6 +8,7 @@ expectation FAILed.
 
 from __future__ import annotations
 
+import shutil
 import time
 from pathlib import Path
 from typing import Annotated
@@ -93,7 +94,12 @@ def run(
         def advance(now_s: float, total_s: float) -> None:
             progress.update(task, completed=now_s)
 
-        result = simulate(topo, progress=advance if show_progress else None)
+        try:
+            result = simulate(topo, progress=advance if show_progress else None)
+        except BaseException:
+            # Leave no half-made run behind (the folder holds only the topology so far).
+            shutil.rmtree(folder.path)
+            raise
 
     for name, table in result.tables.items():
         folder.write_records(name, table)
