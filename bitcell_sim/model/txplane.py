@@ -63,7 +63,8 @@ class TxPlane:
         self.cpu_busy_s = cpu_busy_s  # shared with block imports: one CPU per node
         self.in_pool = np.zeros((node_count, count), dtype=np.bool_)
         self.in_chain = np.zeros((node_count, count), dtype=np.bool_)
-        self.order = np.full((node_count, count), -1, dtype=np.int64)  # arrival order at node
+        # Arrival order at each node (int32: half the memory of int64 on big runs).
+        self.order = np.full((node_count, count), -1, dtype=np.int32)
         self._next_order = np.zeros(node_count, dtype=np.int64)
         self.pool_size = np.zeros(node_count, dtype=np.int64)
         self.pool_peak = np.zeros(node_count, dtype=np.int64)
