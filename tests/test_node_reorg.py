@@ -81,5 +81,9 @@ def test_partitioned_validators_converge_and_lose_no_tx(tmp_path: Path) -> None:
         assert re.search(r"reorg depth=\d+ .* returned_txs=1", logs[loser])
         metrics = parse_prometheus(httpx.get(f"{net.nodes[loser].metrics_url}/metrics").text)
         assert metrics["bitcell_reorgs_total"] >= 1
+        for node in net.nodes.values():
+            # each tx counted once, though the loser saw its own tx twice
+            text = httpx.get(f"{node.metrics_url}/metrics").text
+            assert parse_prometheus(text)["bitcell_txs_processed_total"] == 2
         a.close()
         b.close()

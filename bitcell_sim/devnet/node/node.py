@@ -71,6 +71,7 @@ SYNC_WATCH_INTERVAL_S = 1.0
 #: Bytes of blocks put in one ``Blocks`` answer (frames are capped at 10 MB).
 SYNC_MAX_BYTES = 8_000_000
 MAX_ORPHANS = 256
+MAX_UNCOUNTED = 100_000
 #: A gossiped tx may be this many nonces ahead of its sender's confirmed nonce here.
 GOSSIP_NONCE_AHEAD = 64
 MAX_REJECTED = 4096
@@ -161,10 +162,14 @@ class Node:
         self._winners: dict[int, bytes | None] = {}
         self._seen_consensus: OrderedDict[bytes, None] = OrderedDict()
         self._active_miners = 0
+        # Ids of txs of orphaned blocks: already in bitcell_txs_processed_total.
+        self._uncounted: dict[bytes, None] = {}
         self._blocks_by_proposer: dict[bytes, int] = {}
         for h in range(1, self.chain.height + 1):
             proposer = self.chain.records[self.chain.canonical[h]].header.proposer
             self._blocks_by_proposer[proposer] = self._blocks_by_proposer.get(proposer, 0) + 1
+        # The chain loaded from disk counts as processed: every node reports its whole chain.
+        self.metrics.txs_processed = len(self.chain.tx_index)
         self._tasks: list[asyncio.Task[None]] = []
         self._runners: list[web.AppRunner] = []
         self._was_syncing = False
@@ -532,25 +537,35 @@ class Node:
         self, result: ImportResult, block: Block, source: str | None, via: str, received_s: float
     ) -> None:
         chain = self.chain
+        returned = 0
+        for orphaned in result.disconnected:
+            proposer = orphaned.header.proposer
+            self._blocks_by_proposer[proposer] -= 1
+            for tx in orphaned.transactions:
+                tx_id = tx.tx_id()
+                # Counted once already: not again if the new branch includes it too.
+                self._uncounted[tx_id] = None
+                if tx_id not in chain.tx_index and self.pool.restore(tx, tx_id):
+                    returned += 1
+                    # Gossip it again: the new chain's proposers may never have seen it.
+                    self._queue_tx_gossip(tx_id, encode_frame(TransactionMessage(tx)), None)
         included: list[bytes] = []
         for connected in result.connected:
             included.extend(chain.records[connected.hash()].tx_ids)
             proposer = connected.header.proposer
             self._blocks_by_proposer[proposer] = self._blocks_by_proposer.get(proposer, 0) + 1
         self.pool.remove(included)
-        self.metrics.txs_processed += len(included)
+        fresh = len(included)
+        if self._uncounted:
+            for tx_id in included:
+                if tx_id in self._uncounted:
+                    del self._uncounted[tx_id]
+                    fresh -= 1
+            while len(self._uncounted) > MAX_UNCOUNTED:
+                del self._uncounted[next(iter(self._uncounted))]
+        self.metrics.txs_processed += fresh
         if result.disconnected:
             self.metrics.reorgs += 1
-            returned = 0
-            for orphaned in result.disconnected:
-                proposer = orphaned.header.proposer
-                self._blocks_by_proposer[proposer] -= 1
-                for tx in orphaned.transactions:
-                    tx_id = tx.tx_id()
-                    if tx_id not in chain.tx_index and self.pool.restore(tx, tx_id):
-                        returned += 1
-                        # Gossip it again: the new chain's proposers may never have seen it.
-                        self._queue_tx_gossip(tx_id, encode_frame(TransactionMessage(tx)), None)
             stale = self.pool.drop_stale(chain.account)
             log.info(
                 "reorg depth=%d new_height=%d tip=%s old_tip=%s returned_txs=%d dropped_txs=%d",
