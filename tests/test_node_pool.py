@@ -1,13 +1,23 @@
-"""The node's pool: capacity without eviction, duplicates, priority order, stale pruning."""
+"""The node's pool: capacity without eviction, duplicates, priority order, stale pruning.
+
+The same rules are then checked on real node processes: a small pool refusing when full,
+and blocks taking the highest gas price first, then arrival order.
+"""
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
+
+import httpx
 import pytest
 
+from bitcell_sim.devnet.node.harness import LocalNet
 from bitcell_sim.devnet.node.pool import TxPool
 from bitcell_sim.errors import RpcError
 from bitcell_sim.protocol.account import Account
 from bitcell_sim.protocol.admission import MSG_ALREADY_IN_POOL, MSG_POOL_FULL
+from bitcell_sim.protocol.identity import funded_sender
 from bitcell_sim.protocol.jsonrpc import INTERNAL_ERROR
 from bitcell_sim.protocol.keys import KeyPair
 from bitcell_sim.protocol.transaction import Transaction, sign_transaction
@@ -72,3 +82,75 @@ def test_drop_stale_removes_passed_nonces_only() -> None:
 def test_capacity_must_be_positive() -> None:
     with pytest.raises(ValueError, match=r"pool capacity\(=0\)"):
         TxPool(0)
+
+
+# ---- against real node processes -------------------------------------------------------------
+
+
+def _rpc(url: str, method: str, params: list[object]) -> dict[str, object]:
+    body = {"jsonrpc": "2.0", "method": method, "params": params, "id": 1}
+    return dict(httpx.post(f"{url}/rpc", json=body, trust_env=False).json())
+
+
+def _raw(t: Transaction) -> str:
+    return "0x" + t.encode().hex()
+
+
+@pytest.mark.real
+@pytest.mark.timeout(60)
+def test_small_pool_on_a_real_node_refuses_when_full(tmp_path: Path) -> None:
+    roles = {"v": "validator", "f": "full"}
+    protocol = {"tx_pool_capacity": 3}
+    with LocalNet(tmp_path, roles, name="pooltest", protocol=protocol) as net:
+        net.start("f")  # a full node alone never produces, so its pool only fills
+        url = net.nodes["f"].rpc_url
+        # fresh senders with an amount and no funds: admitted, never includable
+        txs = [sign_transaction(KeyPair.from_seed(f"p{i}"), TO, 5, 21000, 10**9) for i in range(4)]
+        for t in txs[:3]:
+            assert (
+                _rpc(url, "eth_sendRawTransaction", [_raw(t)])["result"] == "0x" + t.tx_id().hex()
+            )
+        full = _rpc(url, "eth_sendRawTransaction", [_raw(txs[3])])
+        assert full["error"] == {"code": INTERNAL_ERROR, "message": MSG_POOL_FULL, "data": None}
+        dup = _rpc(url, "eth_sendRawTransaction", [_raw(txs[0])])
+        assert dup["error"] == {
+            "code": INTERNAL_ERROR,
+            "message": MSG_ALREADY_IN_POOL,
+            "data": None,
+        }
+        info = _rpc(url, "bitcell_getPendingBlockInfo", [])["result"]
+        assert isinstance(info, dict) and info["pendingTransactions"] == 3
+
+
+@pytest.mark.real
+@pytest.mark.timeout(60)
+def test_blocks_take_highest_gas_price_then_arrival(tmp_path: Path) -> None:
+    protocol = {"max_txs_per_block": 3}
+    with LocalNet(
+        tmp_path, {"v": "validator"}, name="ordertest", phase_s=0.7, protocol=protocol
+    ) as net:
+        net.start()
+        url = net.nodes["v"].rpc_url
+
+        def height() -> int:
+            return int(str(_rpc(url, "eth_blockNumber", [])["result"]), 16)
+
+        start = height()
+        deadline = time.monotonic() + 20
+        while height() == start and time.monotonic() < deadline:
+            time.sleep(0.02)
+        # just after a block: all six land in the pool before the next one is built
+        prices = [5, 7, 5, 7, 1, 5]
+        txs = [
+            sign_transaction(funded_sender("ordertest", i), TO, 1, 21000, p * 10**9)
+            for i, p in enumerate(prices)
+        ]
+        for t in txs:
+            assert _rpc(url, "eth_sendRawTransaction", [_raw(t)])["error"] is None
+        first = height() + 1
+        while height() < first + 1 and time.monotonic() < deadline + 20:
+            time.sleep(0.05)
+        blocks = [_rpc(url, "eth_getBlockByNumber", [hex(h)])["result"] for h in (first, first + 1)]
+        got = [tx_hash for b in blocks if isinstance(b, dict) for tx_hash in b["transactions"]]
+        want = [txs[i] for i in (1, 3, 0, 2, 5, 4)]
+        assert got == ["0x" + t.tx_id().hex() for t in want]
