@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bitcell_sim.load import LoadSession, RateProfile, plan_from_host
+from bitcell_sim.load import Endpoint, LoadSession, RateProfile, plan_from_host
 from bitcell_sim.load.session import END_DRAIN_TIMEOUT, END_DRAINED, END_STALL
 from bitcell_sim.protocol.identity import funded_sender
 from tests.test_load_watcher import Clock, FakeChain
@@ -92,3 +92,43 @@ def test_funded_session_takes_its_share_of_the_accounts() -> None:
     assert [k.keypair for k in keys[:2] if k] == [funded_sender("net", 1), funded_sender("net", 3)]
     assert s.lease() is None and s.status.not_submitted == {"no idle funded sender": 1}
     assert RateProfile.constant(10, 2).total_count == 20
+
+
+def test_watching_every_node_confirms_each_tx_at_its_own_node() -> None:
+    clock, a, b = Clock(), FakeChain(), FakeChain()
+    clock.t = 100.0
+    base = plan_from_host("http://127.0.0.1:1", tps=10, duration_s=2, round_s=1)
+    plan = base.with_overrides(
+        endpoints=(Endpoint("a", "endpoint", "http://a"), Endpoint("b", "endpoint", "http://b")),
+        watch_node="all",
+        stall_window_s=2.0,
+    )
+    s = LoadSession(plan, {"a": a, "b": b}, start_unix_s=100.0, clock=clock)
+    s.tick()
+    lease = s.lease()
+    tx = s.build(lease)  # type: ignore[arg-type]
+    record = s.record(lease, tx, "b", s.now_s(), 0.001, result=tx.tx_id().hex())  # type: ignore[arg-type]
+    a.add([record.tx_id])  # the block reached node a first
+    clock.t = 100.5
+    s.tick()
+    assert record.confirm_s is None
+    b.add([record.tx_id])
+    clock.t = 100.7
+    s.tick()
+    assert record.confirm_s == pytest.approx(0.7) and record.height == 1
+    assert set(s.status.to_dict()["watch"]) == set()  # filled in when the run ends
+    # Node b stops making blocks while a new tx is pending: not a stall while a moves on.
+    other = s.build(s.lease())  # type: ignore[arg-type]
+    s.record(s.lease(), other, "a", s.now_s(), 0.001, result=other.tx_id().hex())  # type: ignore[arg-type]
+    for t in (101.0, 102.0, 103.5):
+        clock.t = t
+        a.add([])
+        assert s.tick() is None
+    b.fail = "cannot connect"
+    a.fail = "cannot connect"
+    clock.t = 104.0
+    assert s.tick() is None
+    clock.t = 106.5
+    assert s.tick() == END_STALL
+    assert "and every other watched node" in s.status.stall.message()  # type: ignore[union-attr]
+    assert set(s.status.watch["by_node"]) == {"a", "b"}

@@ -63,7 +63,9 @@ def test_plan_from_rc3(rc3_path: Path) -> None:
     assert plan.regions == ("us-east", "us-west", "eu-central", "ap-southeast")
     assert plan.region_weights["ap-southeast"] == pytest.approx(1 / 7)
     assert (plan.round_s, plan.stall_window_s, plan.drain_s) == (15.0, 60.0, 45.0)
-    assert plan.poll_interval_s == 0.75 and plan.watch_node == "us-east-1"
+    assert plan.poll_interval_s == 0.75 and plan.watch_node == "all"
+    assert plan.watched == plan.endpoints
+    assert plan_from_topology(topology, watch_node="us-west-2").watched[0].node == "us-west-2"
     assert plan.profile.mean_tps == 100 and plan.duration_s == 600
     assert [e.node for e in plan.endpoints_in("us-west")] == ["us-west-1", "us-west-2"]
     assert LoadPlan.from_dict(json.loads(json.dumps(plan.to_dict()))) == plan

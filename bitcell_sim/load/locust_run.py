@@ -127,7 +127,12 @@ def add_options(parser: Any) -> None:
     )
     group.add_argument("--drain", default=None, help="time to wait for confirmations at the end")
     group.add_argument("--poll-interval", default=None, help="watcher poll interval")
-    group.add_argument("--watch-node", default=None, help="node the watcher follows")
+    group.add_argument(
+        "--watch-node",
+        default=None,
+        help="node the watcher follows, or 'all' (default with a topology: a tx is confirmed "
+        "when the node it was sent to has its block)",
+    )
     group.add_argument("--seed", type=int, default=None, help="seed of the arrival schedule")
 
 
@@ -298,13 +303,14 @@ class Controller:
         logger.info("sent the load plan to %d workers", len(workers))
 
     def _start_session(self, plan: LoadPlan, rank: int, count: int, start_unix_s: float) -> None:
-        reader = RpcClient(plan.watch.url, timeout_s=min(5.0, max(plan.round_s, 1.0)))
-        session = LoadSession(plan, reader, rank=rank, count=count, start_unix_s=start_unix_s)
+        timeout_s = min(5.0, max(plan.round_s, 1.0))
+        readers = {e.node: RpcClient(e.url, timeout_s=timeout_s) for e in plan.watched}
+        session = LoadSession(plan, readers, rank=rank, count=count, start_unix_s=start_unix_s)
         self.session = session
         self._ready.set()
-        gevent.spawn(self._watch, session, reader)
+        gevent.spawn(self._watch, session, list(readers.values()))
 
-    def _watch(self, session: LoadSession, reader: RpcClient) -> None:
+    def _watch(self, session: LoadSession, readers: list[RpcClient]) -> None:
         try:
             while not session.ended:
                 try:
@@ -314,7 +320,8 @@ class Controller:
                     logger.exception("watcher poll failed")
                 gevent.sleep(session.plan.poll_interval_s)
         finally:
-            reader.close()
+            for reader in readers:
+                reader.close()
         self._session_ended(session)
 
     def _session_ended(self, session: LoadSession) -> None:

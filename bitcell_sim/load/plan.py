@@ -40,6 +40,8 @@ DEFAULT_HOST_TPS = 100.0
 DEFAULT_HOST_DURATION_S = 60.0
 #: The one "region" of a bare host.
 HOST_REGION = "endpoint"
+#: ``watch_node`` value: follow every endpoint; a tx is confirmed when its own node has its block.
+WATCH_ALL = "all"
 
 
 def parse_seconds(text: str | float) -> float:
@@ -124,10 +126,10 @@ class LoadPlan:
             raise LoadError(f"drain_s(={self.drain_s}) must be >= 0")
         if self.users is not None and self.users < 1:
             raise LoadError(f"users(={self.users}) must be >= 1")
-        if self.watch_node not in {e.node for e in self.endpoints}:
+        if self.watch_node != WATCH_ALL and self.watch_node not in {e.node for e in self.endpoints}:
             raise LoadError(
                 f"watch node {self.watch_node!r} is not one of the endpoints "
-                f"({', '.join(e.node for e in self.endpoints)})"
+                f"({', '.join(e.node for e in self.endpoints)}) nor {WATCH_ALL!r}"
             )
 
     @property
@@ -143,8 +145,11 @@ class LoadPlan:
         return tuple(e for e in self.endpoints if e.region == region)
 
     @property
-    def watch(self) -> Endpoint:
-        return next(e for e in self.endpoints if e.node == self.watch_node)
+    def watched(self) -> tuple[Endpoint, ...]:
+        """The endpoints the watcher polls: every one (``all``) or the watch node."""
+        if self.watch_node == WATCH_ALL:
+            return self.endpoints
+        return tuple(e for e in self.endpoints if e.node == self.watch_node)
 
     @property
     def duration_s(self) -> float:
@@ -206,9 +211,10 @@ def plan_from_topology(
         Endpoint(name, node.region, f"http://{host}:{node.rpc_port}")
         for name, node in topology.nodes.items()
     )
-    if watch_node is not None and watch_node not in topology.nodes:
+    if watch_node not in (None, WATCH_ALL, *topology.nodes):
         raise LoadError(
-            f"watch node {watch_node!r} is not in the topology ({', '.join(topology.nodes)})"
+            f"watch node {watch_node!r} is not in the topology ({', '.join(topology.nodes)}) "
+            f"nor {WATCH_ALL!r}"
         )
     round_s = topology.protocol.round_s
     w = topology.workload
@@ -229,7 +235,7 @@ def plan_from_topology(
         drain_s=drain_s
         if drain_s is not None
         else max(DEFAULT_DRAIN_ROUNDS * round_s, MIN_DRAIN_S),
-        watch_node=watch_node or endpoints[0].node,
+        watch_node=watch_node or (WATCH_ALL if len(endpoints) > 1 else endpoints[0].node),
         seed=topology.general.seed if seed is None else seed,
         users=users,
         genesis_unix_s=genesis_unix_s,

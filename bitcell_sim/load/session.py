@@ -5,15 +5,15 @@ A :class:`LoadSession` is what a Locust process (local runner or worker) holds f
 and senders, the :class:`~bitcell_sim.load.txlog.TxLog` and the
 :class:`~bitcell_sim.load.watcher.ChainWatcher`. Users ``take_slot``, build with ``lease`` /
 ``build``, and ``record`` the answer; the watcher loop calls ``tick`` until ``ended``. Nothing here
-imports Locust or gevent: the clock and the chain reader are passed in.
+imports Locust or gevent: the clock and the chain readers are passed in.
 """
 
 from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from bitcell_sim.load.pacer import Pacer, load_rng
@@ -69,7 +69,7 @@ class LoadSession:
     def __init__(
         self,
         plan: LoadPlan,
-        reader: ChainReader,
+        readers: ChainReader | Mapping[str, ChainReader],
         *,
         rank: int = 0,
         count: int = 1,
@@ -114,15 +114,23 @@ class LoadSession:
         self.log = TxLog()
         self.status = SessionStatus(rank)
         self.in_flight = 0
-        self.watcher = ChainWatcher(
-            reader,
-            self.log,
-            plan.watch_node,
-            clock=self.now_s,
-            stall_window_s=plan.stall_window_s,
-            on_confirmed=lambda record: self.senders.confirmed(record.tx_id),
-            on_reverted=lambda record: self.senders.unconfirmed(record.tx_id),
-        )
+        if not isinstance(readers, Mapping):
+            readers = {e.node: readers for e in plan.watched}
+        per_node = len(plan.watched) > 1
+        self.watchers = [
+            ChainWatcher(
+                readers[endpoint.node],
+                self.log,
+                endpoint.node,
+                clock=self.now_s,
+                stall_window_s=plan.stall_window_s,
+                on_confirmed=lambda record: self.senders.confirmed(record.tx_id),
+                on_reverted=lambda record: self.senders.unconfirmed(record.tx_id),
+                own_records_only=per_node,
+                read_pool=index == 0,
+            )
+            for index, endpoint in enumerate(plan.watched)
+        ]
 
     # ---- clocks -----------------------------------------------------------------------------
 
@@ -207,16 +215,21 @@ class LoadSession:
 
     # ---- the watcher loop -------------------------------------------------------------------
 
-    def start_watcher(self) -> None:
-        self.watcher.start()
-
     def tick(self) -> str | None:
-        """One watcher poll and the end checks; returns the end reason once the run ended."""
+        """One poll of every watched node and the end checks; the end reason once ended.
+
+        The chain counts as stalled only when every watched node is stalled: one node that is
+        down (a fault) does not end the run while the others make blocks.
+        """
         if self.ended:
             return self.status.end_reason
-        stall = self.watcher.poll()
-        if stall is not None:
-            self.status.stall = stall
+        stalls = [watcher.poll() for watcher in self.watchers]
+        if all(stall is not None for stall in stalls):
+            first = stalls[0]
+            assert first is not None
+            if len(stalls) > 1:
+                first = replace(first, node=f"{first.node} (and every other watched node)")
+            self.status.stall = first
             return self.end(END_STALL)
         t = self.load_time_s()
         if t >= self.plan.duration_s and self.in_flight == 0:
@@ -229,5 +242,7 @@ class LoadSession:
     def end(self, reason: str) -> str:
         if self.status.end_reason is None:
             self.status.end_reason = reason
-            self.status.watch = self.watcher.stats.to_dict()
+            self.status.watch = self.watchers[0].stats.to_dict()
+            if len(self.watchers) > 1:
+                self.status.watch["by_node"] = {w.node: w.stats.to_dict() for w in self.watchers}
         return self.status.end_reason

@@ -68,26 +68,40 @@ class TxLog:
                 self.pending[record.tx_id] = record
 
     def confirm(
-        self, tx_ids: Iterable[str], seen_s: float, height: int, block_hash: str
+        self,
+        tx_ids: Iterable[str],
+        seen_s: float,
+        height: int,
+        block_hash: str,
+        node: str | None = None,
     ) -> list[TxRecord]:
-        """Mark our transactions among ``tx_ids`` confirmed at ``seen_s``; return them."""
+        """Mark our transactions among ``tx_ids`` confirmed at ``seen_s``; return them.
+
+        With ``node``, only those submitted to that node (the block was seen there).
+        """
         done = []
         for tx_id in tx_ids:
-            record = self.pending.pop(tx_id, None)
-            if record is None:
+            record = self.pending.get(tx_id)
+            if record is None or (node is not None and record.node != node):
                 continue
+            del self.pending[tx_id]
             record.confirm_s = seen_s
             record.height = height
             record.block_hash = block_hash
             done.append(record)
         return done
 
-    def revert(self, tx_ids: Iterable[str], block_hash: str) -> list[TxRecord]:
-        """Our transactions confirmed in the orphaned ``block_hash`` become pending again."""
+    def revert(
+        self, tx_ids: Iterable[str], block_hash: str, node: str | None = None
+    ) -> list[TxRecord]:
+        """Our transactions confirmed in the orphaned ``block_hash`` (at ``node``, if given)
+        become pending again."""
         back = []
         for tx_id in tx_ids:
             record = self._by_id.get(tx_id)
             if record is None or record.block_hash != block_hash:
+                continue
+            if node is not None and record.node != node:
                 continue
             record.confirm_s = record.height = record.block_hash = None
             self.pending[tx_id] = record

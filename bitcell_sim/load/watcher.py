@@ -1,11 +1,10 @@
 """Following the chain: which block confirmed each accepted transaction, and whether it stalled.
 
-:class:`ChainWatcher` polls one node (``eth_blockNumber``, then ``eth_getBlockByNumber`` with tx
-hashes for each new height, and ``bitcell_getPendingBlockInfo``) and confirms the matching records
-of a :class:`~bitcell_sim.load.txlog.TxLog` at the time it first saw the block; a block whose
-parent is not the one it saw at the height below is a reorg, and the orphaned block's
-transactions go back to pending. :class:`StallDetector` reports a :class:`Stall` when the height
-has not moved for a window while transactions are pending.
+:class:`ChainWatcher` polls one node (``eth_blockNumber``, ``eth_getBlockByNumber`` per new height,
+``bitcell_getPendingBlockInfo``) and confirms the matching records of a ``TxLog`` (with
+``own_records_only``: those sent to that node) when it first sees their block; a block whose
+parent is not the block it saw below is a reorg, whose orphaned transactions go back to pending.
+:class:`StallDetector` reports a :class:`Stall`: no new height for a window while txs are pending.
 """
 
 from __future__ import annotations
@@ -175,8 +174,13 @@ class ChainWatcher:
         stall_window_s: float,
         on_confirmed: Callable[[TxRecord], None] | None = None,
         on_reverted: Callable[[TxRecord], None] | None = None,
+        own_records_only: bool = False,
+        read_pool: bool = True,
     ) -> None:
         self.client = client
+        # Confirm only the transactions submitted to this node (one watcher per node).
+        self.only = node if own_records_only else None
+        self.read_pool = read_pool
         self.log = log
         self.node = node
         self.clock = clock
@@ -202,9 +206,7 @@ class ChainWatcher:
         return height
 
     def poll(self) -> Stall | None:
-        """One poll: follow new blocks, read the pool size, check for a stall."""
-        if self.stall is not None:
-            return self.stall
+        """One poll: follow new blocks, read the pool size, check for a stall (None: none)."""
         self.stats.polls += 1
         height: int | None
         try:
@@ -214,13 +216,15 @@ class ChainWatcher:
             now = self.clock()
             if self._height is not None and height > self._height:
                 self._follow(height, now)
-            self._read_pool()
+            if self.read_pool:
+                self._read_pool()
         except (RpcError, KeyError, TypeError, ValueError) as exc:
             # A node that does not answer, or answers something malformed, makes no progress.
             now = self.clock()
             height = None
             self.stats.errors += 1
             self.stats.last_error = str(exc) or type(exc).__name__
+        self.stall = None
         if self.detector.observe(
             now, self._height if height is not None else None, len(self.log.pending)
         ):
@@ -282,7 +286,7 @@ class ChainWatcher:
         self.stats.blocks += 1
         self.stats.height = height
         self.stats.heights.append(HeightSeen(now, height))
-        for record in self.log.confirm(tx_ids, now, height, block_hash):
+        for record in self.log.confirm(tx_ids, now, height, block_hash, self.only):
             if self.on_confirmed is not None:
                 self.on_confirmed(record)
 
@@ -290,6 +294,6 @@ class ChainWatcher:
         seen = self._chain.pop(height)
         self.stats.orphaned_blocks += 1
         self._height = height - 1
-        for record in self.log.revert(seen.tx_ids, seen.hash):
+        for record in self.log.revert(seen.tx_ids, seen.hash, self.only):
             if self.on_reverted is not None:
                 self.on_reverted(record)
