@@ -10,6 +10,7 @@ from __future__ import annotations
 import random
 import socket
 import statistics
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ import pytest
 
 from bitcell_sim.devnet import Devnet, DevnetMeta, StateDir, down, link_specs, plan_devnet
 from bitcell_sim.devnet.launch import start_emulator
-from bitcell_sim.errors import FaultError, NetemError
+from bitcell_sim.errors import DevnetError, FaultError, NetemError
 from bitcell_sim.faults import DevnetFaults, read_events
 from bitcell_sim.netem import ProbeServer, measure_delays, write_links_file
 from bitcell_sim.topology import parse_topology
@@ -66,18 +67,17 @@ def _within(measured_s: float, expected_s: float) -> bool:
     return abs(measured_s - expected_s) <= max(0.10 * expected_s, 0.005)
 
 
-@pytest.fixture
-def wired(tmp_path: Path) -> Iterator[Wired]:
-    probes = {name: ProbeServer(echo=True).start() for name in ("n1", "n2", "n3")}
-    state = StateDir(tmp_path / "devnet")
-    try:
-        nodes = "\n".join(
-            f"  {name}: {{region: {region}, rpc_port: {free_port()}, "
-            f"p2p_port: {probes[name].port}, metrics_port: {free_port()}}}"
-            for name, region in (("n1", "a"), ("n2", "a"), ("n3", "b"))
-        )
-        topology = parse_topology(
-            f"""
+def _start_wired(folder: Path, probes: dict[str, ProbeServer]) -> Devnet:
+    nodes = "\n".join(
+        f"  {name}: {{region: {region}, rpc_port: {free_port()}, "
+        f"p2p_port: {probes[name].port}, metrics_port: {free_port()}}}"
+        for name, region in (("n1", "a"), ("n2", "a"), ("n3", "b"))
+    )
+    # Links and the control API from one block below the ephemeral range, so no client
+    # socket of another process can take one between the check and the bind.
+    base = free_port_block(7)
+    topology = parse_topology(
+        f"""
 general: {{name: wired, seed: 3}}
 regions:
   a: {{rtt: {{a: 2 ms, b: 100 ms}}}}
@@ -85,24 +85,43 @@ regions:
 links: {{bandwidth: 10 Mbit}}
 nodes:
 {nodes}
-devnet: {{netem_port_base: {free_port_block(6)}, netem_control_port: {free_port()}}}
+devnet: {{netem_port_base: {base}, netem_control_port: {base + 6}}}
 """
-        )
-        plan = plan_devnet(topology)
-        state.create()
-        state.write_token()
-        write_links_file(state.links_path, link_specs(plan, topology.general.seed))
-        state.topology_path.write_text("# not read by these tests\n")
-        meta = DevnetMeta(
-            "wired", "-", plan.host, time.time(), f"http://127.0.0.1:{plan.control_port}",
-            time.time(), __import__("sys").executable, ("unused",),
-        )  # fmt: skip
-        state.write_meta(meta)
-        devnet = Devnet(state, topology, meta)
-        start_emulator(devnet)
+    )
+    plan = plan_devnet(topology)
+    state = StateDir(folder)
+    state.create()
+    state.write_token()
+    write_links_file(state.links_path, link_specs(plan, topology.general.seed))
+    state.topology_path.write_text("# not read by these tests\n")
+    meta = DevnetMeta(
+        "wired", "-", plan.host, time.time(), f"http://127.0.0.1:{plan.control_port}",
+        time.time(), sys.executable, ("unused",),
+    )  # fmt: skip
+    state.write_meta(meta)
+    devnet = Devnet(state, topology, meta)
+    start_emulator(devnet)
+    return devnet
+
+
+@pytest.fixture
+def wired(tmp_path: Path) -> Iterator[Wired]:
+    probes = {name: ProbeServer(echo=True).start() for name in ("n1", "n2", "n3")}
+    folders: list[Path] = []
+    try:
+        for attempt in range(3):  # another process may take a chosen port first: pick again
+            folders.append(tmp_path / f"devnet{attempt}")
+            try:
+                devnet = _start_wired(folders[-1], probes)
+                break
+            except DevnetError:
+                down(folders[-1], grace_s=2.0)
+                if attempt == 2:
+                    raise
         yield Wired(devnet, probes)
     finally:
-        down(state.root, grace_s=2.0)
+        for folder in folders:
+            down(folder, grace_s=2.0)
         for probe in probes.values():
             probe.stop()
 

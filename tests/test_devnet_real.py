@@ -123,10 +123,20 @@ def cli(*args: str) -> subprocess.CompletedProcess[str]:
 @pytest.fixture(scope="module")
 def devnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Devnet]:
     folder = tmp_path_factory.mktemp("rc3fast")
-    topology = shifted_topology(ROOT / "topologies" / "rc3-fast.yaml", folder / "rc3-fast.yaml")
     state_dir = folder / "state"
     try:
-        yield up(topology, state_dir, timeout_s=90.0)
+        for attempt in range(3):
+            topology = shifted_topology(
+                ROOT / "topologies" / "rc3-fast.yaml", folder / "rc3-fast.yaml"
+            )
+            try:
+                started = up(topology, state_dir, timeout_s=90.0)
+                break
+            except DevnetError as exc:
+                # Another process took a port of the chosen block first: pick another block.
+                if "not free" not in str(exc) or attempt == 2:
+                    raise
+        yield started
     finally:
         down(state_dir, grace_s=3.0)
 
