@@ -40,6 +40,14 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
+def rss_mb(pid: int) -> float:
+    """Resident memory of ``pid`` in MB (VmRSS of /proc/<pid>/status)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
 def presign(count: int, seed: int) -> list[str]:
     """``count`` raw txs from fresh keys (nonce 0, amount 0: each applies), as request bodies."""
     rng = np.random.default_rng(seed)
@@ -132,17 +140,21 @@ def part_max(root: Path, count: int, clients: int, seed: int) -> list[str]:
 def part_latency(root: Path, tps: float, duration_s: float, seed: int) -> list[str]:
     bodies = presign(int(tps * duration_s), seed + 1)
     with LocalNet(root / "lat", {"v": "validator"}, phase_s=1.0) as net:
+        started = time.perf_counter()
         net.start()
+        ready_s = time.perf_counter() - started
         node = net.nodes["v"]
         cpu0, t0 = cpu_seconds(node.pid), time.perf_counter()
         latencies = asyncio.run(open_loop([f"{node.rpc_url}/rpc"], bodies, tps))
         cpu = (cpu_seconds(node.pid) - cpu0) / (time.perf_counter() - t0)
+        rss = rss_mb(node.pid)
     ms = [x * 1000 for x in latencies]
     return [
-        "| target tx/s | requests | p50 ms | p90 ms | p99 ms | max ms | node CPU (cores) |",
-        "|---:|---:|---:|---:|---:|---:|---:|",
+        "| target tx/s | requests | p50 ms | p90 ms | p99 ms | max ms | node CPU (cores) "
+        "| RSS MB | start to /health s |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         f"| {tps:.0f} | {len(ms)} | {pct(ms, 50):.2f} | {pct(ms, 90):.2f} | {pct(ms, 99):.2f} "
-        f"| {max(ms):.2f} | {cpu:.3f} |",
+        f"| {max(ms):.2f} | {cpu:.3f} | {rss:.0f} | {ready_s:.2f} |",
     ]
 
 
@@ -171,6 +183,7 @@ def part_network(root: Path, nodes: int, tps: float, duration_s: float, seed: in
         time.sleep(4.0)  # let the last blocks land
         load_s = time.perf_counter() - t0
         load = {name: (cpu_seconds(pid) - load0[name]) / load_s for name, pid in pids.items()}
+        rss = {name: rss_mb(pid) for name, pid in pids.items()}
         metrics = httpx.get(f"{first.metrics_url}/metrics", trust_env=False).text
         processed = next(
             float(line.split()[1])
@@ -189,11 +202,16 @@ def part_network(root: Path, nodes: int, tps: float, duration_s: float, seed: in
         f"txs confirmed (node n0) {processed:.0f} of {len(bodies)}; "
         f"RPC p50 {pct(ms, 50):.1f} ms, p99 {pct(ms, 99):.1f} ms",
         "",
-        "| node | CPU idle (cores) | CPU under load (cores) |",
-        "|---|---:|---:|",
+        "| node | CPU idle (cores) | CPU under load (cores) | RSS MB |",
+        "|---|---:|---:|---:|",
     ]
-    lines += [f"| {name} | {idle[name]:.3f} | {load[name]:.3f} |" for name in pids]
-    lines.append(f"| **sum** | {sum(idle.values()):.3f} | {sum(load.values()):.3f} |")
+    lines += [
+        f"| {name} | {idle[name]:.3f} | {load[name]:.3f} | {rss[name]:.0f} |" for name in pids
+    ]
+    lines.append(
+        f"| **sum** | {sum(idle.values()):.3f} | {sum(load.values()):.3f} "
+        f"| {sum(rss.values()):.0f} |"
+    )
     return lines
 
 
