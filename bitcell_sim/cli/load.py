@@ -21,7 +21,7 @@ from bitcell_sim.cli.common import console, err_console
 from bitcell_sim.devnet import Devnet
 from bitcell_sim.errors import LoadError
 from bitcell_sim.load.output import LOAD_DIR, SUMMARY_FILE
-from bitcell_sim.load.plan import parse_seconds, plan_from_topology
+from bitcell_sim.load.plan import SENDERS, parse_seconds, plan_from_topology
 from bitcell_sim.load.runner import STARTUP_MARGIN_S, LocustProcess, locust_argv
 from bitcell_sim.load.summary import format_summary
 from bitcell_sim.results import RunFolder, new_run_id
@@ -55,6 +55,8 @@ def load(
     state_dir: Annotated[Path, typer.Option(help="The devnet's state folder.")] = Path(".devnet"),
 ) -> None:
     """Run TOPOLOGY's workload against the running devnet with Locust; print the summary."""
+    if senders is not None and senders not in SENDERS:
+        raise LoadError(f"--senders {senders!r} must be one of {', '.join(SENDERS)}")
     wanted = load_topology(topology)
     devnet = Devnet.open(state_dir)
     if devnet.meta.name != wanted.general.name:

@@ -138,7 +138,7 @@ class BitcellUser(JsonRpcUser):
                 nonce = self.call(
                     Method.GET_TRANSACTION_COUNT, ["0x" + lease.keypair.public_key.hex(), "latest"]
                 )
-                session.senders.set_nonce(lease, int(nonce, 16))  # type: ignore[union-attr]
+                session.senders.set_nonce(lease, int(nonce, 16))
             except (RpcError, ValueError, TypeError):
                 session.senders.rejected(lease, None)
                 session.status.not_submitted["nonce lookup failed"] += 1

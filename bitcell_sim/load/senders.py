@@ -86,6 +86,9 @@ class FreshSenders:
     def acquire(self) -> Lease:
         return Lease(KeyPair.generate(), nonce=0, amount=0)
 
+    def set_nonce(self, lease: Lease, nonce: int) -> None:
+        lease.nonce = nonce
+
     def accepted(self, lease: Lease, tx_id: str) -> None:
         return None
 
