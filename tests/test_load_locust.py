@@ -19,6 +19,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
+import yaml
 
 from bitcell_sim.load import LocustProcess, locust_argv, read_outputs
 from bitcell_sim.load.sink import READY_PREFIX
@@ -191,3 +192,31 @@ def test_web_ui_starts_a_run(tmp_path: Path) -> None:
             process.stop()
     _, summary, _ = read_outputs(run_dir)
     assert summary["submitted"] == summary["confirmed"] == 60
+
+
+def test_ramp_hold_spike_stages_from_the_topology(tmp_path: Path, rc3_fast_path: Path) -> None:
+    """The workload's stages drive both the user count (shape) and the rate (pacer)."""
+    data = yaml.safe_load(rc3_fast_path.read_text())
+    data["workload"] = {
+        "arrival": "poisson",
+        "stages": [
+            {"duration": "4 s", "tps": "40 TPS", "ramp": True},
+            {"duration": "4 s", "tps": "40 TPS"},
+            {"duration": "2 s", "tps": "200 TPS"},
+        ],
+    }
+    topology = tmp_path / "staged.yaml"
+    topology.write_text(yaml.safe_dump(data))
+    run_dir = tmp_path / "run"
+    with sink("--round", "1") as url:
+        argv = locust_argv(run_dir, host=url, topology=topology)
+        status, output = run(argv, tmp_path / "locust.log", 60)
+    assert status == 0, output
+    _, summary, _ = read_outputs(run_dir)
+    targets = [80, 160, 400]  # ramp 0→40 over 4 s, 40 for 4 s, 200 for 2 s
+    assert [s["target_txs"] for s in summary["stages"]] == targets
+    for stage, target in zip(summary["stages"], targets, strict=True):
+        assert abs(stage["submitted"] - target) <= 0.02 * target + 1
+    assert summary["hold"]["target_tps"] == pytest.approx((160 + 400) / 6)
+    # The shape grew the users ahead of the spike: 200 TPS × 0.5 s + 2 = 102.
+    assert "Shape test updating to 102 users" in output
