@@ -3,7 +3,7 @@
 Each test starts ``python -m bitcell_sim.load.sink`` on a free port and Locust as subprocesses,
 bounded in time, and stops exactly those processes by pid: an open-loop rate held against a slow
 node, a stalled chain ending the run with exit 3, master + worker records reaching one run
-folder, an unreachable node's rejections, and the web UI starting a run.
+folder, an unreachable node's rejections, the web UI starting a run, and staged load.
 """
 
 from __future__ import annotations
