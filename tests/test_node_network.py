@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -115,3 +116,20 @@ def test_metrics_count_real_traffic(net: LocalNet) -> None:
     text = net.nodes["f"].log_text()
     assert re.search(r"block imported height=\d+ .* via=gossip from=v[12] .*delay_s=", text)
     assert "block produced" not in text
+
+
+def test_line_topology_relays_txs_and_blocks(tmp_path: Path) -> None:
+    # a - b - c: only a produces; c's tx must reach a through b, a's blocks reach c through b
+    roles = {"a": "validator", "b": "full", "c": "full"}
+    edges = [("a", "b"), ("b", "c")]
+    with LocalNet(tmp_path, roles, name="linetest", phase_s=0.3, edges=edges) as net:
+        net.start()
+        a, c = RpcClient(net.nodes["a"].rpc_url), RpcClient(net.nodes["c"].rpc_url)
+        assert c.get_peer_count() <= 1
+        sender = funded_sender("linetest", 3)
+        tx_id = c.send_raw_transaction(sign_transaction(sender, RECIPIENT, 9, 21000, 10**9))
+        found = wait_for(lambda: c.get_transaction_by_hash(tx_id), what="tx relayed and included")
+        assert a.get_transaction_by_hash(tx_id) == found
+        assert found["blockHash"] == a.get_block_by_number(int(found["blockNumber"], 16))["hash"]
+        a.close()
+        c.close()

@@ -11,6 +11,7 @@ import yaml
 from bitcell_sim.devnet.node.config import NodeSettings, load_config, parse_host_port
 from bitcell_sim.devnet.node.harness import topology_document
 from bitcell_sim.devnet.node.metrics import NodeMetrics
+from bitcell_sim.devnet.node.node import production_time_s
 from bitcell_sim.devnet.node.peers import Framer
 from bitcell_sim.devnet.node.replay import battle_replay
 from bitcell_sim.devnet.node.rpc import HttpReject, is_json_content_type, parse_request_body
@@ -65,6 +66,24 @@ def test_foreign_forged_and_stale_messages_are_rejected() -> None:
     assert mine.offer_commitment(forged, t) is Offer.REJECTED
     assert mine.offer_commitment(good, SCHEDULE.round_start(20)) is Offer.STALE
     assert mine.offer_commitment(good, t) is Offer.COUNTED  # the forgery did not shadow it
+
+
+@pytest.mark.parametrize(
+    ("genesis_s", "timestamp", "expected"),
+    [
+        (1000.4, 1003, 1003.4),  # round 0 ends at 1003.4: stamped 1003
+        (1000.4, 1006, 1006.4),
+        (1000.4, 1005, 1005.0),  # no round end within the second after the stamp
+        (1000.4, 1000, 1000.0),  # before the first round end
+        (1000.0, 1003, 1003.0),  # on a whole-second boundary
+        (1000.0, 1002, 1002.0),
+    ],
+)
+def test_production_time_is_the_round_end_within_a_second_after_the_stamp(
+    genesis_s: float, timestamp: int, expected: float
+) -> None:
+    schedule = RoundSchedule(genesis_time_s=genesis_s, commit_s=1.0, reveal_s=1.0, battle_s=1.0)
+    assert production_time_s(schedule, timestamp) == pytest.approx(expected)
 
 
 def test_own_messages_are_deterministic_and_open_each_other() -> None:

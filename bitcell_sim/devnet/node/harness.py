@@ -15,7 +15,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,9 +51,11 @@ def topology_document(
     protocol: Mapping[str, Any] | None = None,
     funded_accounts: int = 8,
     balance: int = 10**12,
+    edges: Sequence[tuple[str, str]] | None = None,
 ) -> dict[str, Any]:
     """A one-region topology dict: ``roles`` node -> "validator"/"full", ``ports`` node ->
-    (rpc, p2p, metrics); ``protocol`` overrides keys of the protocol section."""
+    (rpc, p2p, metrics); ``protocol`` overrides keys of the protocol section; ``edges`` is the
+    peer graph (a full mesh if None)."""
     phase = f"{round(phase_s * 1000)} ms"
     return {
         "general": {"name": name, "seed": 1, "duration": "10 min"},
@@ -68,6 +70,7 @@ def topology_document(
             }
             for node, role in roles.items()
         },
+        "peers": "full_mesh" if edges is None else [list(edge) for edge in edges],
         "protocol": {"commit": phase, "reveal": phase, "battle": phase, **(protocol or {})},
         "genesis": {"funded_accounts": funded_accounts, "balance": balance},
     }
@@ -167,6 +170,7 @@ class LocalNet:
     funded_accounts: int = 8
     genesis_delay_s: float = 2.0
     peers: Mapping[str, Mapping[str, str]] | None = None
+    edges: Sequence[tuple[str, str]] | None = None
     nodes: dict[str, NodeProcess] = field(default_factory=dict)
     genesis_time_s: float = 0.0
 
@@ -185,6 +189,7 @@ class LocalNet:
             phase_s=self.phase_s,
             protocol=self.protocol,
             funded_accounts=self.funded_accounts,
+            edges=self.edges,
         )
         self.topology_path.write_text(yaml.safe_dump(document, sort_keys=False))
         self.genesis_time_s = time.time() + self.genesis_delay_s
@@ -196,9 +201,15 @@ class LocalNet:
             )
 
     def default_peers(self, node: str) -> dict[str, str]:
+        """The peers ``node`` dials: ``peers`` if given, else its neighbours in ``edges``
+        (everyone if None), at their P2P ports."""
         if self.peers is not None:
             return dict(self.peers.get(node, {}))
-        return {other: f"{HOST}:{self.ports[other][1]}" for other in self.roles if other != node}
+        if self.edges is None:
+            others = [other for other in self.roles if other != node]
+        else:
+            others = [b if a == node else a for a, b in self.edges if node in (a, b)]
+        return {other: f"{HOST}:{self.ports[other][1]}" for other in others}
 
     def config_path(self, node: str) -> Path:
         return self.root / f"{node}.json"

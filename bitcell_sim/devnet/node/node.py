@@ -89,6 +89,14 @@ def approx_block_size(block: Block) -> int:
     return 300 + sum(tx.size_bytes for tx in block.transactions)
 
 
+def production_time_s(schedule: RoundSchedule, timestamp: int) -> float:
+    """When a block stamped ``timestamp`` (whole Unix seconds) was made: blocks are made at
+    round ends, so the round end at or less than a second after it; else the timestamp."""
+    k = math.ceil((timestamp - schedule.genesis_time_s) / schedule.round_s)
+    boundary = schedule.genesis_time_s + k * schedule.round_s
+    return boundary if k >= 1 and 0 <= boundary - timestamp < 1.0 else float(timestamp)
+
+
 @dataclass
 class SyncRequest:
     peer: str
@@ -484,14 +492,6 @@ class Node:
     def _who(self, key: bytes) -> str:
         return self.names_by_key.get(key, key.hex()[:16])
 
-    def production_time_s(self, timestamp: int) -> float:
-        """When a block stamped ``timestamp`` (whole seconds) was made: the round end just at
-        or after it (blocks are made at round ends), else the timestamp itself."""
-        s = self.schedule
-        k = math.ceil((timestamp - s.genesis_time_s) / s.round_s)
-        boundary = s.genesis_time_s + k * s.round_s
-        return boundary if k >= 1 and 0 <= boundary - timestamp < 1.0 else float(timestamp)
-
     def _on_block(self, peer: str, block: Block, payload: bytes) -> None:
         block_hash = block.hash()
         self._note_tip(peer, block.height, block_hash, replace=False)
@@ -580,7 +580,7 @@ class Node:
             self.pool.drop_stale(chain.account, {tx.sender for tx in block.transactions})
         delay = ""
         if via == "gossip":
-            delay_s = received_s - self.production_time_s(block.header.timestamp)
+            delay_s = received_s - production_time_s(self.schedule, block.header.timestamp)
             self.metrics.propagation.observe(max(delay_s, 0.0))
             delay = f" delay_s={delay_s:.3f}"
         if via != "sync" or result.height % 50 == 0 or result.height >= self.best_peer_height:
