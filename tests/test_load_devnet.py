@@ -112,7 +112,7 @@ def test_small_pool_fills_at_100_tps_with_rc3_rounds(tmp_path: Path, devnet_of: 
     devnet_of(topology, tmp_path / "state")
     result = load_cli(
         str(topology), "--state-dir", str(tmp_path / "state"), "--duration", "20",
-        "--results-dir", str(tmp_path / "results"), "--run-id", "pool",
+        "--drain", "20 s", "--results-dir", str(tmp_path / "results"), "--run-id", "pool",
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
     records, summary, _ = read_outputs(tmp_path / "results" / "pool")

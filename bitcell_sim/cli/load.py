@@ -47,6 +47,14 @@ def load(
     senders: Annotated[
         str | None, typer.Option(help="fresh or funded (default: workload).")
     ] = None,
+    drain: Annotated[
+        str | None,
+        typer.Option(help="Wait for confirmations this long after the load (default 3 rounds)."),
+    ] = None,
+    watch_node: Annotated[
+        str | None,
+        typer.Option(help="Node the watcher follows, or 'all' (default: all)."),
+    ] = None,
     workers: Annotated[
         int, typer.Option(help="Locust worker processes (0: one local process).", min=0)
     ] = 0,
@@ -76,7 +84,10 @@ def load(
     # The devnet's nodes and ports (it may run on shifted ports), TOPOLOGY's workload.
     merged = devnet.topology.model_copy(update={"workload": wanted.workload})
     duration_s = parse_seconds(duration) if duration is not None else None
-    plan = plan_from_topology(merged, tps=tps, duration_s=duration_s, users=users)
+    drain_s = parse_seconds(drain) if drain is not None else None
+    plan = plan_from_topology(
+        merged, tps=tps, duration_s=duration_s, users=users, drain_s=drain_s, watch_node=watch_node
+    )
     folder = RunFolder.create(results_dir, run_id or new_run_id(merged, "load"), merged)
     folder.write_json(
         "meta.json",
@@ -96,6 +107,8 @@ def load(
         "users": users,
         "senders": senders,
         "genesis_unix_s": devnet.meta.genesis_time_unix_s,
+        "drain_s": drain_s,
+        "watch_node": watch_node,
     }
     load_dir = folder.path / LOAD_DIR
     processes: list[LocustProcess] = []

@@ -48,6 +48,8 @@ def locust_argv(
     senders: str | None = None,
     arrival: str | None = None,
     genesis_unix_s: float | None = None,
+    drain_s: float | None = None,
+    watch_node: str | None = None,
     role: str = "local",
     master_port: int | None = None,
     expect_workers: int | None = None,
@@ -92,6 +94,8 @@ def locust_argv(
         ("--senders", senders),
         ("--arrival", arrival),
         ("--genesis-unix", genesis_unix_s),
+        ("--drain", drain_s),
+        ("--watch-node", watch_node),
     ):
         if value is not None:
             argv += [flag, f"{value:.6f}" if isinstance(value, float) else str(value)]
