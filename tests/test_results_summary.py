@@ -113,6 +113,9 @@ def test_summary_figures() -> None:
     propagation = summary["block_propagation_s"]
     # Producers excluded: 01 -> b 0.1, c 0.2; 02 -> c 0.3, b 3.0; 03 -> a .1, b .5; 0f -> a .2 c .6
     assert propagation["count"] == 8 and propagation["max"] == pytest.approx(3.0)
+    # Outside faults: 01 and 02 are within a round of b's 20-30 s outage; 03 and 0f are not.
+    clear = summary["block_propagation_clear_s"]
+    assert clear["count"] == 4 and clear["max"] == pytest.approx(0.6)
     assert summary["blocks"] == {
         "produced": 4,
         "final_height": 3,
