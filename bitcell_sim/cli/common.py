@@ -6,6 +6,7 @@ as ``error: …`` on stderr with exit status 1 and no traceback.
 
 from __future__ import annotations
 
+import os
 import sys
 
 import typer
@@ -14,8 +15,10 @@ from rich.markup import escape
 
 from bitcell_sim.errors import BitcellSimError
 
-console = Console()
-err_console = Console(stderr=True)
+# Off a terminal (CI logs, pipes) rich would wrap tables at 80 columns; tables read better wide.
+_WIDTH = None if sys.stdout.isatty() or "COLUMNS" in os.environ else 160
+console = Console(width=_WIDTH)
+err_console = Console(stderr=True, width=_WIDTH)
 
 
 def run_app(app: typer.Typer) -> None:
