@@ -1,0 +1,386 @@
+"""Parameter sweeps of the model: one run per grid point and seed, headline figures as a table.
+
+:func:`sweep` expands a grid of topology keys (dotted YAML paths such as
+``protocol.max_txs_per_block``, and the shortcuts ``round``, ``tps`` and ``duration``) into
+re-validated topologies, runs :func:`~bitcell_sim.model.simulate` on each, in local worker
+processes or on any ``concurrent.futures.Executor``, and returns a pandas DataFrame with one row
+per (point, seed) and the columns of :data:`FIGURES`. :func:`expand_grid` lists the points,
+:func:`point_topology` builds one, :func:`per_point` folds the seeds into one row per point.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import os
+import time
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+from pydantic import ValidationError
+
+from bitcell_sim.errors import ModelError, TopologyError
+from bitcell_sim.model.engine import simulate
+from bitcell_sim.model.overrides import apply_overrides
+from bitcell_sim.results.records import REJECT_POOL_FULL, REJECT_UNREACHABLE
+from bitcell_sim.results.summary import summarize
+from bitcell_sim.topology import Topology
+from bitcell_sim.topology.units import parse_duration, parse_rate
+
+#: Grid keys that are not paths in the topology file. ``round`` splits a round length into
+#: three equal phases (BitCell's 5 s + 5 s + 5 s is a 15 s round); ``tps`` and ``duration``
+#: act as the run command's ``--tps`` and ``--duration`` (see :func:`apply_overrides`).
+SHORTCUTS = ("round", "tps", "duration")
+
+#: The figure columns of a sweep row, each with the direction that is worse for capacity
+#: planning ("min": less is worse, "max": more is worse); :func:`per_point` uses it.
+FIGURES: dict[str, Literal["min", "max", "same"]] = {
+    "round_s": "same",
+    "max_txs_per_block": "same",
+    "tx_pool_capacity": "same",
+    "capacity_tps": "same",
+    "target_tps": "same",
+    "offered_tps": "same",
+    "confirmed_tps": "min",
+    "steady_confirmed_tps": "min",
+    "confirmation_p50_s": "max",
+    "confirmation_p95_s": "max",
+    "confirmation_p99_s": "max",
+    "submitted": "same",
+    "rejected": "max",
+    "rejection_rate": "max",
+    "rejected_pool_full": "max",
+    "rejected_unreachable": "max",
+    "accepted_unconfirmed": "max",
+    "first_pool_full_s": "min",
+    "pool_peak": "max",
+    "blocks": "same",
+    "forks": "max",
+    "orphaned": "max",
+    "reorgs": "max",
+    "block_propagation_p95_s": "max",
+    "recovery_s": "max",
+    "reconvergence_s": "max",
+    "expectations_failed": "max",
+}
+
+SweepProgress = Callable[[int, int], None]
+Scalar = str | int | float | bool | None
+
+
+@dataclass(frozen=True)
+class SweepPoint:
+    """One point of a grid: ``labels`` go into the table, ``values`` into the topology."""
+
+    index: int
+    labels: dict[str, Scalar]
+    values: dict[str, Any]
+
+
+def _grid_problem(key: str, message: str) -> TopologyError:
+    return TopologyError([(key, message)], "sweep grid")
+
+
+def _plain(value: Any) -> Any:
+    """numpy scalars (``np.arange`` values, a DataFrame's cells) as the Python ones."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def expand_grid(grid: Mapping[str, Sequence[Scalar] | Mapping[str, Any]]) -> list[SweepPoint]:
+    """Every combination of the grid's values, the first key varying slowest.
+
+    A key's values are a list of scalars (numbers, unit strings such as ``"12 s"``) or a
+    mapping ``label -> value`` for values that are not scalars (a list of faults): the label is
+    what the table shows.
+    """
+    if not grid:
+        raise _grid_problem("", "the grid is empty: give at least one key and its values")
+    axes: list[list[tuple[Scalar, Any]]] = []
+    for key, values in grid.items():
+        if key == "general.seed":
+            raise _grid_problem(key, "sweep seeds with the seeds argument, not in the grid")
+        axis: list[tuple[Scalar, Any]] = []
+        if isinstance(values, Mapping):
+            axis = [(str(label), _plain(value)) for label, value in values.items()]
+        elif isinstance(values, str | bytes) or not isinstance(values, Sequence | np.ndarray):
+            raise _grid_problem(
+                key, f"values must be a list or a mapping label -> value, not {values!r}"
+            )
+        else:
+            for value in map(_plain, values):
+                if not isinstance(value, str | int | float | bool | None):
+                    raise _grid_problem(
+                        key,
+                        f"value {value!r} is not a scalar; give such values as a mapping "
+                        "label -> value",
+                    )
+                axis.append((value, value))
+        if not axis:
+            raise _grid_problem(key, "no values to sweep")
+        axes.append(axis)
+    keys = list(grid)
+    return [
+        SweepPoint(
+            index=i,
+            labels={k: label for k, (label, _) in zip(keys, combo, strict=True)},
+            values={k: value for k, (_, value) in zip(keys, combo, strict=True)},
+        )
+        for i, combo in enumerate(itertools.product(*axes))
+    ]
+
+
+def _set_path(data: dict[str, Any], key: str, value: Any) -> None:
+    """Set a dotted path of the topology's YAML form; every part must already exist."""
+    parts = key.split(".")
+    node: Any = data
+    for depth, part in enumerate(parts):
+        where = ".".join(parts[:depth]) or "the topology"
+        last = depth == len(parts) - 1
+        if isinstance(node, dict):
+            if part not in node:
+                allowed = ", ".join(map(str, node)) or "none"
+                raise _grid_problem(key, f"unknown key '{part}' in {where} (allowed: {allowed})")
+            if last:
+                node[part] = value
+            else:
+                node = node[part]
+        elif isinstance(node, list):
+            if not part.isdigit() or int(part) >= len(node):
+                raise _grid_problem(
+                    key, f"'{part}' is not an index of {where} (it has {len(node)} entries)"
+                )
+            if last:
+                node[int(part)] = value
+            else:
+                node = node[int(part)]
+        else:
+            raise _grid_problem(key, f"{where} is a value ({node!r}), not a section")
+
+
+def _seconds(key: str, value: Any) -> float:
+    try:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+        return parse_duration(value)
+    except ValueError as exc:
+        raise _grid_problem(key, str(exc)) from None
+
+
+def point_topology(topology: Topology, values: Mapping[str, Any], seed: int) -> Topology:
+    """``topology`` with one grid point's values and ``seed`` applied, validated again.
+
+    The shortcuts ``duration`` and ``tps`` go through :func:`apply_overrides` first; then
+    ``round`` sets the three phases to a third of it each; then the dotted paths are set as
+    they are. Numbers are SI (seconds, TPS); strings carry units as in a topology file.
+    """
+    values = {key: _plain(value) for key, value in values.items()}
+    duration_s = _seconds("duration", values["duration"]) if "duration" in values else None
+    tps: float | None = None
+    if "tps" in values:
+        try:
+            tps = parse_rate(values["tps"])
+        except ValueError as exc:
+            raise _grid_problem("tps", str(exc)) from None
+    base, _ = apply_overrides(topology, seed=seed, duration_s=duration_s, tps=tps)
+    data: dict[str, Any] = base.model_dump(mode="json", by_alias=True)
+    if "round" in values:
+        round_s = _seconds("round", values["round"])
+        if not round_s > 0:
+            raise _grid_problem("round", f"round {values['round']!r} must be > 0")
+        for phase in ("commit", "reveal", "battle"):
+            data["protocol"][phase] = round_s / 3
+    for key, value in values.items():
+        if key not in SHORTCUTS:
+            _set_path(data, key, value)
+    source = "sweep point " + ", ".join(f"{k}={v!r}" for k, v in values.items())
+    try:
+        return Topology.model_validate(data)
+    except ValidationError as exc:
+        problems = [(".".join(map(str, e["loc"])), e["msg"]) for e in exc.errors()]
+        raise TopologyError(problems, source) from None
+    except TopologyError as exc:
+        raise TopologyError(exc.problems, source) from None
+
+
+def _nan(value: float | None) -> float:
+    return math.nan if value is None else float(value)
+
+
+def sweep_figures(topology: Topology, summary: Mapping[str, Any]) -> dict[str, Any]:
+    """One sweep row's figures (:data:`FIGURES`) from a run's topology and its summary.
+
+    ``first_pool_full_s`` is NaN when no tx was rejected for a full pool; ``recovery_s`` and
+    ``reconvergence_s`` are the worst over the faults, NaN without faults and infinite when a
+    fault's nodes never recovered within the run.
+    """
+    protocol = topology.protocol
+    txs = summary["transactions"]
+    put = summary["throughput"]
+    latency = summary["confirmation_latency_s"]
+    by_reason = txs["rejected_by_reason"]
+    model = summary.get("model", {})
+    peaks = model.get("pool_peak_by_node") or summary["pool"]["peak_by_node"]
+
+    def worst(field: str) -> float:
+        values = [f[field] for f in summary["faults"]]
+        if not values:
+            return math.nan
+        return math.inf if any(v is None for v in values) else float(max(values))
+
+    return {
+        "round_s": protocol.round_s,
+        "max_txs_per_block": protocol.max_txs_per_block,
+        "tx_pool_capacity": protocol.tx_pool_capacity,
+        "capacity_tps": protocol.capacity_tps,
+        "target_tps": max(max(s[2], s[3]) for s in topology.workload_stages()),
+        "offered_tps": put["offered_tps"],
+        "confirmed_tps": put["confirmed_tps"],
+        "steady_confirmed_tps": put["steady_state_confirmed_tps"],
+        "confirmation_p50_s": _nan(latency["p50"]),
+        "confirmation_p95_s": _nan(latency["p95"]),
+        "confirmation_p99_s": _nan(latency["p99"]),
+        "submitted": txs["submitted"],
+        "rejected": txs["rejected"],
+        "rejection_rate": txs["rejection_rate"],
+        "rejected_pool_full": by_reason.get(REJECT_POOL_FULL, 0),
+        "rejected_unreachable": by_reason.get(REJECT_UNREACHABLE, 0),
+        "accepted_unconfirmed": txs["accepted_unconfirmed"],
+        "first_pool_full_s": _nan(summary["pool"]["first_rejection_s"]),
+        "pool_peak": max(peaks.values(), default=0),
+        "blocks": summary["blocks"]["produced"],
+        "forks": summary["blocks"]["forks"],
+        "orphaned": summary["blocks"]["orphaned"],
+        "reorgs": model.get("reorgs", 0),
+        "block_propagation_p95_s": _nan(summary["block_propagation_s"]["p95"]),
+        "recovery_s": worst("recovery_s"),
+        "reconvergence_s": worst("reconvergence_s"),
+        "expectations_failed": sum(e["status"] == "FAIL" for e in summary["expectations"]),
+    }
+
+
+def run_point(topology: Topology) -> dict[str, Any]:
+    """Simulate one topology and return its sweep figures (what a worker process runs)."""
+    result = simulate(topology)
+    return sweep_figures(topology, summarize(topology, result.tables, extras=result.stats))
+
+
+def sweep(
+    topology: Topology,
+    grid: Mapping[str, Sequence[Scalar] | Mapping[str, Any]],
+    seeds: Sequence[int] | None = None,
+    *,
+    workers: int | None = None,
+    executor: Executor | None = None,
+    progress: SweepProgress | None = None,
+) -> pd.DataFrame:
+    """Run the model at every point of ``grid`` for every seed; one row per (point, seed).
+
+    The columns are ``point`` (the point's index), one per grid key (its value or label),
+    ``seed``, then :data:`FIGURES`. Rows are ordered by point, then seed, whatever order the
+    runs finish in, so the same topology, grid and seeds give the same table. Every point is
+    built and validated before any run starts: a bad key or value raises
+    :class:`~bitcell_sim.errors.TopologyError` naming it.
+
+    Runs go to ``executor`` if given (any ``concurrent.futures.Executor``, e.g. a Dask
+    client's ``get_executor()``; it is not shut down), else to a local process pool of
+    ``workers`` processes (default: the CPU count), or run in this process with
+    ``workers=1``. ``progress(done, total)`` is called in this process after each run.
+    """
+    points = expand_grid(grid)
+    seed_list = list(seeds) if seeds is not None else [topology.general.seed]
+    if not seed_list:
+        raise _grid_problem("seeds", "no seeds: give at least one")
+    runs = [
+        (point, seed, point_topology(topology, point.values, seed))
+        for point in points
+        for seed in seed_list
+    ]
+    started = time.perf_counter()
+    rows: list[dict[str, Any] | None] = [None] * len(runs)
+
+    def finished(i: int, figures: dict[str, Any]) -> None:
+        rows[i] = figures
+        if progress is not None:
+            progress(sum(r is not None for r in rows), len(runs))
+
+    if executor is None and (workers == 1 or len(runs) == 1):
+        for i, (_, _, topo) in enumerate(runs):
+            finished(i, run_point(topo))
+    elif executor is not None:
+        _collect(executor, runs, finished)
+    else:
+        count = min(workers or os.cpu_count() or 1, len(runs))
+        with ProcessPoolExecutor(max_workers=count) as pool:
+            _collect(pool, runs, finished)
+
+    records = []
+    for (point, seed, _), figures in zip(runs, rows, strict=True):
+        assert figures is not None  # every run finished or _collect raised
+        records.append({"point": point.index, **point.labels, "seed": seed, **figures})
+    frame = pd.DataFrame.from_records(records)
+    frame.attrs = {
+        "topology": topology.general.name,
+        "grid_keys": list(grid),
+        "seeds": seed_list,
+        "wall_s": time.perf_counter() - started,
+    }
+    return frame
+
+
+def _collect(
+    executor: Executor,
+    runs: list[tuple[SweepPoint, int, Topology]],
+    finished: Callable[[int, dict[str, Any]], None],
+) -> None:
+    futures: dict[Future[dict[str, Any]], int] = {
+        executor.submit(run_point, topo): i for i, (_, _, topo) in enumerate(runs)
+    }
+    try:
+        for future in as_completed(futures):
+            i = futures[future]
+            try:
+                figures = future.result()
+            except Exception as exc:
+                point, seed, _ = runs[i]
+                exc.add_note(f"in sweep point {point.index} {point.labels}, seed {seed}")
+                raise
+            finished(i, figures)
+    finally:
+        for future in futures:
+            future.cancel()
+
+
+def per_point(
+    frame: pd.DataFrame,
+    how: Literal["worst", "mean"] = "worst",
+    keys: Sequence[str] | None = None,
+) -> pd.DataFrame:
+    """One row per grid point: the seeds folded, worst case or mean.
+
+    ``worst`` takes, per figure, the seed that is worse for capacity (the lowest confirmed
+    TPS, the highest latency, rejections and forks, the earliest pool-full time); ``mean``
+    averages (NaN skipped). ``keys`` default to the grid keys :func:`sweep` stored in
+    ``frame.attrs``; the ``seeds`` column counts the runs folded.
+    """
+    group = list(keys) if keys is not None else list(frame.attrs.get("grid_keys", []))
+    if not group:
+        raise ModelError("no grid keys: pass keys=, or a frame made by sweep()")
+    missing = [k for k in [*group, "point", "seed"] if k not in frame.columns]
+    if missing:
+        raise ModelError(f"the frame has no column {missing[0]!r} (columns: {list(frame)})")
+    figures = [c for c in FIGURES if c in frame.columns]
+    if how == "mean":
+        agg: dict[str, Any] = {c: "mean" for c in figures}
+    elif how == "worst":
+        agg = {c: {"min": "min", "max": "max", "same": "mean"}[FIGURES[c]] for c in figures}
+    else:
+        raise ModelError(f"how={how!r} must be 'worst' or 'mean'")
+    agg["point"] = "first"
+    agg["seed"] = "count"
+    out = frame.groupby(group, sort=False, dropna=False).agg(agg).reset_index()
+    out = out.rename(columns={"seed": "seeds"})
+    return out[["point", *group, "seeds", *figures]]
