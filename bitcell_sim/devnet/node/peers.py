@@ -7,6 +7,12 @@ keeps the connection alive with ``Ping`` (the peer answers ``Pong`` on the same 
 reconnects with exponential back-off; its send buffer is bounded, so a stuck peer costs at most
 ``MAX_SEND_BUFFER_BYTES``. ``P2PServer`` accepts inbound connections, answers the handshake and
 pings on them, and hands every other frame payload to the node.
+
+The keepalive Pings also measure the round-trip time (``PeerLink.rtt``, an ``RttTracker``): the
+Pong comes back on the same connection, so through the emulator a Ping -> Pong is one full round
+trip over the link this node -> peer (forward, then its reverse direction, with the same
+parameters). Ping and Pong carry no nonce (they are the real node's frames), so at most one Ping
+is in flight per connection and the next Pong on it is its answer.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from bitcell_sim.devnet.node.rtt import RttTracker
 from bitcell_sim.protocol.errors import DecodeError, ProtocolError
 from bitcell_sim.protocol.p2p import (
     MAX_FRAME_BYTES,
@@ -33,7 +40,8 @@ log = logging.getLogger(__name__)
 _LENGTH = struct.Struct(">I")
 _VARIANT = struct.Struct("<I")
 
-#: Keepalive: a Ping every PING_INTERVAL_S; a link silent for DEAD_AFTER_S is dropped.
+#: Keepalive and RTT: a Ping every PING_INTERVAL_S (one in flight at most); a link silent, or
+#: whose Ping is unanswered, for DEAD_AFTER_S is dropped.
 PING_INTERVAL_S = 1.0
 DEAD_AFTER_S = 6.0
 HANDSHAKE_TIMEOUT_S = 3.0
@@ -45,6 +53,7 @@ MAX_SEND_BUFFER_BYTES = 16 * 1024 * 1024
 PING_FRAME = encode_frame(Ping())
 PONG_FRAME = encode_frame(Pong())
 PING_INDEX = Ping.INDEX
+PONG_INDEX = Pong.INDEX
 HANDSHAKE_INDEX = Handshake.INDEX
 
 
@@ -107,6 +116,8 @@ class _OutboundProtocol(asyncio.Protocol):
         self.handshake: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
         self.lost = asyncio.Event()
         self.last_rx_s = time.monotonic()
+        #: When the Ping now in flight was written (None: none in flight).
+        self.ping_sent_s: float | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -117,7 +128,7 @@ class _OutboundProtocol(asyncio.Protocol):
         self.link.traffic.messages_sent += 1
 
     def data_received(self, data: bytes) -> None:
-        self.last_rx_s = time.monotonic()
+        now_s = self.last_rx_s = time.monotonic()
         try:
             payloads = self.framer.feed(data)
             for payload in payloads:
@@ -125,7 +136,10 @@ class _OutboundProtocol(asyncio.Protocol):
                 self.link.traffic.messages_received += 1
                 if not self.handshake.done():
                     self.handshake.set_result(_handshake_key(payload))
-                # Anything else on our own outbound connection is a Pong (or ignored).
+                elif payload_variant(payload) == PONG_INDEX and self.ping_sent_s is not None:
+                    self.link.rtt.observe(now_s - self.ping_sent_s)
+                    self.ping_sent_s = None
+                # Anything else on our own outbound connection is ignored.
         except (DecodeError, ProtocolError) as exc:
             log.warning("peer %s sent a bad frame on our connection: %s", self.link.name, exc)
             if not self.handshake.done():
@@ -152,6 +166,7 @@ class PeerLink:
         traffic: Traffic,
         on_up: Callable[[PeerLink], None],
         on_down: Callable[[PeerLink], None],
+        ping_interval_s: float = PING_INTERVAL_S,
     ) -> None:
         self.name = name
         self.host = host
@@ -166,6 +181,9 @@ class PeerLink:
         self.up = False
         self.connects = 0
         self._last_warning = ""
+        self.ping_interval_s = ping_interval_s
+        #: Ping -> Pong round trips on this link, kept across reconnections.
+        self.rtt = RttTracker()
 
     def send(self, frame: bytes) -> bool:
         """Queue ``frame`` on the connection; False (and counted) if down or backed up."""
@@ -242,14 +260,20 @@ class PeerLink:
     async def _keepalive(self, protocol: _OutboundProtocol) -> None:
         while not self._closed:
             try:
-                await asyncio.wait_for(protocol.lost.wait(), PING_INTERVAL_S)
+                await asyncio.wait_for(protocol.lost.wait(), self.ping_interval_s)
                 return
             except TimeoutError:
                 pass
-            if time.monotonic() - protocol.last_rx_s > DEAD_AFTER_S:
+            now_s = time.monotonic()
+            sent_s = protocol.ping_sent_s
+            if now_s - protocol.last_rx_s > DEAD_AFTER_S or (
+                sent_s is not None and now_s - sent_s > DEAD_AFTER_S
+            ):
                 log.info("peer %s silent for %.0f s: reconnecting", self.name, DEAD_AFTER_S)
                 return
-            self.send(PING_FRAME)
+            # One Ping in flight: the next Pong on this connection then answers exactly it.
+            if sent_s is None and self.send(PING_FRAME):
+                protocol.ping_sent_s = time.monotonic()
 
     def close(self) -> None:
         self._closed = True

@@ -4,7 +4,8 @@
 errors (FACTS §1.2). ``read_request`` reproduces axum 0.7's ``Json`` extractor in front of it:
 415 for a non-JSON content type, 413 over 2 MB, 400 for bad JSON, 422 for a body that is not
 a request object (a batch array included), each with axum's plain-text body. ``rpc_app`` and
-``metrics_app`` build the aiohttp applications of the RPC and metrics ports.
+``metrics_app`` build the aiohttp applications of the RPC and metrics ports (the metrics text
+ends with each peer's ``bitcell_peer_rtt_*`` series).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from bitcell_sim.devnet.node.replay import battle_replay
+from bitcell_sim.devnet.node.rtt import render_peer_rtts
 from bitcell_sim.errors import RpcError
 from bitcell_sim.protocol import jsonrpc as j
 from bitcell_sim.protocol import params as p
@@ -299,7 +301,8 @@ def metrics_app(node: Node) -> web.Application:
     """The metrics port: ``GET /metrics`` (Prometheus text) and ``GET /health``."""
 
     async def metrics(_: web.Request) -> web.StreamResponse:
-        text = node.metrics.render(node.metric_values())
+        rtts = {name: link.rtt for name, link in node.links.items()}
+        text = node.metrics.render(node.metric_values()) + "\n" + render_peer_rtts(rtts)
         return web.Response(body=text.encode(), headers={"Content-Type": PROMETHEUS_CONTENT_TYPE})
 
     async def health(_: web.Request) -> web.StreamResponse:

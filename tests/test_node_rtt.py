@@ -1,0 +1,193 @@
+"""Peer round-trip times: the bookkeeping, its Prometheus text, and PeerLink's timed Pings.
+
+``RttTracker`` arithmetic (last, EWMA, window minimum), ``render_peer_rtts``/``parse_peer_rtts``
+round trip, then a real ``PeerLink`` dialling an in-process TCP peer that answers each Ping after
+a known delay: the samples match the delay and no second Ping is ever sent before the Pong.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+
+import pytest
+
+from bitcell_sim.devnet.node import peers
+from bitcell_sim.devnet.node.peers import Framer, PeerLink, Traffic, payload_variant
+from bitcell_sim.devnet.node.rtt import (
+    RTT_SECONDS,
+    RttReading,
+    RttTracker,
+    parse_peer_rtts,
+    render_peer_rtts,
+)
+from bitcell_sim.protocol.metrics import parse_prometheus
+from bitcell_sim.protocol.p2p import Handshake, Ping, Pong, encode_frame
+
+PEER_KEY = b"\x02" + b"\x11" * 32
+OUR_KEY = b"\x03" + b"\x22" * 32
+
+
+def test_first_sample_seeds_the_mean_then_ewma_and_window_minimum() -> None:
+    tracker = RttTracker(window=3, alpha=0.25)
+    assert tracker.last_s is None and tracker.ewma_s is None and tracker.min_s is None
+    tracker.observe(0.100)
+    assert tracker.ewma_s == tracker.last_s == tracker.min_s == 0.100
+    tracker.observe(0.200)
+    assert tracker.ewma_s == pytest.approx(0.125)  # 0.1 + 0.25 * (0.2 - 0.1)
+    tracker.observe(0.300)
+    tracker.observe(0.400)
+    # 0.100 has left the 3-sample window; the mean keeps its memory of it.
+    assert tracker.window == (0.200, 0.300, 0.400)
+    assert tracker.min_s == 0.200 and tracker.last_s == 0.400
+    expected = 0.125
+    for sample in (0.300, 0.400):
+        expected += 0.25 * (sample - expected)
+    assert tracker.ewma_s == pytest.approx(expected)
+    assert tracker.samples == 4 and tracker.sum_s == pytest.approx(1.0)
+
+
+def test_a_step_shows_in_the_mean_within_eight_samples() -> None:
+    tracker = RttTracker()
+    for _ in range(20):
+        tracker.observe(0.050)
+    for _ in range(8):
+        tracker.observe(0.150)
+    # 0.75^8 of the 100 ms step is left: about 10 ms.
+    assert tracker.ewma_s is not None and 0.135 < tracker.ewma_s < 0.145
+    assert tracker.min_s == 0.050  # the window (16) still holds samples from before the step
+
+
+@pytest.mark.parametrize("bad", [-0.001, math.nan, math.inf])
+def test_bad_samples_are_refused(bad: float) -> None:
+    with pytest.raises(ValueError, match=r"RTT sample .* must be a finite number >= 0"):
+        RttTracker().observe(bad)
+
+
+def test_bad_window_and_alpha_are_refused() -> None:
+    with pytest.raises(ValueError, match=r"RTT window=0 must be at least 1"):
+        RttTracker(window=0)
+    with pytest.raises(ValueError, match=r"RTT EWMA alpha=1.5 must be in \(0, 1\]"):
+        RttTracker(alpha=1.5)
+
+
+def test_prometheus_text_round_trips_and_skips_peers_without_samples() -> None:
+    b, c, quiet = RttTracker(), RttTracker(), RttTracker()
+    for sample in (0.090, 0.094):
+        b.observe(sample)
+    c.observe(0.004)
+    text = render_peer_rtts({"c": c, "b": b, 'odd "name"': quiet})
+    assert text.endswith("\n") and "\n\n\n" not in text
+    assert f"# TYPE {RTT_SECONDS} gauge" in text
+    assert "# TYPE bitcell_peer_rtt_samples_total counter" in text
+    assert "odd" not in text
+    values = parse_prometheus(text)
+    assert values['bitcell_peer_rtt_last_seconds{peer="b"}'] == 0.094
+    assert values['bitcell_peer_rtt_samples_total{peer="b"}'] == 2
+    readings = parse_peer_rtts(text)
+    assert readings == {
+        "b": RttReading(ewma_s=b.ewma_s, last_s=0.094, min_s=0.090, samples=2, sum_s=b.sum_s),  # type: ignore[arg-type]
+        "c": RttReading(ewma_s=0.004, last_s=0.004, min_s=0.004, samples=1, sum_s=0.004),
+    }
+    assert readings["b"].mean_s == pytest.approx(0.092)
+    # Escaped label values survive the round trip.
+    odd = RttTracker()
+    odd.observe(0.001)
+    assert list(parse_peer_rtts(render_peer_rtts({'a"b\\c': odd}))) == ['a"b\\c']
+
+
+class SlowPongPeer:
+    """A TCP peer answering the handshake, then each Ping with a Pong after ``delay_s``;
+    records the most Pings it ever had unanswered at once. With ``answer`` False it never
+    answers Pings, but sends a Ping of its own every 50 ms (so the link is not silent)."""
+
+    def __init__(self, delay_s: float, answer: bool = True) -> None:
+        self.delay_s = delay_s
+        self.answer = answer
+        self.pings = 0
+        self.unanswered = 0
+        self.most_unanswered = 0
+        self.connections = 0
+        self.server: asyncio.Server | None = None
+
+    async def start(self) -> int:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        return int(self.server.sockets[0].getsockname()[1])
+
+    async def _pong_later(self, writer: asyncio.StreamWriter) -> None:
+        await asyncio.sleep(self.delay_s)
+        self.unanswered -= 1
+        writer.write(encode_frame(Pong()))
+
+    async def _chatter(self, writer: asyncio.StreamWriter) -> None:
+        while not writer.is_closing():
+            writer.write(encode_frame(Ping()))
+            await asyncio.sleep(0.05)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        writer.write(encode_frame(Handshake(PEER_KEY)))
+        tasks = [] if self.answer else [asyncio.create_task(self._chatter(writer))]
+        framer = Framer()
+        try:
+            while data := await reader.read(65536):
+                for payload in framer.feed(data):
+                    if payload_variant(payload) == Ping.INDEX:
+                        self.pings += 1
+                        if self.answer:
+                            self.unanswered += 1
+                            self.most_unanswered = max(self.most_unanswered, self.unanswered)
+                            tasks.append(asyncio.create_task(self._pong_later(writer)))
+        except ConnectionError:
+            pass
+        finally:
+            for task in tasks:
+                task.cancel()
+            writer.close()
+
+    def close(self) -> None:
+        if self.server is not None:
+            self.server.close()
+
+
+async def _run_link(peer: SlowPongPeer, seconds: float, ping_interval_s: float) -> PeerLink:
+    port = await peer.start()
+    link = PeerLink(
+        "b", "127.0.0.1", port, OUR_KEY, PEER_KEY, Traffic(), lambda _: None, lambda _: None,
+        ping_interval_s=ping_interval_s,
+    )  # fmt: skip
+    task = asyncio.create_task(link.run())
+    try:
+        await asyncio.sleep(seconds)
+    finally:
+        link.close()
+        peer.close()
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    return link
+
+
+def test_peer_link_times_each_ping_and_keeps_one_in_flight() -> None:
+    delay_s = 0.060
+    peer = SlowPongPeer(delay_s)
+    # Pings are due every 20 ms, but each waits for the previous Pong (60 ms away).
+    started = time.monotonic()
+    link = asyncio.run(_run_link(peer, 1.2, ping_interval_s=0.020))
+    assert time.monotonic() - started < 5
+    assert peer.most_unanswered == 1
+    assert 8 <= link.rtt.samples <= peer.pings <= link.rtt.samples + 1
+    assert link.rtt.min_s is not None and link.rtt.min_s >= delay_s
+    assert all(delay_s <= s < delay_s + 0.030 for s in link.rtt.window), link.rtt.window
+    assert link.rtt.ewma_s == pytest.approx(delay_s, abs=0.015)
+
+
+def test_an_unanswered_ping_drops_the_connection(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(peers, "DEAD_AFTER_S", 0.3)
+    peer = SlowPongPeer(0.0, answer=False)
+    link = asyncio.run(_run_link(peer, 1.5, ping_interval_s=0.050))
+    # Never silent (the peer keeps sending), yet each connection's one Ping went unanswered.
+    assert link.connects >= 2 and peer.connections >= 2
+    # One Ping per connection: none is sent while the previous one is unanswered.
+    assert link.connects - 1 <= peer.pings <= link.connects
+    assert link.rtt.samples == 0
