@@ -16,7 +16,6 @@ import argparse
 import asyncio
 import json
 import random
-import socket
 import sys
 import tempfile
 import time
@@ -25,9 +24,9 @@ from pathlib import Path
 
 import httpx
 import numpy as np
-import yaml
 
 from bitcell_sim.devnet import Devnet, cpu_seconds, down, up
+from bitcell_sim.devnet.ports import relocated_copy
 from bitcell_sim.errors import RpcError
 from bitcell_sim.protocol.keys import KeyPair
 from bitcell_sim.protocol.metrics import parse_prometheus_samples
@@ -36,46 +35,6 @@ from bitcell_sim.protocol.transaction import sign_transaction
 
 ROOT = Path(__file__).resolve().parent.parent
 RECIPIENT = KeyPair.from_seed("recipient").public_key
-
-
-def free_port_block(count: int, seed: int) -> int:
-    chooser = random.Random(seed)
-    for _ in range(500):
-        base = chooser.randrange(25000, 32700 - count)
-        socks = []
-        try:
-            for port in range(base, base + count):
-                sock = socket.socket()
-                socks.append(sock)
-                sock.bind(("127.0.0.1", port))
-            return base
-        except OSError:
-            continue
-        finally:
-            for sock in socks:
-                sock.close()
-    raise RuntimeError(f"no block of {count} free ports")
-
-
-def shifted_copy(source: Path, target: Path) -> Path:
-    """``source`` with every port moved to a free block (so a running devnet is not hit)."""
-    data = yaml.safe_load(source.read_text())
-    nodes = list(data["nodes"])
-    base = free_port_block(3 * len(nodes) + 1 + len(nodes) * (len(nodes) - 1), seed=len(nodes))
-    for index, name in enumerate(nodes):
-        spec = data["nodes"][name]
-        spec["rpc_port"], spec["p2p_port"], spec["metrics_port"] = (
-            base + 3 * index,
-            base + 3 * index + 1,
-            base + 3 * index + 2,
-        )
-    data["devnet"] = {
-        "netem_control_port": base + 3 * len(nodes),
-        "netem_port_base": base + 3 * len(nodes) + 1,
-        "genesis_delay": "3 s",
-    }
-    target.write_text(yaml.safe_dump(data, sort_keys=False))
-    return target
 
 
 def presign(count: int, seed: int) -> list[bytes]:
@@ -248,7 +207,10 @@ def main() -> int:
     burst_raws = presign(int(args.burst * 3000), args.seed + 1)
 
     with tempfile.TemporaryDirectory(prefix="bench-devnet-") as folder:
-        topology = shifted_copy(args.topology, Path(folder) / "topology.yaml")
+        # Every port moved to a free block, so a devnet already running is not hit.
+        topology = relocated_copy(
+            args.topology, Path(folder) / "topology.yaml", rng=random.Random(args.seed)
+        )
         state_dir = Path(folder) / "state"
         try:
             devnet = up(topology, state_dir, timeout_s=120.0)

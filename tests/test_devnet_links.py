@@ -7,7 +7,6 @@ what a node's bytes go through: one-way latency, bandwidth, partitions and added
 
 from __future__ import annotations
 
-import random
 import socket
 import statistics
 import sys
@@ -20,38 +19,13 @@ import pytest
 
 from bitcell_sim.devnet import Devnet, DevnetMeta, StateDir, down, link_specs, plan_devnet
 from bitcell_sim.devnet.launch import start_emulator
+from bitcell_sim.devnet.ports import free_port, free_port_block
 from bitcell_sim.errors import DevnetError, FaultError, NetemError
 from bitcell_sim.faults import DevnetFaults, read_events
 from bitcell_sim.netem import ProbeServer, measure_delays, write_links_file
 from bitcell_sim.topology import parse_topology
 
 pytestmark = [pytest.mark.real, pytest.mark.timeout(60)]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def free_port_block(count: int) -> int:
-    """A base port with ``count`` free ports above it, below the ephemeral range."""
-    chooser = random.Random()
-    for _ in range(200):
-        base = chooser.randrange(25000, 32000 - count)
-        socks = []
-        try:
-            for port in range(base, base + count):
-                sock = socket.socket()
-                socks.append(sock)
-                sock.bind(("127.0.0.1", port))
-            return base
-        except OSError:
-            continue
-        finally:
-            for sock in socks:
-                sock.close()
-    raise RuntimeError(f"no block of {count} free ports")
 
 
 @dataclass

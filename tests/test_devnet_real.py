@@ -9,7 +9,6 @@ scheduler, and ``down`` leaving no process. Error paths start their own small de
 from __future__ import annotations
 
 import os
-import random
 import socket
 import subprocess
 import sys
@@ -20,9 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-import yaml
 
 from bitcell_sim.devnet import Devnet, ProcessRecord, cpu_seconds, down, is_running, up
+from bitcell_sim.devnet.ports import relocated_copy
 from bitcell_sim.devnet.processes import start_ticks
 from bitcell_sim.errors import DevnetError, RpcError
 from bitcell_sim.faults import (
@@ -47,51 +46,10 @@ US = ("us-east-1", "us-east-2", "us-west-1", "us-west-2")
 EU_AP = ("eu-central-1", "eu-central-2", "ap-southeast-1")
 
 
-def free_port_block(count: int) -> int:
-    """A base port with ``count`` free ports above it, below the ephemeral range."""
-    chooser = random.Random()
-    for _ in range(500):
-        base = chooser.randrange(25000, 32700 - count)
-        socks = []
-        try:
-            for port in range(base, base + count):
-                sock = socket.socket()
-                socks.append(sock)
-                sock.bind(("127.0.0.1", port))
-            return base
-        except OSError:
-            continue
-        finally:
-            for sock in socks:
-                sock.close()
-    raise RuntimeError(f"no block of {count} free ports")
-
-
 def shifted_topology(source: Path, target: Path, keep: tuple[str, ...] | None = None) -> Path:
     """A copy of ``source`` whose every port lies in a fresh free block (optionally only the
     nodes in ``keep``, peered full mesh)."""
-    data = yaml.safe_load(source.read_text())
-    if keep is not None:
-        data["nodes"] = {n: spec for n, spec in data["nodes"].items() if n in keep}
-        data["peers"] = "full_mesh"
-    nodes = list(data["nodes"])
-    links = len(nodes) * (len(nodes) - 1)
-    base = free_port_block(3 * len(nodes) + 1 + links)
-    for index, name in enumerate(nodes):
-        spec = data["nodes"][name]
-        spec["rpc_port"], spec["p2p_port"], spec["metrics_port"] = (
-            base + 3 * index,
-            base + 3 * index + 1,
-            base + 3 * index + 2,
-        )
-    data["devnet"] = {
-        "netem_control_port": base + 3 * len(nodes),
-        "netem_port_base": base + 3 * len(nodes) + 1,
-        "genesis_delay": "2 s",
-    }
-    target.write_text(yaml.safe_dump(data, sort_keys=False))
-    parse_topology(target.read_text())
-    return target
+    return relocated_copy(source, target, keep=keep, devnet={"genesis_delay": "2 s"})
 
 
 def processes_mentioning(text: str) -> list[int]:

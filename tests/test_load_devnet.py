@@ -11,8 +11,6 @@ usual test bound on purpose: it is the acceptance run of the load test.
 from __future__ import annotations
 
 import os
-import random
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -21,59 +19,17 @@ from typing import Any
 
 import numpy as np
 import pytest
-import yaml
 
 from bitcell_sim.devnet import Devnet, down, up
+from bitcell_sim.devnet.ports import relocated_copy
 from bitcell_sim.load import read_outputs
 from bitcell_sim.topology import parse_topology
 
 pytestmark = [pytest.mark.real]
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def free_port_block(count: int) -> int:
-    """A base port with ``count`` free ports above it, below the ephemeral range."""
-    chooser = random.Random()
-    for _ in range(500):
-        base = chooser.randrange(25000, 32700 - count)
-        socks = []
-        try:
-            for port in range(base, base + count):
-                sock = socket.socket()
-                socks.append(sock)
-                sock.bind(("127.0.0.1", port))
-            return base
-        except OSError:
-            continue
-        finally:
-            for sock in socks:
-                sock.close()
-    raise RuntimeError(f"no block of {count} free ports")
-
-
-def shifted_copy(source: Path, target: Path, **changes: dict[str, Any]) -> Path:
-    """``source`` with every port in a fresh free block and sections updated by ``changes``."""
-    data = yaml.safe_load(source.read_text())
-    for section, values in changes.items():
-        data[section] = {**data.get(section, {}), **values}
-    nodes = list(data["nodes"])
-    base = free_port_block(3 * len(nodes) + 1 + len(nodes) * (len(nodes) - 1))
-    for index, name in enumerate(nodes):
-        spec = data["nodes"][name]
-        spec["rpc_port"], spec["p2p_port"], spec["metrics_port"] = (
-            base + 3 * index,
-            base + 3 * index + 1,
-            base + 3 * index + 2,
-        )
-    data["devnet"] = {
-        "netem_control_port": base + 3 * len(nodes),
-        "netem_port_base": base + 3 * len(nodes) + 1,
-        "genesis_delay": "2 s",
-    }
-    target.write_text(yaml.safe_dump(data, sort_keys=False))
-    parse_topology(target.read_text())
-    return target
+# Genesis 2 s after the nodes are up rather than the default 3 s.
+QUICK_START = {"genesis_delay": "2 s"}
 
 
 @pytest.fixture()
@@ -105,9 +61,9 @@ def load_cli(*args: str, timeout_s: float = 180) -> subprocess.CompletedProcess[
 
 @pytest.mark.timeout(240)
 def test_small_pool_fills_at_100_tps_with_rc3_rounds(tmp_path: Path, devnet_of: Any) -> None:
-    topology = shifted_copy(
+    topology = relocated_copy(
         ROOT / "topologies" / "rc3.yaml", tmp_path / "rc3-small-pool.yaml",
-        protocol={"tx_pool_capacity": 500},
+        protocol={"tx_pool_capacity": 500}, devnet=QUICK_START,
     )  # fmt: skip
     devnet_of(topology, tmp_path / "state")
     result = load_cli(
@@ -129,9 +85,9 @@ def test_small_pool_fills_at_100_tps_with_rc3_rounds(tmp_path: Path, devnet_of: 
 def fast_devnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Path]]:
     """rc3-fast (3 s rounds) with 400 genesis-funded accounts, up for the tests below."""
     root = tmp_path_factory.mktemp("fast")
-    topology = shifted_copy(
+    topology = relocated_copy(
         ROOT / "topologies" / "rc3-fast.yaml", root / "rc3-fast.yaml",
-        genesis={"funded_accounts": 400},
+        genesis={"funded_accounts": 400}, devnet=QUICK_START,
     )  # fmt: skip
     state_dir = root / "state"
     try:

@@ -8,7 +8,6 @@ folder, an unreachable node's rejections, the web UI starting a run, and staged 
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import time
@@ -21,6 +20,7 @@ import numpy as np
 import pytest
 import yaml
 
+from bitcell_sim.devnet.ports import free_port
 from bitcell_sim.load import LocustProcess, locust_argv, read_outputs
 from bitcell_sim.load.sink import READY_PREFIX
 
@@ -44,13 +44,6 @@ def sink(*args: str) -> Iterator[str]:
     finally:
         process.terminate()
         process.wait(10)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def run(argv: list[str], log: Path, timeout_s: float) -> tuple[int, str]:

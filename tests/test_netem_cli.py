@@ -11,18 +11,12 @@ from pathlib import Path
 
 import pytest
 
+from bitcell_sim.devnet.ports import free_port
 from bitcell_sim.errors import NetemError
 from bitcell_sim.netem import EmulatorProcess, LinkSpec, parse_ready_line, write_links_file
 from bitcell_sim.netem.process import ready_line
 
 pytestmark = [pytest.mark.real, pytest.mark.timeout(60)]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @pytest.fixture
@@ -121,7 +115,7 @@ def test_non_loopback_control_host(tmp_path: Path, token_file: Path) -> None:
 
 def test_link_port_in_use(tmp_path: Path, token_file: Path, squatter: socket.socket) -> None:
     busy_port = squatter.getsockname()[1]
-    first_port = _free_port()
+    first_port = free_port()
     links = write_links_file(
         tmp_path / "links.json",
         [
@@ -141,7 +135,7 @@ def test_link_port_in_use(tmp_path: Path, token_file: Path, squatter: socket.soc
 
 def test_control_port_in_use(tmp_path: Path, token_file: Path, squatter: socket.socket) -> None:
     busy_port = squatter.getsockname()[1]
-    link_port = _free_port()
+    link_port = free_port()
     links = write_links_file(
         tmp_path / "links.json", [LinkSpec(name="x", listen_port=link_port, target_port=9)]
     )

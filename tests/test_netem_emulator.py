@@ -11,15 +11,9 @@ import socket
 
 import pytest
 
+from bitcell_sim.devnet.ports import free_port
 from bitcell_sim.errors import NetemError
 from bitcell_sim.netem import Emulator, LinkParams, LinkSpec, UnknownLinkError
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _emulator() -> Emulator:
@@ -87,7 +81,7 @@ def test_bad_changes_change_nothing() -> None:
 
 @pytest.mark.timeout(20)
 def test_port_in_use_names_link_and_port_and_releases_the_rest() -> None:
-    first_port = _free_port()
+    first_port = free_port()
     with socket.socket() as squatter:
         squatter.bind(("127.0.0.1", 0))
         squatter.listen(1)
@@ -174,7 +168,7 @@ async def _connect_and_read(port: int) -> bytes | str:
 
 
 async def _unreachable_target() -> tuple[bytes | str, int]:
-    emulator = Emulator([LinkSpec(name="dead", listen_port=0, target_port=_free_port())])
+    emulator = Emulator([LinkSpec(name="dead", listen_port=0, target_port=free_port())])
     await emulator.start()
     try:
         outcome = await _connect_and_read(emulator.listen_ports()["dead"])

@@ -18,8 +18,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bitcell_sim.devnet.node.harness import HOST, LocalNet, free_ports
+from bitcell_sim.devnet.node.harness import HOST, LocalNet
 from bitcell_sim.devnet.node.peers import Framer
+from bitcell_sim.devnet.ports import free_port
 from bitcell_sim.protocol.block import genesis_block
 from bitcell_sim.protocol.identity import funded_sender, node_keypair
 from bitcell_sim.protocol.metrics import parse_prometheus
@@ -61,7 +62,7 @@ class ScriptedPeer:
     """Listens where node a dials "b"; records what node a sends on that connection."""
 
     def __init__(self) -> None:
-        self.port = free_ports(1)[0]
+        self.port = free_port()
         self.received: queue.Queue[Message] = queue.Queue()
         self._server = socket.create_server((HOST, self.port))
         self._sockets: list[socket.socket] = [self._server]

@@ -9,7 +9,6 @@ A stalled chain ends with the stall's message and exit 1.
 from __future__ import annotations
 
 import json
-import socket
 import sys
 import time
 from pathlib import Path
@@ -19,6 +18,7 @@ import typer
 
 from bitcell_sim.cli.common import console, err_console
 from bitcell_sim.devnet import Devnet
+from bitcell_sim.devnet.ports import free_port
 from bitcell_sim.errors import LoadError
 from bitcell_sim.load.output import LOAD_DIR, SUMMARY_FILE
 from bitcell_sim.load.plan import SENDERS, parse_seconds, plan_from_topology
@@ -26,13 +26,6 @@ from bitcell_sim.load.runner import STARTUP_MARGIN_S, LocustProcess, locust_argv
 from bitcell_sim.load.summary import format_summary
 from bitcell_sim.results import RunFolder, new_run_id
 from bitcell_sim.topology import load_topology
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def load(
@@ -112,7 +105,7 @@ def load(
     }
     load_dir = folder.path / LOAD_DIR
     processes: list[LocustProcess] = []
-    port = _free_port() if workers else None
+    port = free_port() if workers else None
     main_argv = locust_argv(
         folder.path,
         role="master" if workers else "local",

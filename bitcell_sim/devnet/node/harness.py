@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,23 +22,10 @@ from typing import Any
 import httpx
 import yaml
 
+from bitcell_sim.devnet.ports import free_ports
 from bitcell_sim.errors import DevnetError
 
 HOST = "127.0.0.1"
-
-
-def free_ports(count: int) -> list[int]:
-    """``count`` distinct loopback ports the OS had free a moment ago."""
-    sockets = []
-    try:
-        for _ in range(count):
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.bind((HOST, 0))
-            sockets.append(s)
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
 
 
 def topology_document(
