@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from bitcell_sim.devnet.node.harness import LocalNet
+from bitcell_sim.devnet.node.rtt import parse_peer_rtts
 from bitcell_sim.errors import RpcError
 from bitcell_sim.protocol.identity import funded_sender, node_keypair
 from bitcell_sim.protocol.keys import KeyPair
@@ -113,6 +114,13 @@ def test_metrics_count_real_traffic(net: LocalNet) -> None:
     assert full["bitcell_txs_processed_total"] >= 2
     assert full["bitcell_active_miners"] == 2
     assert full["bitcell_sync_progress"] == 100
+    # Wired directly (no emulator): each node times its Pings to both peers in well under 50 ms.
+    rtts = wait_for(
+        lambda: parse_peer_rtts(httpx.get(f"{net.nodes['f'].metrics_url}/metrics").text),
+        what="peer RTT samples",
+    )
+    assert set(rtts) == {"v1", "v2"}
+    assert all(r.samples >= 1 and 0 < r.min_s <= r.ewma_s < 0.050 for r in rtts.values()), rtts
     text = net.nodes["f"].log_text()
     assert re.search(r"block imported height=\d+ .* via=gossip from=v[12] .*delay_s=", text)
     assert "block produced" not in text

@@ -3,6 +3,8 @@
 ``RttTracker`` arithmetic (last, EWMA, window minimum), ``render_peer_rtts``/``parse_peer_rtts``
 round trip, then a real ``PeerLink`` dialling an in-process TCP peer that answers each Ping after
 a known delay: the samples match the delay and no second Ping is ever sent before the Pong.
+Then the devnet side (``devnet.rtt``): the expected RTT of a link's parameters, the agreement
+rule, and interval means from the sample counters.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import asyncio
 import math
 import time
 
+import numpy as np
 import pytest
 
 from bitcell_sim.devnet.node import peers
@@ -22,6 +25,8 @@ from bitcell_sim.devnet.node.rtt import (
     parse_peer_rtts,
     render_peer_rtts,
 )
+from bitcell_sim.devnet.rtt import PeerRtt, expected_rtt_s, mean_one_way_delay_s, mean_rtts_between
+from bitcell_sim.netem import LinkParams
 from bitcell_sim.protocol.metrics import parse_prometheus
 from bitcell_sim.protocol.p2p import Handshake, Ping, Pong, encode_frame
 
@@ -86,8 +91,9 @@ def test_prometheus_text_round_trips_and_skips_peers_without_samples() -> None:
     assert values['bitcell_peer_rtt_last_seconds{peer="b"}'] == 0.094
     assert values['bitcell_peer_rtt_samples_total{peer="b"}'] == 2
     readings = parse_peer_rtts(text)
+    assert b.ewma_s is not None
     assert readings == {
-        "b": RttReading(ewma_s=b.ewma_s, last_s=0.094, min_s=0.090, samples=2, sum_s=b.sum_s),  # type: ignore[arg-type]
+        "b": RttReading(ewma_s=b.ewma_s, last_s=0.094, min_s=0.090, samples=2, sum_s=b.sum_s),
         "c": RttReading(ewma_s=0.004, last_s=0.004, min_s=0.004, samples=1, sum_s=0.004),
     }
     assert readings["b"].mean_s == pytest.approx(0.092)
@@ -191,3 +197,70 @@ def test_an_unanswered_ping_drops_the_connection(monkeypatch: pytest.MonkeyPatch
     # One Ping per connection: none is sent while the previous one is unanswered.
     assert link.connects - 1 <= peer.pings <= link.connects
     assert link.rtt.samples == 0
+
+
+@pytest.mark.parametrize(
+    ("latency_s", "jitter_s", "distribution"),
+    [
+        (0.002, 0.002, "normal"),
+        (0.045, 0.002, "normal"),
+        (0.001, 0.003, "uniform"),
+        (0.010, 0.003, "uniform"),
+        (0.020, 0.004, "pareto"),
+    ],
+)
+def test_mean_one_way_delay_matches_draws_clipped_at_zero(
+    latency_s: float, jitter_s: float, distribution: str
+) -> None:
+    rng = np.random.default_rng(5)
+    n = 400_000
+    if distribution == "normal":
+        jitter = rng.normal(0, jitter_s, n)
+    elif distribution == "uniform":
+        jitter = rng.uniform(-jitter_s, jitter_s, n)
+    else:
+        jitter = 2 * jitter_s * rng.pareto(3.0, n)  # Lomax of shape 3, as the emulator draws
+    drawn = float(np.maximum(0.0, latency_s + jitter).mean())
+    params = LinkParams(
+        latency_s=latency_s,
+        jitter_s=jitter_s,
+        jitter_distribution=distribution,  # type: ignore[arg-type]
+    )
+    assert mean_one_way_delay_s(params) == pytest.approx(drawn, abs=2e-5)
+    assert expected_rtt_s(params) == pytest.approx(2 * mean_one_way_delay_s(params))
+
+
+def test_expected_rtt_counts_added_latency_both_ways() -> None:
+    params = LinkParams(latency_s=0.045, extra_latency_s=0.050)
+    assert expected_rtt_s(params) == pytest.approx(0.190)
+    assert expected_rtt_s(LinkParams()) == 0
+
+
+def _rtt(link: str, ewma_s: float | None, samples: int = 0, sum_s: float = 0.0) -> PeerRtt:
+    node, peer = link.split("->")
+    reading = None
+    if ewma_s is not None:
+        reading = RttReading(
+            ewma_s=ewma_s, last_s=ewma_s, min_s=ewma_s, samples=samples, sum_s=sum_s
+        )
+    return PeerRtt(node, peer, link, 0.100, 0.200, False, reading)
+
+
+def test_agreement_is_ten_percent_or_five_ms_of_the_rtt_in_force() -> None:
+    assert _rtt("a->b", 0.219).within() and not _rtt("a->b", 0.221).within()
+    assert _rtt("a->b", 0.219).error_pct == pytest.approx(9.5)
+    assert not _rtt("a->b", None).within() and _rtt("a->b", None).error_pct is None
+    short = PeerRtt("a", "b", "a->b", 0.004, None, False, _rtt("a->b", 0.0089).measured)
+    assert short.expected_rtt_s == 0.004  # emulator unknown: the configured RTT
+    assert short.within() and not short.within(floor_s=0.004)
+
+
+def test_interval_means_come_from_the_counters() -> None:
+    earlier = [_rtt("a->b", 0.1, 10, 1.0), _rtt("b->a", 0.1, 10, 1.0), _rtt("a->c", None)]
+    later = [_rtt("a->b", 0.15, 14, 1.8), _rtt("b->a", 0.1, 10, 1.0), _rtt("a->c", 0.3, 2, 0.5)]
+    later.append(_rtt("c->a", 0.3, 1, 0.3))  # new link: all its samples count
+    assert mean_rtts_between(earlier, later) == pytest.approx(
+        {"a->b": 0.2, "b->a": None, "a->c": 0.25, "c->a": 0.3}
+    )
+    restarted = [_rtt("a->b", 0.1, 3, 0.3)]
+    assert mean_rtts_between(earlier, restarted) == {"a->b": None}

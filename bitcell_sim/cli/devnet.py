@@ -24,7 +24,7 @@ from rich.progress import (
 from rich.table import Table
 
 from bitcell_sim.cli.common import console, err_console
-from bitcell_sim.devnet import Devnet, UpEvent, devnet_status, down, up
+from bitcell_sim.devnet import Devnet, UpEvent, devnet_status, down, read_peer_rtts, up
 from bitcell_sim.devnet.processes import tail_lines
 from bitcell_sim.devnet.state import EMULATOR
 from bitcell_sim.errors import DevnetError, FaultError
@@ -133,9 +133,53 @@ def up_command(
     )
 
 
+def _ms(seconds: float | None) -> str:
+    return "-" if seconds is None else f"{seconds * 1000:.1f}"
+
+
+def _peer_rtt_table(devnet: Devnet) -> Table:
+    """Per directed peer link: RTT configured, in force (faults), and measured by the node."""
+    table = Table(title="peer round trips (ms): Ping -> Pong measured by each node")
+    columns = ["node", "peer", "configured", "in force", "measured", "last", "min", "n"]
+    columns += ["error", "error %"]
+    for column in columns:
+        table.add_column(column, justify="left" if column in ("node", "peer") else "right")
+    for rtt in read_peer_rtts(devnet):
+        m = rtt.measured
+        error_s, error_pct = rtt.error_s, rtt.error_pct
+        colour = "green" if rtt.within() else "red"
+        error_ms = "-" if error_s is None else f"[{colour}]{error_s * 1000:+.1f}[/]"
+        verdict = "-" if error_pct is None else f"[{colour}]{error_pct:+.1f}%[/]"
+        if rtt.partitioned:
+            verdict = "[yellow]partitioned[/]"
+        table.add_row(
+            rtt.node,
+            rtt.peer,
+            _ms(rtt.configured_rtt_s),
+            _ms(rtt.in_force_rtt_s),
+            _ms(None if m is None else m.ewma_s),
+            _ms(None if m is None else m.last_s),
+            _ms(None if m is None else m.min_s),
+            "-" if m is None else str(m.samples),
+            error_ms,
+            verdict,
+        )
+    return table
+
+
 @app.command()
-def status(state_dir: StateDirOption = DEFAULT_STATE_DIR) -> None:
-    """Each node's process, chain, peers, phase, pool and sync; the emulator's live faults."""
+def status(
+    state_dir: StateDirOption = DEFAULT_STATE_DIR,
+    peers: Annotated[
+        bool,
+        typer.Option(
+            "--peers",
+            help="Also show each node's measured round-trip time to each peer against the links.",
+        ),
+    ] = False,
+) -> None:
+    """Each node's process, chain, peers, phase, pool and sync; the emulator's live faults
+    (with --peers: the RTT each node measures to each peer against the links)."""
     devnet = Devnet.open(state_dir)
     snapshot = devnet_status(devnet)
     table = Table(title=f"devnet {snapshot.name}")
@@ -173,6 +217,8 @@ def status(state_dir: StateDirOption = DEFAULT_STATE_DIR) -> None:
     active = DevnetFaults(devnet).active()
     for item in active:
         console.print(f"  fault #{item.id} {item.kind} {item.target}", highlight=False)
+    if peers:
+        console.print(_peer_rtt_table(devnet))
 
 
 @app.command()

@@ -2,8 +2,9 @@
 
 ``up`` starts one from a topology (state folder, emulator, nodes, readiness), ``Devnet.open``
 finds a running one by its state folder, ``down`` stops exactly what it started,
-``devnet_status`` takes a snapshot. The node process itself lives in ``devnet.node`` and is only
-ever started as a separate process (``python -m bitcell_sim.devnet.node --config node.json``).
+``devnet_status`` takes a snapshot, ``read_peer_rtts`` the node-to-node RTTs the nodes
+measure. The node process itself lives in ``devnet.node`` and is only ever started as a
+separate process (``python -m bitcell_sim.devnet.node --config node.json``).
 
 Names are imported lazily: the node process lives under ``bitcell_sim.devnet.node`` and would
 otherwise pay for the whole orchestration (emulator client, networkx) at every start.
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
         spawn,
         stop_processes,
     )
+    from bitcell_sim.devnet.rtt import PeerRtt, read_peer_rtts, wait_for_peer_rtts
     from bitcell_sim.devnet.state import DevnetMeta, StateDir
     from bitcell_sim.devnet.status import DevnetStatus, LinkFault, NodeStatus, devnet_status
 
@@ -56,6 +58,7 @@ _MODULE_OF = {
     "NodeEndpoint": "bitcell_sim.devnet.cluster",
     "NodePorts": "bitcell_sim.devnet.plan",
     "NodeStatus": "bitcell_sim.devnet.status",
+    "PeerRtt": "bitcell_sim.devnet.rtt",
     "ProcessRecord": "bitcell_sim.devnet.processes",
     "ReadyProgress": "bitcell_sim.devnet.cluster",
     "StateDir": "bitcell_sim.devnet.state",
@@ -70,9 +73,11 @@ _MODULE_OF = {
     "link_specs": "bitcell_sim.devnet.plan",
     "node_peers": "bitcell_sim.devnet.plan",
     "plan_devnet": "bitcell_sim.devnet.plan",
+    "read_peer_rtts": "bitcell_sim.devnet.rtt",
     "spawn": "bitcell_sim.devnet.processes",
     "stop_processes": "bitcell_sim.devnet.processes",
     "up": "bitcell_sim.devnet.launch",
+    "wait_for_peer_rtts": "bitcell_sim.devnet.rtt",
 }
 
 __all__ = [
@@ -87,6 +92,7 @@ __all__ = [
     "NodeEndpoint",
     "NodePorts",
     "NodeStatus",
+    "PeerRtt",
     "ProcessRecord",
     "ReadyProgress",
     "StateDir",
@@ -101,9 +107,11 @@ __all__ = [
     "link_specs",
     "node_peers",
     "plan_devnet",
+    "read_peer_rtts",
     "spawn",
     "stop_processes",
     "up",
+    "wait_for_peer_rtts",
 ]
 
 

@@ -4,9 +4,11 @@
 throttles CPU (each an ``ActiveFault``, journaled as ``FaultEvent`` in faults.jsonl);
 ``ChaosScheduler`` plays a topology's ``faults`` list on the genesis clock; ``partition_links``
 and ``boundary_links`` say which links a fault touches; ``wait_for_common_tip`` and
-``wait_until_caught_up`` time recovery.
+``wait_until_caught_up`` time recovery; ``read_peer_rtts`` and ``wait_for_peer_rtts`` (from
+``devnet.rtt``) read the node-to-node RTTs the nodes measure, e.g. around an added latency.
 """
 
+from bitcell_sim.devnet.rtt import PeerRtt, read_peer_rtts, wait_for_peer_rtts
 from bitcell_sim.faults.injector import ActiveFault, DevnetFaults
 from bitcell_sim.faults.journal import FaultEvent, append_event, read_events
 from bitcell_sim.faults.measure import (
@@ -47,6 +49,7 @@ __all__ = [
     "Convergence",
     "DevnetFaults",
     "FaultEvent",
+    "PeerRtt",
     "ThrottleHandle",
     "TimelineStep",
     "Tip",
@@ -60,10 +63,12 @@ __all__ = [
     "fault_timeline",
     "partition_links",
     "read_events",
+    "read_peer_rtts",
     "read_tip",
     "read_tips",
     "release_throttle",
     "resolve_targets",
     "wait_for_common_tip",
+    "wait_for_peer_rtts",
     "wait_until_caught_up",
 ]
