@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -86,6 +87,20 @@ def test_invalid_blocks_are_refused(tmp_path: Path) -> None:
     assert result.status is ImportStatus.INVALID and "proposer signature" in result.error
     orphan = make_block(V1, good.header, [], bytes(32), 2001)
     assert chain.import_block(orphan).status is ImportStatus.ORPHAN
+
+
+def test_tx_signatures_are_verified_once_per_node(tmp_path: Path) -> None:
+    chain = open_chain(tmp_path / "a")
+    txs = (pay(ALICE, 1, 0), pay(BOB, 1, 0))
+    assert chain.sigcache.verify(txs[0])  # as if admitted by RPC first
+    assert chain.sigcache.verifications == 1
+    grow(chain, V1, *txs)
+    assert chain.sigcache.verifications == 2
+    forged = replace(pay(ALICE, 1, 1), amount=2)
+    bad = make_block(V1, chain.tip.header, [forged], bytes(32), 2001)
+    result = chain.import_block(bad)
+    assert result.status is ImportStatus.INVALID
+    assert result.error == f"block 2 tx 0 ({forged.tx_id().hex()}) has an invalid signature"
 
 
 def test_longer_branch_wins_and_reports_orphaned_blocks(tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ from bitcell_sim.protocol.admission import (
     MAX_GAS_LIMIT,
     MAX_GAS_PRICE,
     MSG_ALREADY_IN_POOL,
+    MSG_INVALID_SIGNATURE,
     MSG_POOL_FULL,
     POOL_FULL,
     admit_raw_transaction,
@@ -178,6 +179,21 @@ def test_admitted(name: str, t: Transaction, lookup: Any) -> None:
 def test_prefixless_upper_hex_and_trailing_junk() -> None:
     t = tx()
     assert admit_raw_transaction([(t.encode() + b"junk").hex().upper()], unknown) == t
+
+
+def test_the_signature_check_is_a_seam() -> None:
+    t = tx()
+    checked: list[Transaction] = []
+
+    def accept(x: Transaction) -> bool:
+        checked.append(x)
+        return True
+
+    assert admit_raw_transaction(raw(t), unknown, verify=accept) == t
+    assert checked == [t]
+    with pytest.raises(RpcError, match="Invalid transaction signature") as info:
+        admit_raw_transaction(raw(t), unknown, verify=lambda x: False)
+    assert (info.value.code, info.value.message) == (-32602, MSG_INVALID_SIGNATURE)
 
 
 def test_pool_errors() -> None:

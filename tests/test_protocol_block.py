@@ -188,6 +188,22 @@ def test_validation_failures_name_the_fault() -> None:
         validate_block(b1, GENESIS.header, max_txs=1)
 
 
+def test_validation_checks_tx_signatures_with_the_given_verifier() -> None:
+    t = txs(2)
+    b1 = child(GENESIS.header, t)
+    seen: list[Transaction] = []
+
+    def accept(tx: Transaction) -> bool:
+        seen.append(tx)
+        return True
+
+    validate_block(b1, GENESIS.header, verify=accept)
+    assert seen == t
+    message = f"block 1 tx 0 ({t[0].tx_id().hex()}) has an invalid signature"
+    with pytest.raises(ProtocolError, match=re.escape(message)):
+        validate_block(b1, GENESIS.header, verify=lambda tx: False)
+
+
 def test_vrf() -> None:
     out, proof = vrf_prove(PROPOSER, b"input")
     assert vrf_verify(PROPOSER.public_key, b"input", out, proof)

@@ -36,19 +36,23 @@ MSG_ALREADY_IN_POOL = f"Failed to add transaction to pool: {ALREADY_IN_POOL}"
 
 #: Returns the confirmed account of a sender key, or None if the node has never seen it.
 AccountLookup = Callable[[bytes], Account | None]
+#: True if a transaction's signature is valid (a node may answer from a cache).
+SignatureCheck = Callable[[Transaction], bool]
 
 
 def deserialize_error(reason: str) -> RpcError:
     return RpcError(INVALID_PARAMS, f"Failed to deserialize transaction: {reason}")
 
 
-def decode_raw_transaction(raw: bytes) -> Transaction:
+def decode_raw_transaction(
+    raw: bytes, *, verify: SignatureCheck = Transaction.verify_signature
+) -> Transaction:
     """Decode and signature-check raw bytes (steps 2-3); raises the node's -32602 errors."""
     try:
         tx = Transaction.decode(raw)
     except DecodeError as exc:
         raise deserialize_error(str(exc)) from None
-    if not tx.verify_signature():
+    if not verify(tx):
         raise RpcError(INVALID_PARAMS, MSG_INVALID_SIGNATURE)
     return tx
 
@@ -83,10 +87,13 @@ def check_account_rules(tx: Transaction, account: Account | None) -> None:
         )
 
 
-def admit_raw_transaction(params: Any, lookup: AccountLookup) -> Transaction:
-    """All admission checks before the pool, in the node's order; returns the decoded tx."""
+def admit_raw_transaction(
+    params: Any, lookup: AccountLookup, *, verify: SignatureCheck = Transaction.verify_signature
+) -> Transaction:
+    """All admission checks before the pool, in the node's order; returns the decoded tx.
+    ``verify`` checks the signature (a node passes its signature cache)."""
     raw = raw_transaction_param(params)
-    tx = decode_raw_transaction(raw)
+    tx = decode_raw_transaction(raw, verify=verify)
     check_account_rules(tx, lookup(tx.sender))
     return tx
 

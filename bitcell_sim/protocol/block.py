@@ -9,7 +9,7 @@ checks one against its parent, ``genesis_block`` is the devnet's shared genesis,
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any
@@ -264,12 +264,19 @@ def make_block(
     return Block(header, tuple(transactions), proposer.sign(header.hash()))
 
 
-def validate_block(block: Block, parent: BlockHeader, max_txs: int = MAX_TXS_PER_BLOCK) -> None:
+def validate_block(
+    block: Block,
+    parent: BlockHeader,
+    max_txs: int = MAX_TXS_PER_BLOCK,
+    *,
+    verify: Callable[[Transaction], bool] = Transaction.verify_signature,
+) -> None:
     """The node's ``validate_block`` as intended; raises ``ProtocolError`` naming the fault.
 
     Checks height, parent hash, proposer signature over the header hash, VRF, tx_root, the tx
     count and every tx signature over its *signing* hash (the node at HEAD uses the full hash,
-    which stalls its chain). Account rules are the caller's: they need the state.
+    which stalls its chain) with ``verify`` (a node passes its signature cache). Account rules
+    are the caller's: they need the state.
     """
     h = block.header
     if h.height != parent.height + 1:
@@ -289,7 +296,7 @@ def validate_block(block: Block, parent: BlockHeader, max_txs: int = MAX_TXS_PER
     if h.tx_root != tx_root(block.transactions):
         raise ProtocolError(f"block {h.height} tx_root {h.tx_root.hex()} does not match its txs")
     for index, tx in enumerate(block.transactions):
-        if not tx.verify_signature():
+        if not verify(tx):
             raise ProtocolError(
                 f"block {h.height} tx {index} ({tx.tx_id().hex()}) has an invalid signature"
             )

@@ -22,9 +22,14 @@ from bitcell_sim.devnet.node.sigcache import SignatureCache
 from bitcell_sim.devnet.node.state import BlockNotApplicable, LedgerState, Undo, reward_at
 from bitcell_sim.devnet.node.store import ChainStore
 from bitcell_sim.errors import DevnetError
-from bitcell_sim.protocol import vrf
 from bitcell_sim.protocol.account import Account, apply_transaction
-from bitcell_sim.protocol.block import Block, BlockHeader, genesis_accounts, make_block, tx_root
+from bitcell_sim.protocol.block import (
+    Block,
+    BlockHeader,
+    genesis_accounts,
+    make_block,
+    validate_block,
+)
 from bitcell_sim.protocol.consensus import ChainTip, is_better
 from bitcell_sim.protocol.errors import DecodeError, ProtocolError
 from bitcell_sim.protocol.keys import KeyPair
@@ -240,38 +245,6 @@ class Chain:
             return None
         return self.get_block(where[0]), where[1]
 
-    # ---- validation -----------------------------------------------------------------------
-
-    def validate_structure(self, block: Block, parent: BlockHeader) -> tuple[bytes, ...]:
-        """``block.validate_block`` with each tx signature checked once per node (cached).
-
-        Returns the tx ids; raises ``ProtocolError`` naming the fault. State rules (nonces,
-        balances, reward, state root) are checked when the block joins the canonical chain.
-        """
-        h = block.header
-        if h.height != parent.height + 1:
-            raise ProtocolError(f"block height {h.height} does not follow parent {parent.height}")
-        if h.prev_hash != parent.hash():
-            raise ProtocolError(f"block {h.height} prev_hash is not its parent's hash")
-        if not block.verify_signature():
-            raise ProtocolError(f"block {h.height} has an invalid proposer signature")
-        if not vrf.vrf_verify(h.proposer, vrf.vrf_input_for(parent), h.vrf_output, h.vrf_proof):
-            raise ProtocolError(f"block {h.height} has an invalid VRF output")
-        if len(block.transactions) > self.max_txs_per_block:
-            raise ProtocolError(
-                f"block {h.height} has {len(block.transactions)} transactions, "
-                f"max {self.max_txs_per_block}"
-            )
-        if h.tx_root != tx_root(block.transactions):
-            raise ProtocolError(f"block {h.height} tx_root does not match its transactions")
-        tx_ids = tuple(tx.tx_id() for tx in block.transactions)
-        for index, (tx, tx_id) in enumerate(zip(block.transactions, tx_ids, strict=True)):
-            if not self.sigcache.verify(tx, tx_id):
-                raise ProtocolError(
-                    f"block {h.height} tx {index} ({tx_id.hex()[:16]}) has an invalid signature"
-                )
-        return tx_ids
-
     # ---- import and fork choice -----------------------------------------------------------
 
     def import_block(self, block: Block, raw: bytes | None = None) -> ImportResult:
@@ -288,9 +261,14 @@ class Chain:
                 ImportStatus.INVALID, block_hash, height, error="its parent is invalid"
             )
         try:
-            tx_ids = self.validate_structure(block, parent.header)
+            # State rules (nonces, balances, reward, state root) are checked when the block
+            # joins the canonical chain; each tx signature is checked once per node (cached).
+            validate_block(
+                block, parent.header, self.max_txs_per_block, verify=self.sigcache.verify
+            )
         except ProtocolError as exc:
             return ImportResult(ImportStatus.INVALID, block_hash, height, error=str(exc))
+        tx_ids = tuple(tx.tx_id() for tx in block.transactions)
         record = BlockRecord(block_hash, block.header, tx_ids)
         raw = raw if raw is not None else block.encode()
         row = (block_hash, height, block.header.prev_hash, raw)

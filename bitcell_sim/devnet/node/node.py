@@ -36,7 +36,6 @@ from bitcell_sim.devnet.node.store import ChainStore
 from bitcell_sim.devnet.node.tournament import Offer, Tournament
 from bitcell_sim.errors import DevnetError, RpcError
 from bitcell_sim.protocol import admission
-from bitcell_sim.protocol import params as rpc_params
 from bitcell_sim.protocol.bincode import Reader
 from bitcell_sim.protocol.block import Block, BlockHeader, genesis_block
 from bitcell_sim.protocol.consensus import ChainTip, Phase, PhaseWindow, RoundSchedule, is_better
@@ -44,7 +43,6 @@ from bitcell_sim.protocol.consensus import winner as choose_winner
 from bitcell_sim.protocol.errors import DecodeError, ProtocolError
 from bitcell_sim.protocol.hexcodec import hexbytes
 from bitcell_sim.protocol.identity import funded_sender, node_keypair
-from bitcell_sim.protocol.jsonrpc import INVALID_PARAMS
 from bitcell_sim.protocol.p2p import (
     BlockMessage,
     Blocks,
@@ -319,15 +317,10 @@ class Node:
     def submit_transaction(self, params: Any) -> str:
         """``eth_sendRawTransaction``: admission against the confirmed state, pool, gossip."""
         try:
-            raw = rpc_params.raw_transaction_param(params)
-            try:
-                tx = Transaction.decode(raw)
-            except DecodeError as exc:
-                raise admission.deserialize_error(str(exc)) from None
+            tx = admission.admit_raw_transaction(
+                params, self.chain.account, verify=self.sigcache.verify
+            )
             tx_id = tx.tx_id()
-            if not self.sigcache.verify(tx, tx_id):
-                raise RpcError(INVALID_PARAMS, admission.MSG_INVALID_SIGNATURE)
-            admission.check_account_rules(tx, self.chain.account(tx.sender))
             self.pool.add(tx, tx_id)
         except RpcError:
             self.metrics.txs_rejected += 1

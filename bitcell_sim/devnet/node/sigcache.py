@@ -1,8 +1,8 @@
 """Signature checks done once per node: a bounded cache of transaction ids already verified.
 
-``SignatureCache.verify(tx, tx_id)`` checks ``tx``'s signature over its signing hash the first
-time it sees ``tx_id`` and answers from memory afterwards, so a tx admitted by RPC, received by
-gossip and then included in a block costs one ECDSA verification on this node.
+``SignatureCache.verify(tx, tx_id=None)`` checks ``tx``'s signature over its signing hash the
+first time it sees its id and answers from memory afterwards, so a tx admitted by RPC, received
+by gossip and then included in a block costs one ECDSA verification on this node.
 """
 
 from __future__ import annotations
@@ -21,7 +21,11 @@ class SignatureCache:
     def __contains__(self, tx_id: object) -> bool:
         return tx_id in self._ok
 
-    def verify(self, tx: Transaction, tx_id: bytes) -> bool:
+    def verify(self, tx: Transaction, tx_id: bytes | None = None) -> bool:
+        """``tx.verify_signature()``, once per id (``tx_id`` saves hashing ``tx`` again); fits
+        the ``verify`` seam of ``protocol.block.validate_block`` and ``protocol.admission``."""
+        if tx_id is None:
+            tx_id = tx.tx_id()
         if tx_id in self._ok:
             return True
         self.verifications += 1
