@@ -191,6 +191,10 @@ def test_rows_equal_single_simulate_runs(fast: Topology, small: pd.DataFrame) ->
         assert row["steady_confirmed_tps"] == summary["throughput"]["steady_state_confirmed_tps"]
         assert row["confirmed_tps"] == summary["throughput"]["confirmed_tps"]
         assert row["offered_tps"] == summary["throughput"]["offered_tps"]
+        half_s, end_s = summary["throughput"]["steady_state_window_s"]
+        submit_s = result.tables["transactions"].column("submit_s").to_pylist()
+        in_window = sum(half_s <= t < end_s for t in submit_s)
+        assert row["steady_offered_tps"] == in_window / (end_s - half_s)
         assert (
             row["confirmation_p50_s"],
             row["confirmation_p95_s"],

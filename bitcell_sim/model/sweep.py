@@ -21,6 +21,7 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 from pydantic import ValidationError
 
 from bitcell_sim.errors import ModelError, TopologyError
@@ -45,6 +46,7 @@ FIGURES: dict[str, Literal["min", "max", "same"]] = {
     "capacity_tps": "same",
     "target_tps": "same",
     "offered_tps": "same",
+    "steady_offered_tps": "same",
     "confirmed_tps": "min",
     "steady_confirmed_tps": "min",
     "confirmation_p50_s": "max",
@@ -210,9 +212,15 @@ def _nan(value: float | None) -> float:
     return math.nan if value is None else float(value)
 
 
-def sweep_figures(topology: Topology, summary: Mapping[str, Any]) -> dict[str, Any]:
-    """One sweep row's figures (:data:`FIGURES`) from a run's topology and its summary.
+def sweep_figures(
+    topology: Topology, tables: Mapping[str, pa.Table], summary: Mapping[str, Any]
+) -> dict[str, Any]:
+    """One sweep row's figures (:data:`FIGURES`) from a run's topology, tables and summary.
 
+    ``steady_offered_tps`` is the rate submitted in the steady-state window (the second half of
+    the load), the one ``steady_confirmed_tps`` is counted over: with Poisson arrivals it
+    differs from the whole run's rate by a fraction of a TPS, and a network that keeps up
+    confirms about what was offered in the same window.
     ``first_pool_full_s`` is NaN when no tx was rejected for a full pool; ``recovery_s`` and
     ``reconvergence_s`` are the worst over the faults, NaN without faults and infinite when a
     fault's nodes never recovered within the run.
@@ -224,6 +232,9 @@ def sweep_figures(topology: Topology, summary: Mapping[str, Any]) -> dict[str, A
     by_reason = txs["rejected_by_reason"]
     model = summary.get("model", {})
     peaks = model.get("pool_peak_by_node") or summary["pool"]["peak_by_node"]
+    half_s, end_s = put["steady_state_window_s"]
+    submit_s = tables["transactions"].column("submit_s").to_numpy(zero_copy_only=False)
+    in_window = int(((submit_s >= half_s) & (submit_s < end_s)).sum())
 
     def worst(field: str) -> float:
         values = [f[field] for f in summary["faults"]]
@@ -238,6 +249,7 @@ def sweep_figures(topology: Topology, summary: Mapping[str, Any]) -> dict[str, A
         "capacity_tps": protocol.capacity_tps,
         "target_tps": max(max(s[2], s[3]) for s in topology.workload_stages()),
         "offered_tps": put["offered_tps"],
+        "steady_offered_tps": in_window / (end_s - half_s) if end_s > half_s else 0.0,
         "confirmed_tps": put["confirmed_tps"],
         "steady_confirmed_tps": put["steady_state_confirmed_tps"],
         "confirmation_p50_s": _nan(latency["p50"]),
@@ -265,7 +277,8 @@ def sweep_figures(topology: Topology, summary: Mapping[str, Any]) -> dict[str, A
 def run_point(topology: Topology) -> dict[str, Any]:
     """Simulate one topology and return its sweep figures (what a worker process runs)."""
     result = simulate(topology)
-    return sweep_figures(topology, summarize(topology, result.tables, extras=result.stats))
+    summary = summarize(topology, result.tables, extras=result.stats)
+    return sweep_figures(topology, result.tables, summary)
 
 
 def sweep(

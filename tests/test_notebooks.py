@@ -1,0 +1,115 @@
+"""The notebooks: each runs from a clean kernel without an error, and its conclusion holds.
+
+Every ``notebooks/*.ipynb`` is executed by nbclient in a fresh IPython kernel (a real process,
+stopped by nbclient when done), from the notebooks folder as a reader would open it. The stored
+copy must be the executed one (outputs kept, so the figures can be read without running it),
+and the capacity notebook's conclusion record must make sense and match what is stored.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
+ALL = sorted(NOTEBOOKS.glob("*.ipynb"))
+CELL_TIMEOUT_S = 300
+
+
+def _conclusion(notebook: Any) -> dict[str, Any]:
+    """The JSON record printed by the cell tagged ``conclusion``."""
+    cells = [c for c in notebook.cells if "conclusion" in c.metadata.get("tags", [])]
+    assert len(cells) == 1, "the notebook needs exactly one cell tagged 'conclusion'"
+    text = "".join(o.get("text", "") for o in cells[0].outputs if o.output_type == "stream")
+    record, _ = json.JSONDecoder().raw_decode(text)
+    assert isinstance(record, dict)
+    return record
+
+
+_EXECUTED: dict[Path, Any] = {}
+
+
+def _execute(path: Path) -> Any:
+    """The notebook at ``path`` run from a clean kernel (once per test session)."""
+    if path in _EXECUTED:
+        return _EXECUTED[path]
+    notebook = nbformat.read(path, as_version=4)
+    client = NotebookClient(
+        notebook,
+        timeout=CELL_TIMEOUT_S,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(path.parent)}},
+    )
+    client.execute()  # raises CellExecutionError on the first cell that fails
+    _EXECUTED[path] = notebook
+    return notebook
+
+
+def test_there_are_notebooks() -> None:
+    assert [p.name for p in ALL] == ["capacity_100tps.ipynb"]
+
+
+@pytest.mark.parametrize("path", ALL, ids=[p.stem for p in ALL])
+def test_stored_notebook_is_executed(path: Path) -> None:
+    notebook = nbformat.read(path, as_version=4)
+    nbformat.validate(notebook)
+    code = [c for c in notebook.cells if c.cell_type == "code"]
+    assert code, f"{path.name} has no code cells"
+    for index, cell in enumerate(code):
+        assert cell.execution_count is not None, f"code cell {index} of {path.name} never ran"
+        assert not [o for o in cell.outputs if o.output_type == "error"], f"cell {index} failed"
+    counts = [c.execution_count for c in code]
+    assert counts == list(range(1, len(code) + 1)), "cells were run out of order"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", ALL, ids=[p.stem for p in ALL])
+def test_notebook_runs_from_a_clean_kernel(path: Path) -> None:
+    notebook = _execute(path)
+    code = [c for c in notebook.cells if c.cell_type == "code"]
+    assert [c.execution_count for c in code] == list(range(1, len(code) + 1))
+    for cell in code:
+        assert not [o for o in cell.outputs if o.output_type == "error"]
+
+
+@pytest.fixture(scope="module")
+def capacity() -> Any:
+    return _execute(NOTEBOOKS / "capacity_100tps.ipynb")
+
+
+@pytest.mark.slow
+def test_capacity_notebook_conclusion_holds(capacity: Any) -> None:
+    c = _conclusion(capacity)
+    # The defaults cannot carry 100 TPS: the ceiling, the pools filling near the fluid
+    # estimate (10,000 / (100 - 66.7) = 300 s) and the rejections that follow.
+    assert c["default_capacity_tps"] == 66.7
+    assert c["default_confirmed_tps_at_100"] <= 66.7
+    assert 200 < c["default_first_pool_full_s"] < 330
+    assert c["default_rejection_rate_at_100"] > 0.1
+    # The chosen setting has capacity for 100 TPS and the 120 TPS headroom, and keeps up.
+    assert c["chosen_capacity_tps"] >= 120
+    capacity_tps = c["chosen_max_txs_per_block"] / c["chosen_round_s"]
+    assert round(capacity_tps, 1) == c["chosen_capacity_tps"]
+    for load in (100, 120):
+        assert c[f"chosen_confirmed_tps_at_{load}"] >= 0.99 * c[f"chosen_offered_tps_at_{load}"]
+        assert 0 < c[f"chosen_p95_s_at_{load}"] <= 30
+    assert c["at_15s_capacity_tps"] >= c["chosen_capacity_tps"]
+    # Under the outage no pool fills; the refused txs are those sent to the down region.
+    assert c["outage_rejected_pool_full"] == 0
+    assert 1000 < c["outage_rejected_unreachable"] < 2500  # about 2/7 of 60 s at 100 TPS
+    assert 0 <= c["outage_recovery_s"] < 60
+    assert c["slow_ap_forks"] == 0
+    assert c["slow_ap_propagation_p95_s"] > c["clean_propagation_p95_s"]
+
+
+@pytest.mark.slow
+def test_capacity_notebook_reproduces_its_stored_conclusion(capacity: Any) -> None:
+    # The model is deterministic, so the stored figures (which docs/capacity.md quotes) are
+    # what a fresh run computes.
+    stored = _conclusion(nbformat.read(NOTEBOOKS / "capacity_100tps.ipynb", as_version=4))
+    assert _conclusion(capacity) == stored
