@@ -127,12 +127,13 @@ def cpu_snapshot(devnet: Devnet) -> dict[str, float]:
 
 
 def rpc_buckets(devnet: Devnet) -> dict[float, float]:
-    """The nodes' server-side RPC latency histograms, summed: {upper bound s: count <= it}."""
+    """The nodes' server-side RPC latency histograms summed over nodes and methods:
+    {upper bound s: count <= it}."""
     total: dict[float, float] = {}
     for endpoint in devnet.endpoints.values():
         text = httpx.get(endpoint.metrics_url, timeout=5.0, trust_env=False).text
         for sample in parse_prometheus_samples(text):
-            if sample.name == "bitcell_rpc_latency_seconds_bucket":
+            if sample.name == "bitcell_rpc_request_duration_seconds_bucket":
                 bound = float(dict(sample.labels)["le"])
                 total[bound] = total.get(bound, 0.0) + sample.value
     return total

@@ -16,6 +16,7 @@ from bitcell_sim.protocol.metrics import (
     DEVNET_METRICS,
     NODE_METRICS,
     PROMETHEUS_CONTENT_TYPE,
+    SPECS,
     Histogram,
     MetricType,
     Sample,
@@ -24,6 +25,8 @@ from bitcell_sim.protocol.metrics import (
     parse_prometheus_samples,
     render_prometheus,
 )
+
+RPC = "bitcell_rpc_request_duration_seconds"
 
 NODE_TABLE = """\
 bitcell_chain_height gauge Current blockchain height
@@ -109,7 +112,7 @@ def test_render_errors() -> None:
     with pytest.raises(ProtocolError, match="unknown metric 'bitcell_proof_gen_time_ms'"):
         render_prometheus({**node_values(), "bitcell_proof_gen_time_ms": 1})
     with pytest.raises(ProtocolError, match="is a histogram: pass it in histograms"):
-        render_prometheus({**node_values(), "bitcell_rpc_latency_seconds": 1})
+        render_prometheus({**node_values(), "bitcell_block_propagation_seconds": 1})
     with pytest.raises(ProtocolError, match="is a gauge, not a histogram"):
         render_prometheus(node_values(), {"bitcell_round_phase": Histogram()})
 
@@ -139,15 +142,49 @@ def test_histogram() -> None:
         Histogram(())
 
 
+def test_labelled_histogram_text() -> None:
+    fast, slow = Histogram((0.1,)), Histogram((0.1,))
+    fast.observe(0.05)
+    slow.observe(0.5)
+    text = render_prometheus(
+        {},
+        {RPC: {("eth_getBalance",): slow, ("eth_blockNumber",): fast}},
+        require_node_metrics=False,
+    )
+    assert text == (
+        f"# HELP {RPC} Seconds to handle one JSON-RPC request, by method\n"
+        f"# TYPE {RPC} histogram\n"
+        f'{RPC}_bucket{{method="eth_blockNumber",le="0.1"}} 1\n'
+        f'{RPC}_bucket{{method="eth_blockNumber",le="+Inf"}} 1\n'
+        f'{RPC}_sum{{method="eth_blockNumber"}} 0.05\n'
+        f'{RPC}_count{{method="eth_blockNumber"}} 1\n'
+        f'{RPC}_bucket{{method="eth_getBalance",le="0.1"}} 0\n'
+        f'{RPC}_bucket{{method="eth_getBalance",le="+Inf"}} 1\n'
+        f'{RPC}_sum{{method="eth_getBalance"}} 0.5\n'
+        f'{RPC}_count{{method="eth_getBalance"}} 1\n'
+    )
+    empty = render_prometheus({}, {RPC: {}}, require_node_metrics=False)
+    assert empty == f"# HELP {RPC} {SPECS[RPC].help}\n# TYPE {RPC} histogram\n"
+
+
+def test_labelled_shape_errors() -> None:
+    with pytest.raises(ProtocolError, match=r"is labelled by \('method',\): pass \{label values"):
+        render_prometheus(node_values(), {RPC: Histogram()})
+    with pytest.raises(ProtocolError, match="'bitcell_block_propagation_seconds' has no labels"):
+        render_prometheus(node_values(), {"bitcell_block_propagation_seconds": {(): Histogram()}})
+    with pytest.raises(ProtocolError, match=r"label values \('a', 'b'\) do not match labels"):
+        render_prometheus(node_values(), {RPC: {("a", "b"): Histogram()}})
+
+
 def test_parse_own_output() -> None:
     h = Histogram()
     h.observe(0.003)
-    values = parse_prometheus(render_prometheus(node_values(), {"bitcell_rpc_latency_seconds": h}))
+    values = parse_prometheus(render_prometheus(node_values(), {RPC: {("eth_blockNumber",): h}}))
     assert values["bitcell_average_trust_score"] == 0.85
     assert values["bitcell_slashing_events_total"] == 15
-    assert values['bitcell_rpc_latency_seconds_bucket{le="0.005"}'] == 1
-    assert values['bitcell_rpc_latency_seconds_bucket{le="+Inf"}'] == 1
-    assert values["bitcell_rpc_latency_seconds_count"] == 1
+    assert values[f'{RPC}_bucket{{le="0.005",method="eth_blockNumber"}}'] == 1
+    assert values[f'{RPC}_bucket{{le="+Inf",method="eth_blockNumber"}}'] == 1
+    assert values[f'{RPC}_count{{method="eth_blockNumber"}}'] == 1
 
 
 def test_parse_foreign_text() -> None:
@@ -191,7 +228,9 @@ def test_reference_parser_agrees() -> None:
     h = Histogram()
     for v in (0.0001, 0.02, 0.7, 100.0):
         h.observe(v)
-    text = render_prometheus(node_values(), {"bitcell_rpc_latency_seconds": h})
+    other = Histogram()
+    other.observe(0.3)
+    text = render_prometheus(node_values(), {RPC: {("eth_blockNumber",): h, ("other",): other}})
     families = {f.name: f for f in text_string_to_metric_families(text)}
     for spec in NODE_METRICS:
         # The reference parser strips the _total suffix from counter family names.

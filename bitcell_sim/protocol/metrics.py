@@ -1,8 +1,8 @@
 """Prometheus metrics of a BitCell node: names, types, HELP texts, rendering and parsing.
 
 ``NODE_METRICS`` are the node's 16 unlabelled series exactly; ``DEVNET_METRICS`` the devnet's
-extra ``bitcell_`` series. ``render_prometheus`` writes text as the node does (HELP, TYPE,
-value, blank line between metrics); ``Histogram`` accumulates observations;
+extra ``bitcell_`` series (some labelled). ``render_prometheus`` writes text as the node does
+(HELP, TYPE, samples, blank line between metrics); ``Histogram`` accumulates observations;
 ``parse_prometheus``/``parse_prometheus_samples`` read any Prometheus text back.
 """
 
@@ -14,6 +14,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import TypeVar
 
 from bitcell_sim.protocol.errors import ProtocolError
 
@@ -26,9 +27,12 @@ class MetricType(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class MetricSpec:
+    """One metric family; a labelled one has a sample per combination of ``labels`` values."""
+
     name: str
     type: MetricType
     help: str
+    labels: tuple[str, ...] = ()
 
 
 _G, _C, _H = MetricType.GAUGE, MetricType.COUNTER, MetricType.HISTOGRAM
@@ -58,7 +62,12 @@ DEVNET_METRICS: tuple[MetricSpec, ...] = (
         _H,
         "Seconds from a block's production by its proposer to its import on this node",
     ),
-    MetricSpec("bitcell_rpc_latency_seconds", _H, "Seconds to handle one JSON-RPC request"),
+    MetricSpec(
+        "bitcell_rpc_request_duration_seconds",
+        _H,
+        "Seconds to handle one JSON-RPC request, by method",
+        ("method",),
+    ),
     MetricSpec(
         "bitcell_round_phase", _G, "Current round phase (0 idle, 1 commit, 2 reveal, 3 battle)"
     ),
@@ -124,20 +133,49 @@ class Histogram:
         return out
 
 
+#: A labelled metric's samples: label values (in ``MetricSpec.labels`` order) -> value.
+LabelValues = tuple[str, ...]
+_V = TypeVar("_V", float, Histogram)
+
+
 def _block(spec: MetricSpec, lines: Iterable[str]) -> str:
     return "\n".join([f"# HELP {spec.name} {spec.help}", f"# TYPE {spec.name} {spec.type}", *lines])
 
 
+def _label_text(names: Sequence[str], values: Sequence[str], *extra: str) -> str:
+    pairs = [f'{n}="{_escape(v)}"' for n, v in zip(names, values, strict=True)] + list(extra)
+    return "{" + ",".join(pairs) + "}" if pairs else ""
+
+
+def _series(spec: MetricSpec, given: _V | Mapping[LabelValues, _V]) -> list[tuple[LabelValues, _V]]:
+    """(label values, value) of each sample of ``spec``: one unlabelled, or one per key."""
+    if not spec.labels:
+        if isinstance(given, Mapping):
+            raise ProtocolError(f"metric {spec.name!r} has no labels: pass one value")
+        return [((), given)]
+    if not isinstance(given, Mapping):
+        raise ProtocolError(
+            f"metric {spec.name!r} is labelled by {spec.labels}: pass {{label values: value}}"
+        )
+    for key in given:
+        if not isinstance(key, tuple) or len(key) != len(spec.labels):
+            raise ProtocolError(
+                f"metric {spec.name!r}: label values {key!r} do not match labels {spec.labels}"
+            )
+    return sorted(given.items())
+
+
 def render_prometheus(
-    values: Mapping[str, float],
-    histograms: Mapping[str, Histogram] | None = None,
+    values: Mapping[str, float | Mapping[LabelValues, float]],
+    histograms: Mapping[str, Histogram | Mapping[LabelValues, Histogram]] | None = None,
     *,
     require_node_metrics: bool = True,
 ) -> str:
     """Prometheus text: the 16 node metrics (required unless told) then any devnet extras.
 
     Each metric is HELP, TYPE and its samples; metrics are separated by one blank line and the
-    text ends with a newline, like the node's ``export_prometheus``.
+    text ends with a newline, like the node's ``export_prometheus``. A labelled metric takes
+    ``{label values: value}`` (samples sorted by label values; none gives HELP and TYPE only).
     """
     histograms = histograms or {}
     for name in list(values) + list(histograms):
@@ -151,16 +189,22 @@ def render_prometheus(
             raise ProtocolError(f"metric {name!r} is a {SPECS[name].type}, not a histogram")
     blocks: list[str] = []
     for spec in ALL_METRICS:
-        if spec.name in histograms:
-            h = histograms[spec.name]
-            lines = [
-                f'{spec.name}_bucket{{le="{format_value(bound)}"}} {n}'
-                for bound, n in h.cumulative()
-            ]
-            lines += [f"{spec.name}_sum {format_value(h.sum)}", f"{spec.name}_count {h.count}"]
+        name, lines = spec.name, list[str]()
+        if name in histograms:
+            for label_values, h in _series(spec, histograms[name]):
+                for bound, n in h.cumulative():
+                    le = f'le="{format_value(bound)}"'
+                    lines.append(f"{name}_bucket{_label_text(spec.labels, label_values, le)} {n}")
+                labels = _label_text(spec.labels, label_values)
+                lines.append(f"{name}_sum{labels} {format_value(h.sum)}")
+                lines.append(f"{name}_count{labels} {h.count}")
             blocks.append(_block(spec, lines))
-        elif spec.name in values:
-            blocks.append(_block(spec, [f"{spec.name} {format_value(values[spec.name])}"]))
+        elif name in values:
+            for label_values, value in _series(spec, values[name]):
+                lines.append(
+                    f"{name}{_label_text(spec.labels, label_values)} {format_value(value)}"
+                )
+            blocks.append(_block(spec, lines))
         elif require_node_metrics and spec in NODE_METRICS:
             raise ProtocolError(f"missing value for node metric {spec.name!r}")
     return "\n\n".join(blocks) + "\n"
