@@ -66,6 +66,11 @@ def default_poll_interval_s(round_s: float) -> float:
     return min(max(round_s / 20, 0.05), 1.0)
 
 
+def default_drain_s(round_s: float) -> float:
+    """``DEFAULT_DRAIN_ROUNDS`` rounds, at least ``MIN_DRAIN_S``: time for the last txs to land."""
+    return max(DEFAULT_DRAIN_ROUNDS * round_s, MIN_DRAIN_S)
+
+
 @dataclass(frozen=True)
 class Endpoint:
     """One node's JSON-RPC endpoint: ``url`` is the base (``/rpc`` is appended by callers)."""
@@ -232,9 +237,7 @@ def plan_from_topology(
         round_s=round_s,
         poll_interval_s=poll_interval_s or default_poll_interval_s(round_s),
         stall_window_s=stall_rounds * round_s,
-        drain_s=drain_s
-        if drain_s is not None
-        else max(DEFAULT_DRAIN_ROUNDS * round_s, MIN_DRAIN_S),
+        drain_s=default_drain_s(round_s) if drain_s is None else drain_s,
         watch_node=watch_node or (WATCH_ALL if len(endpoints) > 1 else endpoints[0].node),
         seed=topology.general.seed if seed is None else seed,
         users=users,
@@ -313,9 +316,7 @@ def plan_from_host(
         round_s=round_s,
         poll_interval_s=poll_interval_s or default_poll_interval_s(round_s),
         stall_window_s=stall_rounds * round_s,
-        drain_s=drain_s
-        if drain_s is not None
-        else max(DEFAULT_DRAIN_ROUNDS * round_s, MIN_DRAIN_S),
+        drain_s=default_drain_s(round_s) if drain_s is None else drain_s,
         watch_node=node,
         seed=1 if seed is None else seed,
         users=users,
