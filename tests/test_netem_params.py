@@ -18,6 +18,7 @@ from bitcell_sim.netem import (
     read_links_file,
     write_links_file,
 )
+from bitcell_sim.netem.linksfile import check_keys
 
 
 def test_public_api_is_pinned() -> None:
@@ -225,3 +226,11 @@ def test_missing_links_file_is_a_clear_error(tmp_path: Path) -> None:
     missing = tmp_path / "nope.json"
     with pytest.raises(NetemError, match=r"nope\.json: cannot read links file"):
         read_links_file(missing)
+
+
+def test_check_keys_names_unknown_then_missing_keys() -> None:
+    check_keys({"a": 1}, {"a", "b"}, {"a"})
+    with pytest.raises(NetemError, match=r"^unknown key\(s\) 'c', 'd'$"):
+        check_keys({"d": 1, "c": 2}, {"a", "b"}, {"a"})
+    with pytest.raises(NetemError, match=r"^body: missing key\(s\) 'a'$"):
+        check_keys({"b": 1}, {"a", "b"}, {"a"}, where="body")

@@ -20,6 +20,7 @@ from aiohttp import web
 
 from bitcell_sim.errors import NetemError
 from bitcell_sim.netem.emulator import Emulator, LinkNames, UnknownLinkError
+from bitcell_sim.netem.linksfile import check_keys
 from bitcell_sim.netem.params import check_loopback
 from bitcell_sim.netem.state import LinkState
 
@@ -68,12 +69,7 @@ async def _body(request: web.Request, allowed: set[str], required: set[str]) -> 
         raise NetemError(f"request body is not valid JSON: {exc}") from None
     if not isinstance(body, dict):
         raise NetemError(f"request body must be a JSON object, got {type(body).__name__}")
-    unknown = sorted(set(body) - allowed)
-    if unknown:
-        raise NetemError(f"unknown key(s) {', '.join(map(repr, unknown))}")
-    missing = sorted(required - set(body))
-    if missing:
-        raise NetemError(f"missing key(s) {', '.join(map(repr, missing))}")
+    check_keys(body, allowed, required)
     return body
 
 

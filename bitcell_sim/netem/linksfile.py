@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,23 @@ _PARAM_KEYS = {
 }
 
 
+def check_keys(
+    data: Mapping[str, Any],
+    allowed: AbstractSet[str],
+    required: AbstractSet[str] = frozenset(),
+    where: str = "",
+) -> None:
+    """Raise NetemError naming the keys of a JSON object not in ``allowed``, else those of
+    ``required`` it lacks; the message is prefixed with ``where`` if given."""
+    prefix = f"{where}: " if where else ""
+    unknown = sorted(set(data) - allowed)
+    if unknown:
+        raise NetemError(f"{prefix}unknown key(s) {', '.join(map(repr, unknown))}")
+    missing = sorted(required - set(data))
+    if missing:
+        raise NetemError(f"{prefix}missing key(s) {', '.join(map(repr, missing))}")
+
+
 def params_to_dict(params: LinkParams) -> dict[str, Any]:
     """The JSON object of one ``LinkParams`` (every field, bandwidth null when unlimited)."""
     return {
@@ -45,9 +63,7 @@ def params_from_dict(data: object, where: str = "params") -> LinkParams:
     """Build ``LinkParams`` from a JSON object; errors are prefixed with ``where``."""
     if not isinstance(data, Mapping):
         raise NetemError(f"{where}: expected an object, got {type(data).__name__}")
-    unknown = sorted(set(data) - _PARAM_KEYS)
-    if unknown:
-        raise NetemError(f"{where}: unknown key(s) {', '.join(map(repr, unknown))}")
+    check_keys(data, _PARAM_KEYS, where=where)
     try:
         return LinkParams(**data)
     except NetemError as exc:
@@ -71,12 +87,7 @@ def spec_from_dict(data: object, where: str = "link") -> LinkSpec:
     """Build a ``LinkSpec`` from a JSON object; errors are prefixed with ``where``."""
     if not isinstance(data, Mapping):
         raise NetemError(f"{where}: expected an object, got {type(data).__name__}")
-    unknown = sorted(set(data) - _SPEC_KEYS)
-    if unknown:
-        raise NetemError(f"{where}: unknown key(s) {', '.join(map(repr, unknown))}")
-    missing = sorted(_SPEC_REQUIRED - set(data))
-    if missing:
-        raise NetemError(f"{where}: missing key(s) {', '.join(map(repr, missing))}")
+    check_keys(data, _SPEC_KEYS, _SPEC_REQUIRED, where)
     fields = {key: value for key, value in data.items() if key != "params"}
     params = params_from_dict(data.get("params", {}), f"{where}.params")
     try:
@@ -121,9 +132,7 @@ def links_from_json(text: str, source: str = "<links>") -> list[LinkSpec]:
     try:
         if not isinstance(document, dict):
             raise NetemError(f"expected an object with 'links', got {type(document).__name__}")
-        unknown = sorted(set(document) - {"version", "links"})
-        if unknown:
-            raise NetemError(f"unknown key(s) {', '.join(map(repr, unknown))}")
+        check_keys(document, {"version", "links"})
         version = document.get("version")
         if version != LINKS_FILE_VERSION:
             raise NetemError(

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bitcell_sim.errors import NetemError
-from bitcell_sim.netem.linksfile import params_from_dict, params_to_dict
+from bitcell_sim.netem.linksfile import check_keys, params_from_dict, params_to_dict
 from bitcell_sim.netem.params import LinkParams
 
 
@@ -42,10 +42,7 @@ class LinkCounters:
     def from_dict(cls, data: object) -> LinkCounters:
         if not isinstance(data, dict):
             raise NetemError(f"counters: expected an object, got {type(data).__name__}")
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - names)
-        if unknown:
-            raise NetemError(f"counters: unknown key(s) {', '.join(map(repr, unknown))}")
+        check_keys(data, {f.name for f in dataclasses.fields(cls)}, where="counters")
         return cls(**{key: int(value) for key, value in data.items()})
 
 
