@@ -18,11 +18,13 @@ from bitcell_sim.protocol.metrics import (
     PROMETHEUS_CONTENT_TYPE,
     SPECS,
     Histogram,
+    MetricSpec,
     MetricType,
     Sample,
     format_value,
     parse_prometheus,
     parse_prometheus_samples,
+    render_metric,
     render_prometheus,
 )
 
@@ -165,6 +167,16 @@ def test_labelled_histogram_text() -> None:
     )
     empty = render_prometheus({}, {RPC: {}}, require_node_metrics=False)
     assert empty == f"# HELP {RPC} {SPECS[RPC].help}\n# TYPE {RPC} histogram\n"
+
+
+def test_render_metric_of_a_spec_outside_the_catalogue() -> None:
+    spec = MetricSpec("x_seconds", MetricType.GAUGE, "An x", ("peer", "dir"))
+    text = render_metric(spec, {("b", "in"): 0.5, ("a\n", "out"): 2.0})
+    assert text == (
+        "# HELP x_seconds An x\n# TYPE x_seconds gauge\n"
+        'x_seconds{peer="a\\n",dir="out"} 2\nx_seconds{peer="b",dir="in"} 0.5'
+    )
+    assert render_metric(MetricSpec("y", MetricType.COUNTER, "A y"), 3).endswith("\ny 3")
 
 
 def test_labelled_shape_errors() -> None:

@@ -2,8 +2,8 @@
 
 ``NODE_METRICS`` are the node's 16 unlabelled series exactly; ``DEVNET_METRICS`` the devnet's
 extra ``bitcell_`` series (some labelled). ``render_prometheus`` writes text as the node does
-(HELP, TYPE, samples, blank line between metrics); ``Histogram`` accumulates observations;
-``parse_prometheus``/``parse_prometheus_samples`` read any Prometheus text back.
+(HELP, TYPE, samples, blank line between metrics; ``render_metric`` one metric of any spec);
+``Histogram`` accumulates; ``parse_prometheus``/``parse_prometheus_samples`` read text back.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TypeVar
 
 from bitcell_sim.protocol.errors import ProtocolError
 
@@ -135,7 +134,6 @@ class Histogram:
 
 #: A labelled metric's samples: label values (in ``MetricSpec.labels`` order) -> value.
 LabelValues = tuple[str, ...]
-_V = TypeVar("_V", float, Histogram)
 
 
 def _block(spec: MetricSpec, lines: Iterable[str]) -> str:
@@ -147,7 +145,9 @@ def _label_text(names: Sequence[str], values: Sequence[str], *extra: str) -> str
     return "{" + ",".join(pairs) + "}" if pairs else ""
 
 
-def _series(spec: MetricSpec, given: _V | Mapping[LabelValues, _V]) -> list[tuple[LabelValues, _V]]:
+def _series(
+    spec: MetricSpec, given: float | Histogram | Mapping[LabelValues, float | Histogram]
+) -> list[tuple[LabelValues, float | Histogram]]:
     """(label values, value) of each sample of ``spec``: one unlabelled, or one per key."""
     if not spec.labels:
         if isinstance(given, Mapping):
@@ -163,6 +163,26 @@ def _series(spec: MetricSpec, given: _V | Mapping[LabelValues, _V]) -> list[tupl
                 f"metric {spec.name!r}: label values {key!r} do not match labels {spec.labels}"
             )
     return sorted(given.items())
+
+
+def render_metric(
+    spec: MetricSpec, given: float | Histogram | Mapping[LabelValues, float | Histogram]
+) -> str:
+    """One metric as text: HELP, TYPE and its samples (no trailing newline). ``given`` is a
+    value (a ``Histogram`` for a histogram), or ``{label values: value}`` if ``spec`` has labels
+    (samples sorted by label values; none gives HELP and TYPE only)."""
+    lines: list[str] = []
+    for label_values, value in _series(spec, given):
+        labels = _label_text(spec.labels, label_values)
+        if isinstance(value, Histogram):
+            for bound, n in value.cumulative():
+                le = f'le="{format_value(bound)}"'
+                lines.append(f"{spec.name}_bucket{_label_text(spec.labels, label_values, le)} {n}")
+            lines.append(f"{spec.name}_sum{labels} {format_value(value.sum)}")
+            lines.append(f"{spec.name}_count{labels} {value.count}")
+        else:
+            lines.append(f"{spec.name}{labels} {format_value(value)}")
+    return _block(spec, lines)
 
 
 def render_prometheus(
@@ -189,22 +209,10 @@ def render_prometheus(
             raise ProtocolError(f"metric {name!r} is a {SPECS[name].type}, not a histogram")
     blocks: list[str] = []
     for spec in ALL_METRICS:
-        name, lines = spec.name, list[str]()
-        if name in histograms:
-            for label_values, h in _series(spec, histograms[name]):
-                for bound, n in h.cumulative():
-                    le = f'le="{format_value(bound)}"'
-                    lines.append(f"{name}_bucket{_label_text(spec.labels, label_values, le)} {n}")
-                labels = _label_text(spec.labels, label_values)
-                lines.append(f"{name}_sum{labels} {format_value(h.sum)}")
-                lines.append(f"{name}_count{labels} {h.count}")
-            blocks.append(_block(spec, lines))
-        elif name in values:
-            for label_values, value in _series(spec, values[name]):
-                lines.append(
-                    f"{name}{_label_text(spec.labels, label_values)} {format_value(value)}"
-                )
-            blocks.append(_block(spec, lines))
+        if spec.name in histograms:
+            blocks.append(render_metric(spec, histograms[spec.name]))
+        elif spec.name in values:
+            blocks.append(render_metric(spec, values[spec.name]))
         elif require_node_metrics and spec in NODE_METRICS:
             raise ProtocolError(f"missing value for node metric {spec.name!r}")
     return "\n\n".join(blocks) + "\n"

@@ -13,7 +13,12 @@ from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from bitcell_sim.protocol.metrics import format_value, parse_prometheus_samples
+from bitcell_sim.protocol.metrics import (
+    MetricSpec,
+    MetricType,
+    parse_prometheus_samples,
+    render_metric,
+)
 
 #: Weight of a new sample in the smoothed RTT. Higher than TCP's 1/8 so that a step (an added
 #: latency) shows within ~8 samples, i.e. ~8 s at one Ping per second.
@@ -27,16 +32,20 @@ RTT_MIN = "bitcell_peer_rtt_min_seconds"
 RTT_SAMPLES = "bitcell_peer_rtt_samples_total"
 RTT_SUM = "bitcell_peer_rtt_sum_seconds_total"
 
-_FAMILIES: tuple[tuple[str, str, str], ...] = (
-    (
+_G, _C, _PEER = MetricType.GAUGE, MetricType.COUNTER, ("peer",)
+_FAMILIES: tuple[MetricSpec, ...] = (
+    MetricSpec(
         RTT_SECONDS,
-        "gauge",
+        _G,
         "Smoothed round-trip time to a peer (EWMA of Ping to Pong on this node's connection)",
+        _PEER,
     ),
-    (RTT_LAST, "gauge", "Last measured round-trip time to a peer"),
-    (RTT_MIN, "gauge", f"Minimum round-trip time to a peer over its last {RTT_WINDOW} samples"),
-    (RTT_SAMPLES, "counter", "Round-trip samples taken for a peer"),
-    (RTT_SUM, "counter", "Sum of the round-trip samples of a peer, in seconds"),
+    MetricSpec(RTT_LAST, _G, "Last measured round-trip time to a peer", _PEER),
+    MetricSpec(
+        RTT_MIN, _G, f"Minimum round-trip time to a peer over its last {RTT_WINDOW} samples", _PEER
+    ),
+    MetricSpec(RTT_SAMPLES, _C, "Round-trip samples taken for a peer", _PEER),
+    MetricSpec(RTT_SUM, _C, "Sum of the round-trip samples of a peer, in seconds", _PEER),
 )
 
 
@@ -96,11 +105,6 @@ class RttReading:
         return self.sum_s / self.samples if self.samples else math.nan
 
 
-def _label(peer: str) -> str:
-    escaped = peer.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-    return f'peer="{escaped}"'
-
-
 def render_peer_rtts(trackers: Mapping[str, RttTracker]) -> str:
     """The ``bitcell_peer_rtt_*`` families (HELP, TYPE, one sample per peer with a sample yet),
     blank-line separated and newline-terminated like the rest of the node's text."""
@@ -114,13 +118,10 @@ def render_peer_rtts(trackers: Mapping[str, RttTracker]) -> str:
         RTT_SAMPLES: [(p, t.samples) for p, t in measured],
         RTT_SUM: [(p, t.sum_s) for p, t in measured],
     }
-    blocks = []
-    for name, kind, help_text in _FAMILIES:
-        lines = [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}"]
-        lines += [
-            f"{name}{{{_label(p)}}} {format_value(v)}" for p, v in values[name] if v is not None
-        ]
-        blocks.append("\n".join(lines))
+    blocks = [
+        render_metric(spec, {(p,): v for p, v in values[spec.name] if v is not None})
+        for spec in _FAMILIES
+    ]
     return "\n\n".join(blocks) + "\n"
 
 
@@ -135,7 +136,7 @@ def parse_peer_rtts(text: str) -> dict[str, RttReading]:
             by_peer.setdefault(labels["peer"], {})[sample.name] = sample.value
     readings = {}
     for peer, v in by_peer.items():
-        if all(name in v for name, _, _ in _FAMILIES):
+        if all(spec.name in v for spec in _FAMILIES):
             readings[peer] = RttReading(
                 ewma_s=v[RTT_SECONDS],
                 last_s=v[RTT_LAST],
