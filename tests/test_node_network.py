@@ -7,15 +7,14 @@ them ends up in the same block on all three, with the state changes of PROTOCOL.
 from __future__ import annotations
 
 import re
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from bitcell_sim.devnet.node.harness import LocalNet
+from bitcell_sim.devnet.node.harness import LocalNet, wait_for
 from bitcell_sim.devnet.node.rtt import parse_peer_rtts
 from bitcell_sim.errors import RpcError
 from bitcell_sim.protocol.identity import funded_sender, node_keypair
@@ -30,16 +29,6 @@ NETWORK = "nettest"
 GOLDEN = KeyPair.from_seed("test-seed")
 RECIPIENT = KeyPair.from_seed("recipient").public_key
 GOLDEN_ID = "0x746f184b90bdbfc41b8d46dcd311ed75fd44131029190c2cf4e3dbb6b6d409ed"
-
-
-def wait_for(predicate: Callable[[], Any], timeout_s: float = 20.0, what: str = "") -> Any:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture(scope="module")

@@ -12,14 +12,12 @@ import signal
 import socket
 import sqlite3
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 
-from bitcell_sim.devnet.node.harness import HOST, LocalNet
+from bitcell_sim.devnet.node.harness import HOST, LocalNet, wait_for
 from bitcell_sim.devnet.node.store import DB_FILE
 from bitcell_sim.protocol.identity import funded_sender
 from bitcell_sim.protocol.metrics import parse_prometheus
@@ -27,16 +25,6 @@ from bitcell_sim.protocol.rpc_client import RpcClient
 from bitcell_sim.protocol.transaction import sign_transaction
 
 pytestmark = [pytest.mark.real, pytest.mark.timeout(120)]
-
-
-def wait_for(predicate: Callable[[], Any], timeout_s: float = 30.0, what: str = "") -> Any:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def canonical_from_disk(data_dir: Path) -> list[str]:
@@ -57,7 +45,9 @@ def test_sigkill_loses_no_block_and_restart_syncs(tmp_path: Path) -> None:
         tx_id = a.send_raw_transaction(sign_transaction(sender, sender.public_key, 1, 1, 1))
         wait_for(lambda: b.get_transaction_by_hash(tx_id), what="tx on b")
         seen = b.block_number()
-        height = wait_for(lambda: (h := b.block_number()) > seen and h, what="a new block on b")
+        height = wait_for(
+            lambda: (h := b.block_number()) > seen and h, what="a new block on b", interval_s=0.02
+        )
         hashes = [b.get_block_by_number(h)["hash"] for h in range(height + 1)]
         net.nodes["b"].kill()  # right after it imported block `height`
 

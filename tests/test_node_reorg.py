@@ -10,15 +10,12 @@ from __future__ import annotations
 
 import re
 import signal
-import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 
-from bitcell_sim.devnet.node.harness import HOST, LocalNet
+from bitcell_sim.devnet.node.harness import HOST, LocalNet, wait_for
 from bitcell_sim.protocol.identity import funded_sender
 from bitcell_sim.protocol.keys import KeyPair
 from bitcell_sim.protocol.metrics import parse_prometheus
@@ -28,16 +25,6 @@ from bitcell_sim.protocol.transaction import sign_transaction
 pytestmark = [pytest.mark.real, pytest.mark.timeout(120)]
 
 NETWORK = "forktest"
-
-
-def wait_for(predicate: Callable[[], Any], timeout_s: float = 30.0, what: str = "") -> Any:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_partitioned_validators_converge_and_lose_no_tx(tmp_path: Path) -> None:

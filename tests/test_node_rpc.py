@@ -8,14 +8,13 @@ the Prometheus catalogue are checked against it over real sockets.
 from __future__ import annotations
 
 import re
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 
-from bitcell_sim.devnet.node.harness import LocalNet, NodeProcess
+from bitcell_sim.devnet.node.harness import LocalNet, NodeProcess, wait_for
 from bitcell_sim.protocol import jsonrpc as j
 from bitcell_sim.protocol.admission import (
     MAX_GAS_LIMIT,
@@ -69,16 +68,6 @@ def result(node: NodeProcess, method: str, params: Any = None) -> Any:
     data = call(node, method, params)
     assert data["error"] is None, data
     return data["result"]
-
-
-def wait_for(predicate: Callable[[], Any], timeout_s: float = 15.0, what: str = "") -> Any:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what or predicate}")
 
 
 def raw(tx: Transaction) -> str:

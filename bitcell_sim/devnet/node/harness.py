@@ -14,7 +14,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -60,6 +60,20 @@ def topology_document(
         "protocol": {"commit": phase, "reveal": phase, "battle": phase, **(protocol or {})},
         "genesis": {"funded_accounts": funded_accounts, "balance": balance},
     }
+
+
+def wait_for(
+    predicate: Callable[[], Any], timeout_s: float = 30.0, what: str = "", interval_s: float = 0.05
+) -> Any:
+    """The first truthy value of ``predicate()``, polled every ``interval_s``; AssertionError
+    naming ``what`` after ``timeout_s`` (these are test waits)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval_s)
+    raise AssertionError(f"timed out waiting for {what or predicate}")
 
 
 @dataclass
