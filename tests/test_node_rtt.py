@@ -18,14 +18,15 @@ import pytest
 
 from bitcell_sim.devnet.node import peers
 from bitcell_sim.devnet.node.peers import Framer, PeerLink, Traffic, payload_variant
-from bitcell_sim.devnet.node.rtt import (
-    RTT_SECONDS,
+from bitcell_sim.devnet.node.rtt import RttTracker, render_peer_rtts
+from bitcell_sim.devnet.rtt import (
+    PeerRtt,
     RttReading,
-    RttTracker,
+    expected_rtt_s,
+    mean_one_way_delay_s,
+    mean_rtts_between,
     parse_peer_rtts,
-    render_peer_rtts,
 )
-from bitcell_sim.devnet.rtt import PeerRtt, expected_rtt_s, mean_one_way_delay_s, mean_rtts_between
 from bitcell_sim.netem import LinkParams
 from bitcell_sim.protocol.metrics import parse_prometheus
 from bitcell_sim.protocol.p2p import Handshake, Ping, Pong, encode_frame
@@ -84,7 +85,7 @@ def test_prometheus_text_round_trips_and_skips_peers_without_samples() -> None:
     c.observe(0.004)
     text = render_peer_rtts({"c": c, "b": b, 'odd "name"': quiet})
     assert text.endswith("\n") and "\n\n\n" not in text
-    assert f"# TYPE {RTT_SECONDS} gauge" in text
+    assert "# TYPE bitcell_peer_rtt_seconds gauge" in text
     assert "# TYPE bitcell_peer_rtt_samples_total counter" in text
     assert "odd" not in text
     values = parse_prometheus(text)

@@ -1,7 +1,8 @@
 """Node-to-node round-trip times of a devnet: what the nodes measure against what the links say.
 
 Each node times its keepalive Ping -> Pong to every peer and exports it on ``/metrics``
-(``bitcell_peer_rtt_*{peer=...}``, see ``devnet.node.rtt``). The Pong comes back on the same
+(``bitcell_peer_rtt_*{peer=...}``, ``protocol.metrics.PEER_RTT_METRICS``), which
+``parse_peer_rtts`` reads back as an ``RttReading`` per peer. The Pong comes back on the same
 connection, so the round trip A -> B -> A crosses the emulator link ``A->B`` forward and then
 backwards, both with that link's parameters: the expected RTT is twice its mean one-way delay.
 ``read_peer_rtts(devnet)`` returns one ``PeerRtt`` per directed peer link with the configured
@@ -20,13 +21,48 @@ from dataclasses import dataclass
 import httpx
 
 from bitcell_sim.devnet.cluster import Devnet
-from bitcell_sim.devnet.node.rtt import RttReading, parse_peer_rtts
 from bitcell_sim.errors import BitcellSimError, DevnetError
 from bitcell_sim.netem import LinkParams, read_links_file
+from bitcell_sim.protocol.metrics import PEER_RTT_METRICS, parse_prometheus_samples
 
 #: Default agreement between measured and expected RTT: within 10 % or 5 ms, whichever is larger.
 RTT_TOLERANCE_FRACTION = 0.10
 RTT_TOLERANCE_FLOOR_S = 0.005
+
+
+@dataclass(frozen=True)
+class RttReading:
+    """One peer's RTT as a node exports it (seconds; ``PEER_RTT_METRICS`` in order)."""
+
+    ewma_s: float
+    last_s: float
+    min_s: float
+    samples: int
+    sum_s: float
+
+    @property
+    def mean_s(self) -> float:
+        """Mean of every sample since the node started."""
+        return self.sum_s / self.samples if self.samples else math.nan
+
+
+_RTT_NAMES = tuple(spec.name for spec in PEER_RTT_METRICS)
+
+
+def parse_peer_rtts(text: str) -> dict[str, RttReading]:
+    """Each peer's ``RttReading`` from a node's Prometheus text (peers without samples absent)."""
+    by_peer: dict[str, dict[str, float]] = {}
+    for sample in parse_prometheus_samples(text):
+        if sample.name in _RTT_NAMES:
+            labels = dict(sample.labels)
+            if "peer" in labels:
+                by_peer.setdefault(labels["peer"], {})[sample.name] = sample.value
+    readings = {}
+    for peer, values in by_peer.items():
+        if all(name in values for name in _RTT_NAMES):
+            ewma, last, low, samples, total = (values[name] for name in _RTT_NAMES)
+            readings[peer] = RttReading(ewma, last, low, int(samples), total)
+    return readings
 
 
 def mean_one_way_delay_s(params: LinkParams) -> float:

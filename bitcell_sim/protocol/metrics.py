@@ -1,9 +1,9 @@
 """Prometheus metrics of a BitCell node: names, types, HELP texts, rendering and parsing.
 
-``NODE_METRICS`` are the node's 16 unlabelled series exactly; ``DEVNET_METRICS`` the devnet's
-extra ``bitcell_`` series (some labelled). ``render_prometheus`` writes text as the node does
-(HELP, TYPE, samples, blank line between metrics; ``render_metric`` one metric of any spec);
-``Histogram`` accumulates; ``parse_prometheus``/``parse_prometheus_samples`` read text back.
+``NODE_METRICS``: the node's 16 unlabelled series exactly; ``DEVNET_METRICS``, ``PEER_RTT_METRICS``:
+the devnet's extra ``bitcell_`` series (some labelled). ``render_prometheus`` writes text as the
+node does (HELP, TYPE, samples, blank line between metrics; ``render_metric`` one metric of any
+spec); ``Histogram`` accumulates; ``parse_prometheus``/``parse_prometheus_samples`` read it back.
 """
 
 from __future__ import annotations
@@ -73,6 +73,35 @@ DEVNET_METRICS: tuple[MetricSpec, ...] = (
     MetricSpec("bitcell_best_peer_height", _G, "Best chain height reported by any peer"),
     MetricSpec("bitcell_reorgs_total", _C, "Total chain reorganisations"),
     MetricSpec("bitcell_txs_rejected_total", _C, "Total transactions rejected at admission"),
+)
+
+#: The round-trip time a devnet node measures to each peer (Ping -> Pong), labelled by peer name.
+#: Rendered by ``devnet.node.rtt``, read back by ``devnet.rtt``; not in ``ALL_METRICS``.
+PEER_RTT_METRICS: tuple[MetricSpec, ...] = (
+    MetricSpec(
+        "bitcell_peer_rtt_seconds",
+        _G,
+        "Smoothed round-trip time to a peer (EWMA of Ping to Pong on this node's connection)",
+        ("peer",),
+    ),
+    MetricSpec(
+        "bitcell_peer_rtt_last_seconds", _G, "Last measured round-trip time to a peer", ("peer",)
+    ),
+    MetricSpec(
+        "bitcell_peer_rtt_min_seconds",
+        _G,
+        "Minimum round-trip time to a peer over its last 16 samples",
+        ("peer",),
+    ),
+    MetricSpec(
+        "bitcell_peer_rtt_samples_total", _C, "Round-trip samples taken for a peer", ("peer",)
+    ),
+    MetricSpec(
+        "bitcell_peer_rtt_sum_seconds_total",
+        _C,
+        "Sum of the round-trip samples of a peer, in seconds",
+        ("peer",),
+    ),
 )
 
 ALL_METRICS: tuple[MetricSpec, ...] = NODE_METRICS + DEVNET_METRICS
