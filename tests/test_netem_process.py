@@ -204,8 +204,9 @@ def test_partition_drops_refuses_and_heals(running: Running) -> None:
 
     (state,) = running.client.heal(["cut"])
     assert not state.partitioned
-    samples = measure_delays(running.probe, port, samples=3)
-    assert all(_within(s.one_way_s, 0.005) for s in samples)
+    # The median, as elsewhere: one sample can catch a busy machine's scheduling delay.
+    samples = measure_delays(running.probe, port, samples=5)
+    assert _within(statistics.median(s.one_way_s for s in samples), 0.005)
     assert running.client.health()["partitioned"] == []
 
 
