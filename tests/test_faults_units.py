@@ -248,9 +248,11 @@ def test_throttle_limits_cpu_and_release_restores_it(
         throttled = _cpu_share(busy, 2.0)
     finally:
         release_throttle(handle)
-    free = _cpu_share(busy, 1.0)
+    # A shared VM can lose a core for a moment: the release holds if any of three 1 s windows
+    # shows the process running freely again.
+    free = [_cpu_share(busy, 1.0) for _ in range(3)]
     assert 0.12 < throttled < 0.4, throttled
-    assert free > 0.6, free
+    assert max(free) > 0.6, free
     assert is_running(busy)
     if backend == "signals":
         assert handle.controller is not None
