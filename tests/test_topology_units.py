@@ -10,6 +10,7 @@ from bitcell_sim.topology.units import (
     format_size,
     parse_bandwidth,
     parse_duration,
+    parse_duration_arg,
     parse_rate,
     parse_size,
 )
@@ -61,3 +62,17 @@ def test_formats() -> None:
     assert format_duration(600) == "10 min"
     assert format_bandwidth(100e6) == "100 Mbit"
     assert format_size(194) == "194 B"
+
+
+@pytest.mark.parametrize(("value", "seconds"), [("90", 90.0), (1.5, 1.5), ("5 min", 300.0)])
+def test_arguments_take_bare_seconds(value: object, seconds: float) -> None:
+    assert parse_duration_arg(value) == seconds
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [("-3", r"must be a finite number of seconds >= 0"), ("soon", r"bad duration 'soon'")],
+)
+def test_bad_arguments(value: object, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        parse_duration_arg(value)

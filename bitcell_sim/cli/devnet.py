@@ -30,7 +30,7 @@ from bitcell_sim.devnet.state import EMULATOR
 from bitcell_sim.errors import DevnetError, FaultError
 from bitcell_sim.faults import BACKENDS, ChaosScheduler, DevnetFaults, TimelineStep, describe
 from bitcell_sim.topology import load_topology
-from bitcell_sim.topology.units import format_duration, parse_duration
+from bitcell_sim.topology.units import format_duration, parse_duration_arg
 
 app = typer.Typer(help="Start, inspect, break and stop a local devnet.", no_args_is_help=True)
 fault_app = typer.Typer(help="Apply and revert one fault by hand.", no_args_is_help=True)
@@ -44,7 +44,7 @@ DEFAULT_STATE_DIR = Path(".devnet")
 
 def _duration(text: str, what: str) -> float:
     try:
-        return parse_duration(text)
+        return parse_duration_arg(text)
     except ValueError as exc:
         raise DevnetError(f"{what}: {exc}") from None
 

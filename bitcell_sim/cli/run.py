@@ -23,7 +23,7 @@ from bitcell_sim.results.plots import write_plots
 from bitcell_sim.results.summary import failed_expectations, summarize
 from bitcell_sim.results.table import summary_tables
 from bitcell_sim.topology import load_topology
-from bitcell_sim.topology.units import parse_duration
+from bitcell_sim.topology.units import parse_duration_arg
 
 #: Exit status of ``run --check`` when an expectation failed.
 EXPECTATION_FAILED_EXIT = 2
@@ -36,7 +36,10 @@ def run(
     ] = None,
     duration: Annotated[
         str | None,
-        typer.Option(help="Override general.duration, e.g. '5min' or '90 s'.", show_default=False),
+        typer.Option(
+            help="Override general.duration, e.g. '5min', '90 s' or 90 (seconds).",
+            show_default=False,
+        ),
     ] = None,
     tps: Annotated[
         float | None,
@@ -66,7 +69,7 @@ def run(
     duration_s = None
     if duration is not None:
         try:
-            duration_s = parse_duration(duration)
+            duration_s = parse_duration_arg(duration)
         except ValueError as exc:
             raise typer.BadParameter(str(exc), param_hint="--duration") from None
     topo, changes = apply_overrides(base, seed=seed, duration_s=duration_s, tps=tps)

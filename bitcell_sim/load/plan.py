@@ -19,7 +19,7 @@ from bitcell_sim.load.pacer import ARRIVALS, Arrival
 from bitcell_sim.load.profile import RateProfile, RateStage
 from bitcell_sim.protocol.transaction import BASE_SIZE_BYTES
 from bitcell_sim.topology import Topology
-from bitcell_sim.topology.units import parse_duration
+from bitcell_sim.topology.units import parse_duration_arg
 
 Senders = Literal["fresh", "funded"]
 SENDERS: tuple[Senders, ...] = ("fresh", "funded")
@@ -46,19 +46,10 @@ WATCH_ALL = "all"
 
 def parse_seconds(text: str | float) -> float:
     """Seconds from ``"90"``, ``90`` or a unit string such as ``"1.5 min"`` / ``"500 ms"``."""
-    if isinstance(text, int | float):
-        value = float(text)
-    else:
-        try:
-            value = float(text)
-        except ValueError:
-            try:
-                value = parse_duration(text)
-            except ValueError as exc:
-                raise LoadError(f"duration {text!r} is not valid: {exc}") from None
-    if not math.isfinite(value) or value < 0:
-        raise LoadError(f"duration {text!r} must be a finite number of seconds >= 0")
-    return value
+    try:
+        return parse_duration_arg(text)
+    except ValueError as exc:
+        raise LoadError(f"duration {text!r} is not valid: {exc}") from None
 
 
 def default_poll_interval_s(round_s: float) -> float:

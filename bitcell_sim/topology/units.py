@@ -87,6 +87,22 @@ def parse_duration(text: object) -> float:
     return _scaled(number, DURATION_UNITS_S[unit])
 
 
+def parse_duration_arg(value: object) -> float:
+    """Seconds from a command-line or API argument: a bare number is seconds ("90", 1.5),
+    anything else a unit string as in files ("5 min"). Files stay strict: see parse_duration.
+    """
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            return parse_duration(value)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return parse_duration(value)  # raises with the usual message
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"duration {value!r} must be a finite number of seconds >= 0")
+    return float(value)
+
+
 def parse_bandwidth(text: object) -> float:
     """Bits per second from a bandwidth such as ``"100 Mbit"`` or ``"1 Gbit"``."""
     number, unit = _split(text, "bandwidth", BANDWIDTH_UNITS_BPS)
