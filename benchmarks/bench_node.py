@@ -25,7 +25,7 @@ import aiohttp
 import httpx
 import numpy as np
 
-from bitcell_sim.devnet.node.harness import HOST, LocalNet
+from bitcell_sim.node.harness import HOST, LocalNet
 from bitcell_sim.protocol.keys import KeyPair
 from bitcell_sim.protocol.transaction import sign_transaction
 

@@ -14,6 +14,7 @@ from bitcell_sim.errors import (
     RpcError,
     TopologyError,
 )
+from bitcell_sim.topology import Topology, load_topology
 
 __version__ = "0.1.0"
 
@@ -25,6 +26,8 @@ __all__ = [
     "ModelError",
     "NetemError",
     "RpcError",
+    "Topology",
     "TopologyError",
     "__version__",
+    "load_topology",
 ]

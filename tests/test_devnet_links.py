@@ -19,9 +19,9 @@ import pytest
 
 from bitcell_sim.devnet import Devnet, DevnetMeta, StateDir, down, link_specs, plan_devnet
 from bitcell_sim.devnet.launch import start_emulator
-from bitcell_sim.devnet.ports import free_port, free_port_block
 from bitcell_sim.errors import DevnetError, FaultError, NetemError
 from bitcell_sim.faults import DevnetFaults, read_events
+from bitcell_sim.loopback import free_port, free_port_block
 from bitcell_sim.netem import ProbeServer, measure_delays, write_links_file
 from bitcell_sim.topology import parse_topology
 

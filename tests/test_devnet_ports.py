@@ -10,17 +10,9 @@ import pytest
 import yaml
 
 from bitcell_sim.devnet import plan_devnet
-from bitcell_sim.devnet.ports import (
-    BLOCK_HIGH,
-    BLOCK_LOW,
-    block_size,
-    free_port,
-    free_port_block,
-    free_ports,
-    relocate_ports,
-    relocated_copy,
-)
+from bitcell_sim.devnet.ports import block_size, relocate_ports, relocated_copy
 from bitcell_sim.errors import DevnetError, TopologyError
+from bitcell_sim.loopback import BLOCK_HIGH, BLOCK_LOW, free_port, free_port_block, free_ports
 from bitcell_sim.topology import parse_topology
 
 ROOT = Path(__file__).resolve().parent.parent

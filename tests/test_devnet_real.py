@@ -405,7 +405,7 @@ config = sys.argv[-1]
 if json.load(open(config))["node"] == "us-west-1":
     print("refusing to start: simulated crash", flush=True)
     sys.exit(3)
-os.execv(sys.executable, [sys.executable, "-m", "bitcell_sim.devnet.node", "--config", config])
+os.execv(sys.executable, [sys.executable, "-m", "bitcell_sim.node", "--config", config])
 """
 
 

@@ -20,9 +20,9 @@ import numpy as np
 import pytest
 import yaml
 
-from bitcell_sim.devnet.ports import free_port
 from bitcell_sim.load import LocustProcess, locust_argv, read_outputs
 from bitcell_sim.load.sink import READY_PREFIX
+from bitcell_sim.loopback import free_port
 
 pytestmark = [pytest.mark.real]
 

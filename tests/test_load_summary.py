@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import bitcell_sim.load as load
 from bitcell_sim.errors import LoadError
 from bitcell_sim.load import (
     LoadPlan,
@@ -30,21 +29,6 @@ from bitcell_sim.load import (
 )
 from bitcell_sim.load.txlog import columns_of
 from bitcell_sim.topology import parse_topology
-
-
-def test_public_api_is_pinned() -> None:
-    assert sorted(load.__all__) == sorted(
-        [
-            "ARRIVALS", "CATEGORIES", "Arrival", "ArrivalStream", "ChainReader", "ChainWatcher",
-            "Endpoint", "FreshSenders", "FundedSenders", "HeightSeen", "Lease", "LoadPlan",
-            "LoadSession", "LocustProcess", "Pacer", "RateProfile", "RateStage", "SessionStatus",
-            "Stall", "StallDetector", "TxFactory", "TxLog", "TxRecord",
-            "default_locustfile", "distribution", "format_summary", "load_rng", "locust_argv",
-            "parse_seconds", "plan_from_host", "plan_from_topology", "prepare_run_dir",
-            "read_outputs", "recipient_key", "reject_category", "reject_reason", "summarize",
-            "users_for_rate", "write_outputs",
-        ]
-    )  # fmt: skip
 
 
 def test_importing_load_does_not_import_locust_or_gevent() -> None:

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from bitcell_sim.devnet.ports import free_port
 from bitcell_sim.errors import NetemError
+from bitcell_sim.loopback import free_port
 from bitcell_sim.netem import EmulatorProcess, LinkSpec, parse_ready_line, write_links_file
 from bitcell_sim.netem.process import ready_line
 

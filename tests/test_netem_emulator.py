@@ -11,8 +11,8 @@ import socket
 
 import pytest
 
-from bitcell_sim.devnet.ports import free_port
 from bitcell_sim.errors import NetemError
+from bitcell_sim.loopback import free_port
 from bitcell_sim.netem import Emulator, LinkParams, LinkSpec, UnknownLinkError
 
 

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-import bitcell_sim.netem as netem
 from bitcell_sim.errors import NetemError
 from bitcell_sim.netem import (
     LinkParams,
@@ -19,45 +18,6 @@ from bitcell_sim.netem import (
     write_links_file,
 )
 from bitcell_sim.netem.linksfile import check_keys
-
-
-def test_public_api_is_pinned() -> None:
-    assert sorted(netem.__all__) == sorted(
-        [
-            "DEFAULT_MAX_QUEUED_BYTES",
-            "JITTER_DISTRIBUTIONS",
-            "ControlServer",
-            "DelayProbe",
-            "DelaySample",
-            "Emulator",
-            "EmulatorProcess",
-            "InOrderClock",
-            "JitterDistribution",
-            "JitterSampler",
-            "LinkCounters",
-            "LinkParams",
-            "LinkSpec",
-            "LinkState",
-            "NetemClient",
-            "Piece",
-            "ProbeServer",
-            "Serializer",
-            "UnknownLinkError",
-            "build_app",
-            "check_loopback",
-            "links_from_json",
-            "links_to_json",
-            "measure_delays",
-            "parse_ready_line",
-            "read_links_file",
-            "schedule_chunk",
-            "serve",
-            "transmission_time_s",
-            "write_links_file",
-        ]
-    )
-    for name in netem.__all__:
-        assert hasattr(netem, name), name
 
 
 def test_params_defaults_and_normalisation() -> None:

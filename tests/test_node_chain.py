@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from bitcell_sim.devnet.node.chain import Chain, ImportStatus
-from bitcell_sim.devnet.node.pool import PoolEntry
-from bitcell_sim.devnet.node.sigcache import SignatureCache
-from bitcell_sim.devnet.node.store import ChainStore
 from bitcell_sim.errors import DevnetError
+from bitcell_sim.node.chain import Chain, ImportStatus
+from bitcell_sim.node.pool import PoolEntry
+from bitcell_sim.node.sigcache import SignatureCache
+from bitcell_sim.node.store import ChainStore
 from bitcell_sim.protocol.account import Account
 from bitcell_sim.protocol.block import Block, genesis_block, make_block
 from bitcell_sim.protocol.keys import KeyPair

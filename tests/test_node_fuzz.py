@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bitcell_sim.devnet.node.harness import LocalNet, NodeProcess
+from bitcell_sim.node.harness import LocalNet, NodeProcess
 from bitcell_sim.protocol.jsonrpc import Method
 
 pytestmark = [pytest.mark.real, pytest.mark.timeout(180)]

@@ -14,9 +14,9 @@ from typing import Any
 import httpx
 import pytest
 
-from bitcell_sim.devnet.node.harness import LocalNet, wait_for
 from bitcell_sim.devnet.rtt import parse_peer_rtts
 from bitcell_sim.errors import RpcError
+from bitcell_sim.node.harness import LocalNet, wait_for
 from bitcell_sim.protocol.identity import funded_sender, node_keypair
 from bitcell_sim.protocol.keys import KeyPair
 from bitcell_sim.protocol.metrics import parse_prometheus

@@ -17,8 +17,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bitcell_sim.devnet.node.harness import HOST, LocalNet, wait_for
-from bitcell_sim.devnet.node.store import DB_FILE
+from bitcell_sim.node.harness import HOST, LocalNet, wait_for
+from bitcell_sim.node.store import DB_FILE
 from bitcell_sim.protocol.identity import funded_sender
 from bitcell_sim.protocol.metrics import parse_prometheus
 from bitcell_sim.protocol.rpc_client import RpcClient

@@ -12,9 +12,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bitcell_sim.devnet.node.harness import LocalNet
-from bitcell_sim.devnet.node.pool import TxPool
 from bitcell_sim.errors import RpcError
+from bitcell_sim.node.harness import LocalNet
+from bitcell_sim.node.pool import TxPool
 from bitcell_sim.protocol.account import Account
 from bitcell_sim.protocol.admission import MSG_ALREADY_IN_POOL, MSG_POOL_FULL
 from bitcell_sim.protocol.identity import funded_sender

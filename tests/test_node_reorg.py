@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bitcell_sim.devnet.node.harness import HOST, LocalNet, wait_for
+from bitcell_sim.node.harness import HOST, LocalNet, wait_for
 from bitcell_sim.protocol.identity import funded_sender
 from bitcell_sim.protocol.keys import KeyPair
 from bitcell_sim.protocol.metrics import parse_prometheus

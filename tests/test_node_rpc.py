@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from bitcell_sim.devnet.node.harness import LocalNet, NodeProcess, wait_for
+from bitcell_sim.node.harness import LocalNet, NodeProcess, wait_for
 from bitcell_sim.protocol import jsonrpc as j
 from bitcell_sim.protocol.admission import (
     MAX_GAS_LIMIT,

@@ -16,9 +16,6 @@ import time
 import numpy as np
 import pytest
 
-from bitcell_sim.devnet.node import peers
-from bitcell_sim.devnet.node.peers import Framer, PeerLink, Traffic, payload_variant
-from bitcell_sim.devnet.node.rtt import RttTracker, render_peer_rtts
 from bitcell_sim.devnet.rtt import (
     PeerRtt,
     RttReading,
@@ -28,6 +25,9 @@ from bitcell_sim.devnet.rtt import (
     parse_peer_rtts,
 )
 from bitcell_sim.netem import LinkParams
+from bitcell_sim.node import peers
+from bitcell_sim.node.peers import Framer, PeerLink, Traffic, payload_variant
+from bitcell_sim.node.rtt import RttTracker, render_peer_rtts
 from bitcell_sim.protocol.metrics import parse_prometheus
 from bitcell_sim.protocol.p2p import Handshake, Ping, Pong, encode_frame
 

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bitcell_sim.devnet.node.state import BlockNotApplicable, LedgerState, reward_at
+from bitcell_sim.node.state import BlockNotApplicable, LedgerState, reward_at
 from bitcell_sim.protocol.account import Account, state_root
 from bitcell_sim.protocol.keys import KeyPair
 from bitcell_sim.protocol.transaction import sign_transaction

@@ -18,9 +18,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bitcell_sim.devnet.node.harness import HOST, LocalNet
-from bitcell_sim.devnet.node.peers import Framer
-from bitcell_sim.devnet.ports import free_port
+from bitcell_sim.loopback import free_port
+from bitcell_sim.node.harness import HOST, LocalNet
+from bitcell_sim.node.peers import Framer
 from bitcell_sim.protocol.block import genesis_block
 from bitcell_sim.protocol.identity import funded_sender, node_keypair
 from bitcell_sim.protocol.metrics import parse_prometheus

@@ -18,12 +18,12 @@ import typer
 
 from bitcell_sim.cli.common import console, err_console
 from bitcell_sim.devnet import Devnet
-from bitcell_sim.devnet.ports import free_port
 from bitcell_sim.errors import LoadError
 from bitcell_sim.load.output import LOAD_DIR, SUMMARY_FILE
 from bitcell_sim.load.plan import SENDERS, parse_seconds, plan_from_topology
 from bitcell_sim.load.runner import STARTUP_MARGIN_S, LocustProcess, locust_argv
 from bitcell_sim.load.summary import format_summary
+from bitcell_sim.loopback import free_port
 from bitcell_sim.results import RunFolder, new_run_id
 from bitcell_sim.topology import load_topology
 

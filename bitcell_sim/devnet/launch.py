@@ -30,7 +30,7 @@ from bitcell_sim.errors import DevnetError, NetemError
 from bitcell_sim.netem import NetemClient, write_links_file
 from bitcell_sim.topology import dump_topology, load_topology
 
-NODE_MODULE = "bitcell_sim.devnet.node"
+NODE_MODULE = "bitcell_sim.node"
 EMULATOR_READY_TIMEOUT_S = 20.0
 
 
@@ -133,7 +133,7 @@ def up(
     """Start the devnet of ``topology_path`` with its state in ``state_dir``; return it once
     every node is healthy and has all its peers (DevnetError otherwise, nothing left running).
 
-    ``node_command`` replaces ``python -m bitcell_sim.devnet.node`` (it gets ``--config PATH``
+    ``node_command`` replaces ``python -m bitcell_sim.node`` (it gets ``--config PATH``
     appended), so any node implementation honouring that contract can be fronted.
     """
     topology = load_topology(topology_path)

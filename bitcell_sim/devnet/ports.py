@@ -1,81 +1,22 @@
-"""Free loopback ports for devnets started beside others (tests, benchmarks, the load CLI).
+"""Topology copies on free loopback ports, for devnets started beside others (tests, benchmarks).
 
-``free_port``/``free_ports`` ask the OS for ports it has free now; ``free_port_block`` finds a
-run of consecutive free ports below the ephemeral range, where no client socket of another
-process can take one between the check and the bind. ``relocate_ports`` moves every port of a
-topology document into such a block and ``relocated_copy`` writes that copy of a topology file.
+``relocate_ports`` moves every port of a topology document into a block of free ports
+(``bitcell_sim.loopback.free_port_block``) and ``relocated_copy`` writes that copy of a topology
+file.
 """
 
 from __future__ import annotations
 
 import copy
 import random
-import socket
 from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from bitcell_sim.errors import DevnetError
+from bitcell_sim.loopback import free_port_block
 from bitcell_sim.topology import parse_topology
-
-LOOPBACK = "127.0.0.1"
-# Blocks are drawn from [BLOCK_LOW, BLOCK_HIGH): below Linux's ephemeral range (32768 up), so
-# the OS never hands one of these ports to an outgoing connection.
-BLOCK_LOW = 25000
-BLOCK_HIGH = 32700
-BLOCK_ATTEMPTS = 500
-
-
-def free_ports(count: int) -> list[int]:
-    """``count`` distinct loopback ports the OS had free a moment ago."""
-    sockets = []
-    try:
-        for _ in range(count):
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            sockets.append(sock)
-            sock.bind((LOOPBACK, 0))
-        return [int(sock.getsockname()[1]) for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
-
-
-def free_port() -> int:
-    """One loopback port the OS had free a moment ago."""
-    return free_ports(1)[0]
-
-
-def _block_free(base: int, count: int) -> bool:
-    sockets = []
-    try:
-        for port in range(base, base + count):
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            sockets.append(sock)
-            sock.bind((LOOPBACK, port))
-        return True
-    except OSError:
-        return False
-    finally:
-        for sock in sockets:
-            sock.close()
-
-
-def free_port_block(count: int, *, rng: random.Random | None = None) -> int:
-    """A base port such that ``base .. base + count - 1`` are all free on loopback, below the
-    ephemeral range; blocks are drawn at random (from ``rng`` if given) so that parallel
-    callers rarely collide. DevnetError if ``count`` does not fit or no block is free."""
-    if not 0 < count < BLOCK_HIGH - BLOCK_LOW:
-        raise DevnetError(
-            f"a port block of count={count} does not fit in {BLOCK_LOW}..{BLOCK_HIGH - 1}"
-        )
-    chooser = rng if rng is not None else random.Random()
-    for _ in range(BLOCK_ATTEMPTS):
-        base = chooser.randrange(BLOCK_LOW, BLOCK_HIGH - count)
-        if _block_free(base, count):
-            return base
-    raise DevnetError(f"no block of {count} free ports after {BLOCK_ATTEMPTS} tries")
 
 
 def block_size(data: Mapping[str, Any]) -> int:

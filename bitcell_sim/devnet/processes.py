@@ -98,6 +98,16 @@ def is_running(record: ProcessRecord) -> bool:
     return True
 
 
+def is_stopped(record: ProcessRecord) -> bool:
+    """True if ``record``'s process is stopped by a signal (SIGSTOP) right now."""
+    tail = _stat_tail(record.pid)
+    return (
+        tail is not None
+        and int(tail[_STARTTIME_FIELD]) == record.start_ticks
+        and tail[_STATE_FIELD] == "T"
+    )
+
+
 def cpu_seconds(record: ProcessRecord) -> float | None:
     """User + system CPU seconds used so far by ``record``'s process (None if it is gone)."""
     tail = _stat_tail(record.pid)

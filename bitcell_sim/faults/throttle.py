@@ -19,6 +19,7 @@ from typing import Any
 from bitcell_sim.devnet.processes import (
     ProcessRecord,
     is_running,
+    is_stopped,
     spawn,
     start_ticks,
     stop_processes,
@@ -27,6 +28,7 @@ from bitcell_sim.errors import FaultError
 
 BACKENDS = ("cgroup2", "cgroup1", "signals")
 PERIOD_S = 0.1
+CONTROLLER_START_TIMEOUT_S = 10.0
 _MIN_QUOTA_US = 1000  # the kernel refuses cpu quotas below 1 ms
 
 
@@ -192,11 +194,22 @@ def _signals_throttle(
         ],
         log_path,
     )
-    time.sleep(0.05)
-    if not is_running(controller):
-        raise FaultError(
-            f"the duty-cycle controller of {record.name} exited at once; see {log_path}"
-        )
+    # The controller needs about a second to start Python; the throttle is in force only once
+    # it has stopped the process for the first time, so wait for that (the fault journal and
+    # any measurement start from the return of this call).
+    deadline = time.monotonic() + CONTROLLER_START_TIMEOUT_S
+    while share < 1 and not is_stopped(record):
+        if not is_running(controller):
+            raise FaultError(
+                f"the duty-cycle controller of {record.name} exited at once; see {log_path}"
+            )
+        if time.monotonic() >= deadline or not is_running(record):
+            stop_processes([controller], grace_s=2.0)
+            raise FaultError(
+                f"the duty-cycle controller of {record.name} did not stop it within "
+                f"{CONTROLLER_START_TIMEOUT_S:g} s; see {log_path}"
+            )
+        time.sleep(0.002)
     return ThrottleHandle(
         backend="signals",
         name=record.name,

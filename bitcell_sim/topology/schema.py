@@ -75,29 +75,29 @@ class Spec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
-class General(Spec):
+class GeneralSpec(Spec):
     name: str = "unnamed"
     description: str = ""
     seed: int = Field(default=1, ge=0)
     duration_s: Duration = Field(default=600.0, alias="duration", gt=0)
 
 
-class Region(Spec):
+class RegionSpec(Spec):
     rtt_s: dict[str, Duration] = Field(default_factory=dict, alias="rtt")
     label: str = ""
 
 
-class Jitter(Spec):
+class JitterSpec(Spec):
     distribution: Literal["none", "normal", "uniform", "pareto"] = "none"
     scale_s: Duration = Field(default=0.0, alias="scale")
 
 
-class Links(Spec):
+class LinksSpec(Spec):
     bandwidth_bps: Bandwidth = Field(default=100e6, alias="bandwidth", gt=0)
-    jitter: Jitter = Jitter()
+    jitter: JitterSpec = JitterSpec()
 
 
-class Node(Spec):
+class NodeSpec(Spec):
     region: str
     role: Literal["validator", "full"] = "validator"
     rpc_port: Port
@@ -105,17 +105,17 @@ class Node(Spec):
     metrics_port: Port
 
 
-class Gossip(Spec):
+class GossipSpec(Spec):
     fanout: int = Field(default=0, ge=0)
     tx_batch_interval_s: Duration = Field(default=0.05, alias="tx_batch_interval")
 
 
-class Processing(Spec):
+class ProcessingSpec(Spec):
     tx_validate_s: Duration = Field(default=100e-6, alias="tx_validate")
     block_import_per_tx_s: Duration = Field(default=50e-6, alias="block_import_per_tx")
 
 
-class Protocol(Spec):
+class ProtocolSpec(Spec):
     commit_s: Duration = Field(default=5.0, alias="commit", gt=0)
     reveal_s: Duration = Field(default=5.0, alias="reveal", gt=0)
     battle_s: Duration = Field(default=5.0, alias="battle", gt=0)
@@ -124,8 +124,8 @@ class Protocol(Spec):
     tx_size_bytes: Size = Field(default=194, alias="tx_size", ge=194)
     block_reward: int = Field(default=5_000_000_000, ge=0)
     sync_batch_blocks: int = Field(default=100, alias="sync_batch", ge=1)
-    gossip: Gossip = Gossip()
-    processing: Processing = Processing()
+    gossip: GossipSpec = GossipSpec()
+    processing: ProcessingSpec = ProcessingSpec()
 
     @property
     def round_s(self) -> float:
@@ -137,29 +137,29 @@ class Protocol(Spec):
         return self.max_txs_per_block / self.round_s
 
 
-class Stage(Spec):
+class StageSpec(Spec):
     duration_s: Duration = Field(alias="duration", gt=0)
     tps: Rate
     ramp: bool = False
 
 
-class GasPrice(Spec):
+class GasPriceSpec(Spec):
     min: int = Field(default=1_000_000_000, gt=0, le=10_000_000_000_000)
     max: int = Field(default=2_000_000_000, gt=0, le=10_000_000_000_000)
 
 
-class Workload(Spec):
+class WorkloadSpec(Spec):
     tps: Rate | None = None
     duration_s: Duration | None = Field(default=None, alias="duration", gt=0)
     start_s: Duration = Field(default=0.0, alias="start")
     arrival: Literal["constant", "poisson"] = "poisson"
-    stages: tuple[Stage, ...] | None = None
+    stages: tuple[StageSpec, ...] | None = None
     senders: Literal["fresh", "funded"] = "fresh"
     region_weights: dict[str, float] | None = None
-    gas_price: GasPrice = GasPrice()
+    gas_price: GasPriceSpec = GasPriceSpec()
 
     @model_validator(mode="after")
-    def _one_profile(self) -> Workload:
+    def _one_profile(self) -> WorkloadSpec:
         if self.stages is not None and (self.tps is not None or self.duration_s is not None):
             raise ValueError("give either 'stages' or 'tps' + 'duration', not both")
         if self.gas_price.min > self.gas_price.max:
@@ -170,7 +170,7 @@ class Workload(Spec):
         return self
 
 
-class Genesis(Spec):
+class GenesisSpec(Spec):
     funded_accounts: int = Field(default=0, ge=0)
     balance: int = Field(default=10**12, ge=0)
 
@@ -218,7 +218,7 @@ Fault = Annotated[
 FAULT_KINDS = ("node_down", "region_down", "partition", "added_latency", "cpu_throttle")
 
 
-class Expectations(Spec):
+class ExpectationsSpec(Spec):
     node_recovery_max_s: Duration | None = Field(default=None, alias="node_recovery_max")
     region_recovery_max_s: Duration | None = Field(default=None, alias="region_recovery_max")
     partition_reconvergence_max_s: Duration | None = Field(
@@ -234,7 +234,7 @@ class Expectations(Spec):
     rejection_rate_max: float | None = Field(default=None, ge=0, le=1)
 
 
-class Devnet(Spec):
+class DevnetSpec(Spec):
     host: str = "127.0.0.1"
     netem_port_base: Port = 24000
     netem_control_port: Port = 23999
@@ -244,17 +244,17 @@ class Devnet(Spec):
 class Topology(Spec):
     """A whole network and its scenario, validated, in SI units."""
 
-    general: General = General()
-    regions: dict[str, Region] = Field(min_length=1)
-    links: Links = Links()
-    nodes: dict[str, Node] = Field(min_length=1)
+    general: GeneralSpec = GeneralSpec()
+    regions: dict[str, RegionSpec] = Field(min_length=1)
+    links: LinksSpec = LinksSpec()
+    nodes: dict[str, NodeSpec] = Field(min_length=1)
     peers: Literal["full_mesh"] | tuple[tuple[str, str], ...] = "full_mesh"
-    protocol: Protocol = Protocol()
-    workload: Workload = Workload()
-    genesis: Genesis = Genesis()
+    protocol: ProtocolSpec = ProtocolSpec()
+    workload: WorkloadSpec = WorkloadSpec()
+    genesis: GenesisSpec = GenesisSpec()
     faults: tuple[Fault, ...] = ()
-    expectations: Expectations = Expectations()
-    devnet: Devnet = Devnet()
+    expectations: ExpectationsSpec = ExpectationsSpec()
+    devnet: DevnetSpec = DevnetSpec()
 
     @model_validator(mode="before")
     @classmethod
@@ -366,7 +366,7 @@ class Topology(Spec):
         return tuple(out)
 
 
-def _rtt_matrix(regions: dict[str, Region]) -> dict[tuple[str, str], float]:
+def _rtt_matrix(regions: dict[str, RegionSpec]) -> dict[tuple[str, str], float]:
     given: dict[tuple[str, str], list[float]] = {}
     for a, region in regions.items():
         for b, rtt in region.rtt_s.items():

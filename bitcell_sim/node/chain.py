@@ -17,11 +17,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from bitcell_sim.devnet.node.pool import PoolEntry
-from bitcell_sim.devnet.node.sigcache import SignatureCache
-from bitcell_sim.devnet.node.state import BlockNotApplicable, LedgerState, Undo, reward_at
-from bitcell_sim.devnet.node.store import ChainStore
 from bitcell_sim.errors import DevnetError
+from bitcell_sim.node.pool import PoolEntry
+from bitcell_sim.node.sigcache import SignatureCache
+from bitcell_sim.node.state import BlockNotApplicable, LedgerState, Undo, reward_at
+from bitcell_sim.node.store import ChainStore
 from bitcell_sim.protocol.account import Account, apply_transaction
 from bitcell_sim.protocol.block import (
     Block,

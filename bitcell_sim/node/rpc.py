@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from bitcell_sim.devnet.node.replay import battle_replay
-from bitcell_sim.devnet.node.rtt import render_peer_rtts
 from bitcell_sim.errors import RpcError
+from bitcell_sim.node.replay import battle_replay
+from bitcell_sim.node.rtt import render_peer_rtts
 from bitcell_sim.protocol import jsonrpc as j
 from bitcell_sim.protocol import params as p
 from bitcell_sim.protocol.block import block_json, transaction_json
@@ -29,7 +29,7 @@ from bitcell_sim.protocol.hexcodec import quantity
 from bitcell_sim.protocol.metrics import PROMETHEUS_CONTENT_TYPE
 
 if TYPE_CHECKING:
-    from bitcell_sim.devnet.node.node import Node
+    from bitcell_sim.node.node import Node
 
 log = logging.getLogger(__name__)
 

@@ -25,16 +25,16 @@ from typing import Any
 
 from aiohttp import web
 
-from bitcell_sim.devnet.node.chain import Chain, ImportResult, ImportStatus
-from bitcell_sim.devnet.node.config import NodeSettings
-from bitcell_sim.devnet.node.metrics import NodeMetrics
-from bitcell_sim.devnet.node.peers import P2PServer, PeerLink, Traffic, payload_variant
-from bitcell_sim.devnet.node.pool import TxPool
-from bitcell_sim.devnet.node.rpc import metrics_app, rpc_app
-from bitcell_sim.devnet.node.sigcache import SignatureCache
-from bitcell_sim.devnet.node.store import ChainStore
-from bitcell_sim.devnet.node.tournament import Offer, Tournament
 from bitcell_sim.errors import DevnetError, RpcError
+from bitcell_sim.node.chain import Chain, ImportResult, ImportStatus
+from bitcell_sim.node.config import NodeSettings
+from bitcell_sim.node.metrics import NodeMetrics
+from bitcell_sim.node.peers import P2PServer, PeerLink, Traffic, payload_variant
+from bitcell_sim.node.pool import TxPool
+from bitcell_sim.node.rpc import metrics_app, rpc_app
+from bitcell_sim.node.sigcache import SignatureCache
+from bitcell_sim.node.store import ChainStore
+from bitcell_sim.node.tournament import Offer, Tournament
 from bitcell_sim.protocol import admission
 from bitcell_sim.protocol.bincode import Reader
 from bitcell_sim.protocol.block import Block, BlockHeader, genesis_block
@@ -59,7 +59,7 @@ from bitcell_sim.protocol.p2p import (
 )
 from bitcell_sim.protocol.transaction import Transaction
 
-log = logging.getLogger("bitcell_sim.devnet.node")
+log = logging.getLogger("bitcell_sim.node")
 
 _LENGTH = struct.Struct(">I")
 #: A node more than this many blocks behind the best peer reports "syncing" (503).

@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from bitcell_sim.devnet.node.rtt import RttTracker
+from bitcell_sim.node.rtt import RttTracker
 from bitcell_sim.protocol.errors import DecodeError, ProtocolError
 from bitcell_sim.protocol.p2p import (
     MAX_FRAME_BYTES,

@@ -1,4 +1,4 @@
-"""Process entry of the devnet node: ``python -m bitcell_sim.devnet.node --config node.json``.
+"""Process entry of the devnet node: ``python -m bitcell_sim.node --config node.json``.
 
 Loads the config and topology, opens the chain, binds the ports and runs until SIGTERM or
 SIGINT (clean stop, exit 0). A bad config, a foreign data_dir or a busy port print one line
@@ -13,11 +13,11 @@ import logging
 import signal
 import sys
 
-from bitcell_sim.devnet.node.config import NodeSettings, load_config
-from bitcell_sim.devnet.node.node import Node
 from bitcell_sim.errors import DevnetError
+from bitcell_sim.node.config import NodeSettings, load_config
+from bitcell_sim.node.node import Node
 
-log = logging.getLogger("bitcell_sim.devnet.node")
+log = logging.getLogger("bitcell_sim.node")
 
 
 async def run_node(settings: NodeSettings) -> int:
@@ -40,7 +40,7 @@ async def run_node(settings: NodeSettings) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m bitcell_sim.devnet.node", description="Run one bitcell-sim devnet node."
+        prog="python -m bitcell_sim.node", description="Run one bitcell-sim devnet node."
     )
     parser.add_argument("--config", required=True, help="path of the node's JSON config")
     args = parser.parse_args(argv)

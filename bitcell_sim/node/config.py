@@ -19,7 +19,7 @@ from bitcell_sim.errors import DevnetError, TopologyError
 from bitcell_sim.protocol.identity import node_keypair
 from bitcell_sim.protocol.keys import KeyPair
 from bitcell_sim.topology import Topology, load_topology
-from bitcell_sim.topology.schema import Node
+from bitcell_sim.topology.schema import NodeSpec
 
 
 def parse_host_port(text: str) -> tuple[str, int]:
@@ -87,7 +87,7 @@ class NodeSettings:
 
     config: NodeConfig
     topology: Topology
-    spec: Node
+    spec: NodeSpec
     keypair: KeyPair
     peers: dict[str, tuple[str, int]]
 

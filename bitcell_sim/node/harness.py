@@ -2,7 +2,7 @@
 
 ``LocalNet(root, nodes, ...)`` writes a topology with fast rounds and free loopback ports, one
 config per node (peers dialled directly at each other's P2P ports unless told otherwise), and
-starts, signals and restarts ``python -m bitcell_sim.devnet.node`` processes by pid
+starts, signals and restarts ``python -m bitcell_sim.node`` processes by pid
 (``NodeProcess``). Everything binds 127.0.0.1; ``LocalNet.close`` kills what it started.
 """
 
@@ -22,8 +22,8 @@ from typing import Any
 import httpx
 import yaml
 
-from bitcell_sim.devnet.ports import free_ports
 from bitcell_sim.errors import DevnetError
+from bitcell_sim.loopback import free_ports
 
 HOST = "127.0.0.1"
 
@@ -109,7 +109,7 @@ class NodeProcess:
                 [
                     sys.executable,
                     "-m",
-                    "bitcell_sim.devnet.node",
+                    "bitcell_sim.node",
                     "--config",
                     str(self.config_path),
                 ],
