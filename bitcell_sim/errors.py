@@ -9,6 +9,7 @@ Library code raises these; only the CLI prints them and exits. One base, one sub
      ├── NetemError         the link emulator refused or failed an operation
      ├── FaultError         a fault that cannot be applied
      ├── ModelError         the model was asked for something it cannot simulate
+     ├── MonitoringError    a monitoring config or tool (Prometheus, Alertmanager, HAProxy) failed
      └── LoadError          a load run that cannot start or ended badly (e.g. a stalled chain)
 """
 
@@ -62,6 +63,10 @@ class FaultError(BitcellSimError):
 
 class ModelError(BitcellSimError):
     """The model cannot simulate what it was asked to."""
+
+
+class MonitoringError(BitcellSimError):
+    """A monitoring configuration, tool or process cannot be made, checked or reached."""
 
 
 class LoadError(BitcellSimError):

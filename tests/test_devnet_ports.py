@@ -63,7 +63,10 @@ def test_relocated_ports_and_links_stay_in_the_block() -> None:
     assert min(ports) == 26000 and max(ports) < 26000 + block_size(data)
     first = plan.nodes[next(iter(data["nodes"]))]
     assert (first.rpc_port, first.p2p_port, first.metrics_port) == (26000, 26001, 26002)
-    assert plan.control_port == 26000 + 3 * len(data["nodes"])
+    after_nodes = 26000 + 3 * len(data["nodes"])
+    monitoring = parse_topology(yaml.safe_dump(moved)).monitoring.ports()
+    assert sorted(monitoring.values()) == list(range(after_nodes, after_nodes + len(monitoring)))
+    assert plan.control_port == after_nodes + len(monitoring)
 
 
 def test_relocated_copy_keeps_nodes_and_merges_sections(tmp_path: Path) -> None:

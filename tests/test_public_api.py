@@ -11,8 +11,9 @@ import pytest
 
 PUBLIC_API: dict[str, list[str]] = {
     "bitcell_sim": [
-        "BitcellSimError", "DevnetError", "FaultError", "LoadError", "ModelError", "NetemError",
-        "RpcError", "Topology", "TopologyError", "__version__", "load_topology",
+        "BitcellSimError", "DevnetError", "FaultError", "LoadError", "ModelError",
+        "MonitoringError", "NetemError", "RpcError", "Topology", "TopologyError", "__version__",
+        "load_topology",
     ],
     "bitcell_sim.topology": [
         "AddedLatency", "CpuThrottle", "Fault", "LinkSpecs", "NodeDown", "Partition", "RegionDown",
@@ -79,6 +80,12 @@ PUBLIC_API: dict[str, list[str]] = {
         "distribution", "format_summary", "load_rng", "locust_argv", "parse_seconds",
         "plan_from_host", "plan_from_topology", "prepare_run_dir", "read_outputs", "recipient_key",
         "reject_category", "reject_reason", "summarize", "users_for_rate", "write_outputs",
+    ],
+    "bitcell_sim.monitoring": [
+        "AlertRule", "MonitoringFiles", "ToolCheck", "alert_rules", "alertmanager_config",
+        "check_monitoring", "dashboard", "exported_metrics", "find_binary", "haproxy_config",
+        "metric_names", "prom_duration", "prometheus_config", "render_monitoring",
+        "rules_document",
     ],
     "bitcell_sim.results": [
         "BLOCKS", "BLOCK_ARRIVALS", "NODE_TIMELINE", "RunFolder", "TABLES", "TRANSACTIONS",

@@ -31,6 +31,8 @@ class NodeMetrics:
         self.txs_processed = 0
         self.reorgs = 0
         self.txs_rejected = 0
+        #: Seconds the last own block took to build (0 before the first).
+        self.proof_generation_s = 0.0
 
     def observe_rpc(self, method: str, seconds: float) -> None:
         label = (method if method in _KNOWN_METHODS else OTHER_METHOD,)

@@ -310,6 +310,7 @@ class Node:
             "bitcell_best_peer_height": self.best_peer_height,
             "bitcell_reorgs_total": self.metrics.reorgs,
             "bitcell_txs_rejected_total": self.metrics.txs_rejected,
+            "bitcell_proof_generation_seconds": self.metrics.proof_generation_s,
         }
 
     # ---- transactions ---------------------------------------------------------------------
@@ -776,7 +777,9 @@ class Node:
         if self.is_syncing:
             log.info("round=%d won but syncing: no block", round_index)
             return
+        started = time.perf_counter()
         block = self.chain.build_block(self.settings.keypair, self.pool.ordered(), int(time.time()))
+        self.metrics.proof_generation_s = time.perf_counter() - started
         result = self._import(block, None, None, "own")
         if result.status is ImportStatus.CANONICAL:
             self._flood(encode_frame(BlockMessage(block)), None)

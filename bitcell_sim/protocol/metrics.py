@@ -73,6 +73,11 @@ DEVNET_METRICS: tuple[MetricSpec, ...] = (
     MetricSpec("bitcell_best_peer_height", _G, "Best chain height reported by any peer"),
     MetricSpec("bitcell_reorgs_total", _C, "Total chain reorganisations"),
     MetricSpec("bitcell_txs_rejected_total", _C, "Total transactions rejected at admission"),
+    MetricSpec(
+        "bitcell_proof_generation_seconds",
+        _G,
+        "Seconds this node took to build its last block (the devnet's stand-in for the proof)",
+    ),
 )
 
 #: The round-trip time a devnet node measures to each peer (Ping -> Pong), labelled by peer name.

@@ -1,7 +1,8 @@
 """The topology schema: one validated, immutable object every part of bitcell-sim reads.
 
 :class:`Topology` holds ``general``, ``regions`` (with their RTT matrix), ``links``, ``nodes``,
-``peers``, ``protocol``, ``workload``, ``genesis``, ``faults``, ``expectations`` and ``devnet``.
+``peers``, ``protocol``, ``workload``, ``genesis``, ``faults``, ``expectations``, ``devnet`` and
+``monitoring``.
 YAML keys carry units as strings ("64 ms"); Python attributes carry them in their names
 (``rtt_s``, ``bandwidth_bps``). Cross-field rules (unknown names, port clashes, a disconnected
 peer graph) raise :class:`~bitcell_sim.errors.TopologyError` with the path of every problem.
@@ -241,6 +242,80 @@ class DevnetSpec(Spec):
     genesis_delay_s: Duration = Field(default=3.0, alias="genesis_delay")
 
 
+# The alerts of the seed's monitoring (FACTS §5.3), each with its ``for`` by default. The seed
+# waits 2 min on NodeDown but 5 min on RegionDown, so every NodeDown of a region outage pages
+# before the inhibition that should mute it exists; here RegionDown waits 1 min (see
+# docs/monitoring.md and ``_monitoring_problems``).
+ALERT_FOR_S: dict[str, float] = {
+    "NodeDown": 120.0,
+    "HighNodeDownRate": 300.0,
+    "ChainNotProgressing": 600.0,
+    "NodeOutOfSync": 1800.0,
+    "LowPeerCount": 300.0,
+    "NoPeers": 120.0,
+    "HighProofGenerationTime": 300.0,
+    "HighPendingTransactions": 600.0,
+    "HighBannedMinerRate": 900.0,
+    "NoActiveMiners": 300.0,
+    "RegionDown": 60.0,
+    "RegionDegraded": 300.0,
+    "HighCrossRegionLatency": 600.0,
+    "PrometheusDown": 120.0,
+    "AlertmanagerDown": 300.0,
+}
+
+
+class HealthCheckSpec(Spec):
+    """HAProxy's health check of each node's ``GET /health`` (the seed's inter 5 s, fall 3,
+    rise 2)."""
+
+    inter_s: Duration = Field(default=5.0, alias="inter", gt=0)
+    fall: int = Field(default=3, ge=1)
+    rise: int = Field(default=2, ge=1)
+
+
+class MonitoringSpec(Spec):
+    """Prometheus, Alertmanager, the webhook receiver and HAProxy around the network."""
+
+    scrape_interval_s: Duration = Field(default=15.0, alias="scrape_interval", gt=0)
+    evaluation_interval_s: Duration = Field(default=15.0, alias="evaluation_interval", gt=0)
+    prometheus_port: Port = 9999
+    alertmanager_port: Port = 9193
+    webhook_port: Port = 9194
+    haproxy_port: Port = 8080
+    haproxy_stats_port: Port = 8404
+    health_check: HealthCheckSpec = HealthCheckSpec()
+    group_wait_s: Duration = Field(default=30.0, alias="group_wait", ge=0)
+    group_interval_s: Duration = Field(default=300.0, alias="group_interval", gt=0)
+    repeat_interval_s: Duration = Field(default=14400.0, alias="repeat_interval", gt=0)
+    alert_for_s: dict[str, Duration] = Field(default_factory=dict, alias="alert_for")
+    chain_stall_window_s: Duration | None = Field(default=None, alias="chain_stall_window", gt=0)
+    latency_margin_s: Duration = Field(default=0.050, alias="latency_margin", gt=0)
+    low_peer_count: int = Field(default=2, ge=1)
+
+    def for_s(self, alert: str) -> float:
+        """The ``for`` of ``alert``: the topology's, else the default of ``ALERT_FOR_S``."""
+        return self.alert_for_s.get(alert, ALERT_FOR_S[alert])
+
+    @property
+    def scrape_timeout_s(self) -> float:
+        """Prometheus's own default (10 s), capped at the scrape interval as it requires."""
+        return min(10.0, self.scrape_interval_s)
+
+    def ports(self) -> dict[str, int]:
+        """Every port of the monitoring stack, by field name."""
+        return {name: getattr(self, name) for name in MONITORING_PORT_FIELDS}
+
+
+MONITORING_PORT_FIELDS = (
+    "prometheus_port",
+    "alertmanager_port",
+    "webhook_port",
+    "haproxy_port",
+    "haproxy_stats_port",
+)
+
+
 class Topology(Spec):
     """A whole network and its scenario, validated, in SI units."""
 
@@ -255,6 +330,7 @@ class Topology(Spec):
     faults: tuple[Fault, ...] = ()
     expectations: ExpectationsSpec = ExpectationsSpec()
     devnet: DevnetSpec = DevnetSpec()
+    monitoring: MonitoringSpec = MonitoringSpec()
 
     @model_validator(mode="before")
     @classmethod
@@ -411,12 +487,16 @@ def _reference_problems(topo: Topology) -> Iterable[tuple[str, str]]:
                 yield path, f"port {port} is already used by {owner[port]}"
             else:
                 owner[port] = path
-    for path, port in (
+    service_ports = [
         ("devnet.netem_control_port", topo.devnet.netem_control_port),
         ("devnet.netem_port_base", topo.devnet.netem_port_base),
-    ):
+    ] + [(f"monitoring.{field}", port) for field, port in topo.monitoring.ports().items()]
+    for path, port in service_ports:
         if port in owner:
             yield path, f"port {port} is already used by {owner[port]}"
+        else:
+            owner[port] = path
+    yield from _monitoring_problems(topo.monitoring)
 
     if topo.peers != "full_mesh":
         for i, (a, b) in enumerate(topo.peers):
@@ -477,6 +557,28 @@ def _reference_problems(topo: Topology) -> Iterable[tuple[str, str]]:
                 yield where, f"region {weighted!r} has no nodes"
         if sum(topo.workload.region_weights.values()) <= 0:
             yield "workload.region_weights", "at least one weight must be > 0"
+
+
+def _monitoring_problems(spec: MonitoringSpec) -> Iterable[tuple[str, str]]:
+    for alert in spec.alert_for_s:
+        if alert not in ALERT_FOR_S:
+            yield f"monitoring.alert_for.{alert}", f"unknown alert (alerts: {_list(ALERT_FOR_S)})"
+    if spec.scrape_timeout_s > spec.scrape_interval_s:
+        yield "monitoring.scrape_interval", "must be at least the scrape timeout"
+    # RegionDown inhibits NodeDown only while it fires, and the NodeDown group's first page
+    # leaves Alertmanager group_wait after NodeDown fires. RegionDown can become true up to one
+    # scrape interval (the nodes are scraped at different offsets) and one evaluation later
+    # than the first NodeDown, so it must fire by then or every NodeDown of the region pages.
+    node_for_s, region_for_s = spec.for_s("NodeDown"), spec.for_s("RegionDown")
+    latest_region_s = region_for_s + spec.scrape_interval_s + spec.evaluation_interval_s
+    if latest_region_s >= node_for_s + spec.group_wait_s:
+        yield (
+            "monitoring.alert_for.RegionDown",
+            f"RegionDown's for ({format_duration(region_for_s)}) + scrape_interval + "
+            f"evaluation_interval must stay below NodeDown's for "
+            f"({format_duration(node_for_s)}) + group_wait, else each NodeDown of a region "
+            "outage pages before RegionDown exists to inhibit it",
+        )
 
 
 def _connectivity_problems(topo: Topology) -> Iterable[tuple[str, str]]:
