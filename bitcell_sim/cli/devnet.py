@@ -25,6 +25,12 @@ from rich.table import Table
 
 from bitcell_sim.cli.common import console, err_console
 from bitcell_sim.devnet import Devnet, UpEvent, devnet_status, down, read_peer_rtts, up
+from bitcell_sim.devnet.monitor import (
+    MONITORING_PROCESSES,
+    has_monitoring,
+    monitoring_status,
+    monitoring_urls,
+)
 from bitcell_sim.devnet.processes import tail_lines
 from bitcell_sim.devnet.state import EMULATOR
 from bitcell_sim.errors import DevnetError, FaultError
@@ -70,8 +76,16 @@ def up_command(
         typer.Option(help="Genesis = now + this (default: the topology's devnet.genesis_delay)."),
     ] = None,
     timeout: Annotated[str, typer.Option(help="Give up if not all ready by then.")] = "60 s",
+    monitoring: Annotated[
+        bool,
+        typer.Option(
+            "--monitoring",
+            help="Also start Prometheus, Alertmanager, the webhook receiver and HAProxy.",
+        ),
+    ] = False,
 ) -> None:
-    """Start the topology's nodes and link emulator; wait until all are healthy and peered."""
+    """Start the topology's nodes and link emulator; wait until all are healthy and peered
+    (with --monitoring, then the monitoring stack around them)."""
     delay_s = None if genesis_delay is None else _duration(genesis_delay, "--genesis-delay")
     timeout_s = _duration(timeout, "--timeout")
     _raise_on_sigterm()
@@ -91,6 +105,7 @@ def up_command(
             "emulator": "link emulator",
             "nodes": "starting nodes",
             "ready": "healthy + peered",
+            "monitoring": "monitoring",
         }
 
         def on_event(event: UpEvent) -> None:
@@ -108,6 +123,7 @@ def up_command(
             genesis_delay_s=delay_s,
             timeout_s=timeout_s,
             on_event=on_event,
+            monitoring=monitoring,
         )
     status = devnet_status(devnet)
     table = Table(title=f"devnet {devnet.meta.name} is up ({state_dir})")
@@ -123,6 +139,8 @@ def up_command(
             "-" if node.height is None else str(node.height),
         )
     console.print(table)
+    if monitoring:
+        _print_monitoring_urls(devnet)
     starts_in_s = devnet.meta.genesis_time_unix_s - time.time()
     when = f"in {starts_in_s:.1f} s" if starts_in_s > 0 else f"{-starts_in_s:.1f} s ago"
     console.print(
@@ -131,6 +149,64 @@ def up_command(
         + (f" --state-dir {state_dir}" if state_dir != DEFAULT_STATE_DIR else ""),
         soft_wrap=True,
     )
+
+
+def _print_monitoring_urls(devnet: Devnet) -> None:
+    urls = monitoring_urls(devnet.topology, devnet.meta.host)
+    console.print(
+        f"monitoring: Prometheus {urls.prometheus}  Alertmanager {urls.alertmanager}  "
+        f"RPC front door {urls.rpc}/rpc  HAProxy stats {urls.haproxy_stats}/  "
+        f"notifications -> {devnet.state.alerts_path}",
+        soft_wrap=True,
+        highlight=False,
+    )
+
+
+def _print_monitoring(devnet: Devnet) -> None:
+    """The stack's processes and URLs, Prometheus's targets, alerts and HAProxy's servers."""
+    snapshot = monitoring_status(devnet)
+    states = "  ".join(
+        f"{name} {'[green]up[/]' if up else '[red]down[/]'}"
+        for name, up in snapshot.processes.items()
+    )
+    console.print(f"monitoring: {states}", highlight=False)
+    _print_monitoring_urls(devnet)
+    for error in snapshot.errors:
+        console.print(f"  [yellow]{error}[/]", soft_wrap=True)
+    if snapshot.targets:
+        table = Table(title="Prometheus targets")
+        for column in ("job", "target", "health", "last error"):
+            table.add_column(column, overflow="fold")
+        for target in snapshot.targets:
+            colour = "green" if target.health == "up" else "red"
+            table.add_row(
+                target.job,
+                target.node or target.instance,
+                f"[{colour}]{target.health}[/]",
+                target.last_error,
+            )
+        console.print(table)
+    alerts = sorted(snapshot.alerts, key=lambda a: (a.state != "firing", a.name))
+    if not alerts and snapshot.processes.get("prometheus"):
+        console.print("alerts: none pending or firing")
+    for alert in alerts:
+        where = ", ".join(
+            f"{k}={v}" for k, v in sorted(alert.labels.items()) if k in ("node", "region", "peer")
+        )
+        colour = "red" if alert.state == "firing" else "yellow"
+        console.print(
+            f"  [{colour}]{alert.state}[/] {alert.name} {where} (since {alert.active_at})",
+            highlight=False,
+        )
+    down_servers = [f"{b}/{s}: {st}" for (b, s), st in snapshot.servers.items() if st != "UP"]
+    if snapshot.servers:
+        console.print(
+            f"HAProxy: {len(snapshot.servers) - len(down_servers)} of {len(snapshot.servers)} "
+            "servers UP" + (f"; {', '.join(down_servers)}" if down_servers else ""),
+            highlight=False,
+            soft_wrap=True,
+        )
+    console.print(f"webhook notifications: {snapshot.notifications}")
 
 
 def _ms(seconds: float | None) -> str:
@@ -178,8 +254,9 @@ def status(
         ),
     ] = False,
 ) -> None:
-    """Each node's process, chain, peers, phase, pool and sync; the emulator's live faults
-    (with --peers: the RTT each node measures to each peer against the links)."""
+    """Each node's process, chain, peers, phase, pool and sync; the emulator's live faults;
+    the monitoring stack's URLs, target health and alerts (with --peers: the RTT each node
+    measures to each peer against the links)."""
     devnet = Devnet.open(state_dir)
     snapshot = devnet_status(devnet)
     table = Table(title=f"devnet {snapshot.name}")
@@ -217,13 +294,23 @@ def status(
     active = DevnetFaults(devnet).active()
     for item in active:
         console.print(f"  fault #{item.id} {item.kind} {item.target}", highlight=False)
+    if has_monitoring(devnet):
+        _print_monitoring(devnet)
     if peers:
         console.print(_peer_rtt_table(devnet))
 
 
 @app.command()
 def logs(
-    name: Annotated[str, typer.Argument(help="A node name, or 'emulator'.", show_default=False)],
+    name: Annotated[
+        str,
+        typer.Argument(
+            help="A node name, 'emulator', or one of the monitoring stack's: "
+            + ", ".join(MONITORING_PROCESSES)
+            + ".",
+            show_default=False,
+        ),
+    ],
     state_dir: StateDirOption = DEFAULT_STATE_DIR,
     lines: Annotated[int, typer.Option("-n", "--lines", min=0, help="Lines to show.")] = 40,
     follow: Annotated[
@@ -232,7 +319,7 @@ def logs(
 ) -> None:
     """Print the last lines of a node's (or the emulator's) log."""
     devnet = Devnet.open(state_dir)
-    if name != EMULATOR:
+    if name != EMULATOR and name not in MONITORING_PROCESSES:
         devnet.check_node(name)
     path = devnet.state.log_path(name)
     if not path.exists():

@@ -3,7 +3,8 @@
 Checks that the devnet in ``--state-dir`` is up and runs the topology's network, creates the run
 folder (the devnet's resolved topology with TOPOLOGY's workload), starts Locust headless as a
 subprocess (``--workers N``: a master and N workers), bounded in time, and prints the summary.
-A stalled chain ends with the stall's message and exit 1.
+A stalled chain ends with the stall's message and exit 1. ``--via-lb`` sends everything through
+the devnet's HAProxy front door instead of to the nodes.
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ import typer
 
 from bitcell_sim.cli.common import console, err_console
 from bitcell_sim.devnet import Devnet
+from bitcell_sim.devnet.monitor import HAPROXY, monitoring_urls
 from bitcell_sim.errors import LoadError
 from bitcell_sim.load.output import LOAD_DIR, SUMMARY_FILE
-from bitcell_sim.load.plan import SENDERS, parse_seconds, plan_from_topology
+from bitcell_sim.load.plan import SENDERS, parse_seconds, plan_from_host, plan_from_topology
 from bitcell_sim.load.runner import STARTUP_MARGIN_S, LocustProcess, locust_argv
 from bitcell_sim.load.summary import format_summary
 from bitcell_sim.loopback import free_port
@@ -54,6 +56,14 @@ def load(
     run_id: Annotated[str | None, typer.Option(help="Run folder name.")] = None,
     results_dir: Annotated[Path, typer.Option(help="Where run folders go.")] = Path("results"),
     state_dir: Annotated[Path, typer.Option(help="The devnet's state folder.")] = Path(".devnet"),
+    via_lb: Annotated[
+        bool,
+        typer.Option(
+            "--via-lb",
+            help="Send everything through the HAProxy front door of 'devnet up --monitoring', "
+            "so the load goes on across node failures.",
+        ),
+    ] = False,
 ) -> None:
     """Run TOPOLOGY's workload against the running devnet with Locust; print the summary."""
     if senders is not None and senders not in SENDERS:
@@ -73,14 +83,37 @@ def load(
         )
     if down:
         err_console.print(f"[yellow]warning:[/] nodes not healthy: {', '.join(down)}")
+    front_door = None
+    if via_lb:
+        if watch_node is not None:
+            raise LoadError(
+                "--watch-node does not apply with --via-lb (every call goes to HAProxy)"
+            )
+        if not devnet.is_running(HAPROXY):
+            raise LoadError(
+                f"--via-lb needs the HAProxy front door, which the devnet in {state_dir} does not "
+                f"run; start it with 'bitcell-sim devnet up {topology} --monitoring'"
+            )
+        front_door = monitoring_urls(devnet.topology, devnet.meta.host).rpc
 
     # The devnet's nodes and ports (it may run on shifted ports), TOPOLOGY's workload.
     merged = devnet.topology.model_copy(update={"workload": wanted.workload})
     duration_s = parse_seconds(duration) if duration is not None else None
     drain_s = parse_seconds(drain) if drain is not None else None
-    plan = plan_from_topology(
-        merged, tps=tps, duration_s=duration_s, users=users, drain_s=drain_s, watch_node=watch_node
-    )
+    if front_door is not None:
+        plan = plan_from_host(
+            front_door, topology=merged, tps=tps, duration_s=duration_s, users=users,
+            drain_s=drain_s,
+        )  # fmt: skip
+    else:
+        plan = plan_from_topology(
+            merged,
+            tps=tps,
+            duration_s=duration_s,
+            users=users,
+            drain_s=drain_s,
+            watch_node=watch_node,
+        )
     folder = RunFolder.create(results_dir, run_id or new_run_id(merged, "load"), merged)
     folder.write_json(
         "meta.json",
@@ -88,6 +121,7 @@ def load(
             "kind": "load",
             "topology_source": str(topology),
             "devnet_state_dir": str(state_dir),
+            "via": front_door or "nodes",
             "genesis_time_unix_s": devnet.meta.genesis_time_unix_s,
             "created_unix_s": time.time(),
         },
@@ -102,6 +136,7 @@ def load(
         "genesis_unix_s": devnet.meta.genesis_time_unix_s,
         "drain_s": drain_s,
         "watch_node": watch_node,
+        "host": front_door,
     }
     load_dir = folder.path / LOAD_DIR
     processes: list[LocustProcess] = []
@@ -115,7 +150,9 @@ def load(
     )
     console.print(
         f"load: {plan.profile.mean_tps:.1f} TPS for {plan.duration_s:.0f} s (drain up to "
-        f"{plan.drain_s:.0f} s) on {len(plan.endpoints)} nodes of {merged.general.name}; "
+        f"{plan.drain_s:.0f} s) "
+        + (f"through HAProxy {front_door}" if front_door else f"on {len(plan.endpoints)} nodes")
+        + f" of {merged.general.name}; "
         f"run folder {folder.path}"
     )
     bound_s = plan.duration_s + plan.drain_s + STARTUP_MARGIN_S

@@ -38,6 +38,9 @@ from bitcell_sim.topology import Topology, load_topology
 # Process names other than nodes' in pids/ and logs/ (a node may not be called like these).
 THROTTLE_PREFIX = "throttle-"
 CHAOS = "chaos"
+#: The monitoring stack's processes (bitcell_sim.devnet.monitor), stopped before the nodes so
+#: that tearing the devnet down pages nobody.
+MONITORING_NAMES = ("webhook", "alertmanager", "prometheus", "haproxy")
 LOG_TAIL_LINES = 15
 
 
@@ -268,7 +271,7 @@ class Devnet:
 def _stop_order(name: str) -> int:
     if name == CHAOS:
         return 0
-    if name.startswith(THROTTLE_PREFIX):
+    if name.startswith(THROTTLE_PREFIX) or name in MONITORING_NAMES:
         return 1
     if name == EMULATOR:
         return 3
@@ -318,4 +321,5 @@ def down(state_dir: str | Path, *, grace_s: float = 5.0, purge: bool = False) ->
 
 def reserved_name_problems(names: Sequence[str]) -> list[str]:
     """Node names that would collide with the devnet's own process names."""
-    return [n for n in names if n in (EMULATOR, CHAOS) or n.startswith(THROTTLE_PREFIX) or "/" in n]
+    reserved = (EMULATOR, CHAOS, *MONITORING_NAMES)
+    return [n for n in names if n in reserved or n.startswith(THROTTLE_PREFIX) or "/" in n]

@@ -23,6 +23,12 @@ from bitcell_sim.devnet.cluster import (
     reserved_name_problems,
     stop_recorded,
 )
+from bitcell_sim.devnet.monitor import (
+    MONITORING_PROCESSES,
+    monitoring_port_owners,
+    prepare_monitoring,
+    start_monitoring,
+)
 from bitcell_sim.devnet.plan import check_ports_free, link_specs, plan_devnet
 from bitcell_sim.devnet.processes import ProcessRecord, is_running, spawn
 from bitcell_sim.devnet.state import EMULATOR, DevnetMeta, StateDir
@@ -36,7 +42,8 @@ EMULATOR_READY_TIMEOUT_S = 20.0
 
 @dataclass(frozen=True)
 class UpEvent:
-    """One step of ``up``: ``stage`` is "ports", "emulator", "nodes" or "ready"."""
+    """One step of ``up``: ``stage`` is "ports", "emulator", "nodes", "ready" or
+    "monitoring"."""
 
     stage: str
     done: int
@@ -129,9 +136,12 @@ def up(
     node_command: Sequence[str] | None = None,
     python: str = sys.executable,
     on_event: Callable[[UpEvent], None] | None = None,
+    monitoring: bool = False,
 ) -> Devnet:
     """Start the devnet of ``topology_path`` with its state in ``state_dir``; return it once
     every node is healthy and has all its peers (DevnetError otherwise, nothing left running).
+    With ``monitoring`` also Prometheus, Alertmanager, the webhook receiver and HAProxy (their
+    ports checked with the others, their configs and binaries before anything starts).
 
     ``node_command`` replaces ``python -m bitcell_sim.node`` (it gets ``--config PATH``
     appended), so any node implementation honouring that contract can be fronted.
@@ -162,7 +172,8 @@ def up(
                 f"a devnet is already running from {state.root}: {names}; stop it first with "
                 f"'bitcell-sim devnet down --state-dir {state.root}'"
             )
-        plan = plan_devnet(topology)
+        services = tuple(monitoring_port_owners(topology)) if monitoring else ()
+        plan = plan_devnet(topology, services=services)
         emit("ports", 0, 1, f"checking {len(plan.ports())} ports")
         check_ports_free(plan)
         emit("ports", 1, 1)
@@ -183,6 +194,7 @@ def up(
         )
         state.write_meta(meta)
         devnet = Devnet(state, topology, meta)
+        files = prepare_monitoring(devnet) if monitoring else None
         try:
             emit("emulator", 0, 1, f"{len(plan.links)} links")
             start_emulator(devnet)
@@ -200,6 +212,12 @@ def up(
                 emit("ready", progress.ready, progress.total, ", ".join(progress.waiting_for))
 
             devnet.wait_ready(timeout_s=timeout_s, on_progress=ready)
+            if files is not None:
+                total = len(MONITORING_PROCESSES)
+                emit("monitoring", 0, total, MONITORING_PROCESSES[0])
+                start_monitoring(
+                    devnet, files, on_ready=lambda done, name: emit("monitoring", done, total, name)
+                )
         except BaseException:
             stop_recorded(state, grace_s=2.0)
             raise

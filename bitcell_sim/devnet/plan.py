@@ -60,6 +60,8 @@ class DevnetPlan:
     nodes: dict[str, NodePorts]
     links: tuple[LinkPlan, ...]
     control_port: int
+    #: (owner, port) of further processes (the monitoring stack), when they are started.
+    services: tuple[tuple[str, int], ...] = ()
 
     def ports(self) -> list[tuple[str, int]]:
         """Every (owner, port) the devnet will listen on, owners named for error messages."""
@@ -72,7 +74,7 @@ class DevnetPlan:
             ]
         owners += [(f"emulator link {link.name}", link.listen_port) for link in self.links]
         owners.append(("emulator control API", self.control_port))
-        return owners
+        return owners + list(self.services)
 
     def link(self, source: str, target: str) -> LinkPlan:
         name = link_name(source, target)
@@ -82,8 +84,13 @@ class DevnetPlan:
         raise DevnetError(f"no peer link {name!r} in this devnet")
 
 
-def plan_devnet(topology: Topology, host: str | None = None) -> DevnetPlan:
-    """The port plan of ``topology``; DevnetError if two owners would share a port."""
+def plan_devnet(
+    topology: Topology,
+    host: str | None = None,
+    services: tuple[tuple[str, int], ...] = (),
+) -> DevnetPlan:
+    """The port plan of ``topology`` (plus the ``services`` ports); DevnetError if two owners
+    would share a port."""
     host = host or topology.devnet.host
     nodes = {
         name: NodePorts(node.rpc_port, node.p2p_port, node.metrics_port)
@@ -109,7 +116,7 @@ def plan_devnet(topology: Topology, host: str | None = None) -> DevnetPlan:
             f"devnet.netem_port_base={topology.devnet.netem_port_base} leaves no room for "
             f"{len(links)} link listeners (the last would be port {links[-1].listen_port})"
         )
-    plan = DevnetPlan(host, nodes, tuple(links), topology.devnet.netem_control_port)
+    plan = DevnetPlan(host, nodes, tuple(links), topology.devnet.netem_control_port, services)
     seen: dict[int, str] = {}
     for owner, owned in plan.ports():
         if owned in seen:

@@ -2,8 +2,9 @@
 
 ``StateDir(root)`` names the paths (layout in docs/devnet.md): ``devnet.json`` (``DevnetMeta``),
 the resolved ``topology.yaml``, the 0600 ``control.token``, ``links.json``, ``nodes/<n>/node.json``
-and ``data/``, ``logs/<n>.log``, ``pids/<n>.json`` (``ProcessRecord``), ``faults.jsonl`` and
-``faults-active.json``. ``lock()`` serialises changes made by concurrent commands.
+and ``data/``, ``logs/<n>.log``, ``pids/<n>.json`` (``ProcessRecord``), ``faults.jsonl``,
+``faults-active.json``, with monitoring ``monitoring/`` and ``alerts.jsonl``. ``lock()``
+serialises changes made by concurrent commands.
 """
 
 from __future__ import annotations
@@ -122,6 +123,16 @@ class StateDir:
     @property
     def active_faults_path(self) -> Path:
         return self.root / "faults-active.json"
+
+    @property
+    def monitoring_dir(self) -> Path:
+        """The rendered monitoring configs and the data of Prometheus and Alertmanager."""
+        return self.root / "monitoring"
+
+    @property
+    def alerts_path(self) -> Path:
+        """The webhook receiver's notifications, one JSON line each."""
+        return self.root / "alerts.jsonl"
 
     def node_dir(self, node: str) -> Path:
         return self.root / "nodes" / node
