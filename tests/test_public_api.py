@@ -82,10 +82,13 @@ PUBLIC_API: dict[str, list[str]] = {
         "reject_category", "reject_reason", "summarize", "users_for_rate", "write_outputs",
     ],
     "bitcell_sim.monitoring": [
-        "AlertRule", "MonitoringFiles", "ToolCheck", "alert_rules", "alertmanager_config",
-        "check_monitoring", "dashboard", "exported_metrics", "find_binary", "haproxy_config",
-        "metric_names", "prom_duration", "prometheus_config", "render_monitoring",
-        "rules_document",
+        "AlertPrediction", "AlertRule", "FrontDoorOutage", "MeasuredPage", "MonitoringFiles",
+        "MonitoringPrediction", "Notification", "NotifiedAlert", "PageComparison", "ToolCheck",
+        "Window", "alert_rules", "alertmanager_config", "check_monitoring", "dashboard",
+        "exported_metrics", "find_binary", "haproxy_config", "measured_pages",
+        "measured_pages_of_run", "metric_names", "pages_side_by_side", "predict_alerts",
+        "predict_front_door", "predict_run", "prom_duration", "prometheus_config",
+        "read_notifications", "render_monitoring", "rules_document",
     ],
     "bitcell_sim.results": [
         "BLOCKS", "BLOCK_ARRIVALS", "NODE_TIMELINE", "RunFolder", "TABLES", "TRANSACTIONS",

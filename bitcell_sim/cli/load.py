@@ -10,6 +10,7 @@ the devnet's HAProxy front door instead of to the nodes.
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -19,7 +20,7 @@ import typer
 
 from bitcell_sim.cli.common import console, err_console
 from bitcell_sim.devnet import Devnet
-from bitcell_sim.devnet.monitor import HAPROXY, monitoring_urls
+from bitcell_sim.devnet.monitor import HAPROXY, monitoring_record_files, monitoring_urls
 from bitcell_sim.errors import LoadError
 from bitcell_sim.load.output import LOAD_DIR, SUMMARY_FILE
 from bitcell_sim.load.plan import SENDERS, parse_seconds, plan_from_host, plan_from_topology
@@ -167,6 +168,9 @@ def load(
     finally:
         for process in processes:
             process.stop()
+    # The monitoring's pages are records of the run too (monitoring.measured_pages_of_run).
+    for name, source in monitoring_record_files(devnet).items():
+        shutil.copyfile(source, folder.path / name)
     summary_path = load_dir / SUMMARY_FILE
     if not summary_path.exists():
         raise LoadError(

@@ -1,20 +1,20 @@
 """The monitoring stack of a devnet: Prometheus, Alertmanager, the webhook receiver and HAProxy.
 
-``prepare_monitoring(devnet)`` renders the configs into ``monitoring/`` of the state folder,
-checks them with the real tools and finds every binary (MonitoringError naming the Debian
-package), before anything starts; ``start_monitoring`` starts the four processes (pid files like
-every devnet process, so ``down`` stops them by pid) and waits until each answers.
-``monitoring_status`` reads their URLs, Prometheus's target health and alerts, and HAProxy's
-server states; ``prometheus_alerts``, ``alertmanager_alerts`` and ``haproxy_servers`` read one each.
+``prepare_monitoring`` renders and checks the configs and finds the binaries before anything
+starts; ``start_monitoring`` starts the four processes (pid files, so ``down`` stops them by pid);
+``monitoring_status`` (``prometheus_alerts``, ``alertmanager_alerts``, ``haproxy_servers``) reads
+them; ``measure_node_failover`` times one node kill through all of them.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -23,6 +23,7 @@ from bitcell_sim.devnet.cluster import MONITORING_NAMES, Devnet
 from bitcell_sim.devnet.processes import ProcessRecord, is_running, spawn
 from bitcell_sim.errors import BitcellSimError, DevnetError, MonitoringError
 from bitcell_sim.monitoring import MonitoringFiles, check_monitoring, find_binary, render_monitoring
+from bitcell_sim.monitoring.timing import ALERTS_FILE
 from bitcell_sim.monitoring.webhook import read_notifications
 from bitcell_sim.topology import Topology
 
@@ -160,6 +161,14 @@ def start_monitoring(
     return started
 
 
+def monitoring_record_files(devnet: Devnet) -> dict[str, Path]:
+    """The stack's records a measured run folder takes (name in the run folder -> file here):
+    the webhook's notifications, read back by ``monitoring.measured_pages_of_run``. A collector
+    copies each with ``RunFolder`` (none when the stack never paged)."""
+    path = devnet.state.alerts_path
+    return {ALERTS_FILE: path} if path.exists() else {}
+
+
 def has_monitoring(devnet: Devnet) -> bool:
     """True if ``up`` started the stack for this devnet (its pid files are there)."""
     return any(devnet.record(name) is not None for name in MONITORING_PROCESSES)
@@ -292,4 +301,177 @@ def monitoring_status(devnet: Devnet, timeout_s: float = 2.0) -> MonitoringStatu
         servers=servers,
         notifications=notifications,
         errors=tuple(errors),
+    )
+
+
+# ---- measuring a node failure through the stack -----------------------------------------------
+
+
+class FrontDoorProbe:
+    """JSON-RPC calls (``eth_blockNumber``) through the HAProxy front door, one every
+    ``interval_s``, in a thread until ``stop``: ``results`` holds (Unix send time, ok)."""
+
+    def __init__(self, url: str, interval_s: float = 0.02) -> None:
+        self.url = url
+        self.interval_s = interval_s
+        self.results: list[tuple[float, bool]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> FrontDoorProbe:
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        body = {"jsonrpc": "2.0", "method": "eth_blockNumber", "params": [], "id": 1}
+        with httpx.Client(timeout=2.0, trust_env=False) as client:
+            while not self._stop.is_set():
+                sent = time.time()
+                try:
+                    ok = client.post(self.url + "/rpc", json=body).status_code == 200
+                except httpx.HTTPError:
+                    ok = False
+                self.results.append((sent, ok))
+                self._stop.wait(self.interval_s)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(10.0)
+
+    @property
+    def errors(self) -> list[float]:
+        return [t for t, ok in self.results if not ok]
+
+
+@dataclass(frozen=True)
+class NodeFailover:
+    """What one node kill did to the stack, as Unix times (see ``measure_node_failover``)."""
+
+    node: str
+    killed: float
+    marked_down: float
+    fired: float
+    paged: float
+    restarted: float
+    healthy: float
+    marked_up: float
+    resolved: float
+    resolved_paged: float
+    errors: tuple[float, ...]
+    requests: int
+
+    def relative(self) -> dict[str, float]:
+        """The figures docs/monitoring.md reports: seconds after the kill or after /health."""
+        return {
+            "kill -> HAProxy DOWN": self.marked_down - self.killed,
+            "kill -> last front-door error": (max(self.errors) - self.killed)
+            if self.errors
+            else 0.0,
+            "kill -> NodeDown firing": self.fired - self.killed,
+            "kill -> NodeDown at the webhook": self.paged - self.killed,
+            "restart -> /health 200": self.healthy - self.restarted,
+            "/health 200 -> HAProxy UP": self.marked_up - self.healthy,
+            "/health 200 -> NodeDown resolved": self.resolved - self.healthy,
+            "/health 200 -> resolved at the webhook": self.resolved_paged - self.healthy,
+        }
+
+
+def _first_time(what: str, check: Callable[[], object], timeout_s: float, poll_s: float) -> float:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if check():
+            return time.time()
+        time.sleep(poll_s)
+    raise DevnetError(f"{what}: not within {timeout_s:g} s")
+
+
+def _alert_firing(devnet: Devnet, alert: str, node: str) -> bool:
+    return any(
+        a.name == alert and a.state == "firing" and a.labels.get("node") == node
+        for a in prometheus_alerts(devnet)
+    )
+
+
+def _notified(devnet: Devnet, alert: str, status: str, node: str, after_unix_s: float) -> float:
+    for note in read_notifications(devnet.state.alerts_path):
+        if note.received_unix_s > after_unix_s and note.has(alert, status, node=node):
+            return note.received_unix_s
+    return 0.0
+
+
+def measure_node_failover(
+    devnet: Devnet,
+    node: str,
+    kill: Callable[[str], object],
+    restart: Callable[[str], object],
+    *,
+    down_for_s: float = 1.0,
+    timeout_s: float = 60.0,
+    poll_s: float = 0.05,
+) -> NodeFailover:
+    """Kill ``node`` (with ``kill``, e.g. ``DevnetFaults.kill``) while a probe calls the front
+    door; time HAProxy marking it DOWN, NodeDown firing in Prometheus and reaching the webhook;
+    ``down_for_s`` after the page restart it and time /health 200, HAProxy UP, NodeDown resolved
+    and its resolution at the webhook. The probe's failed calls are in ``errors``."""
+    urls = monitoring_urls(devnet.topology, devnet.meta.host)
+    probe = FrontDoorProbe(urls.rpc).start()
+    try:
+        time.sleep(1.0)  # the probe is sending before the kill
+        killed = time.time()
+        kill(node)
+
+        def server() -> str:
+            return haproxy_servers(devnet).get(("rpc", node), "")
+
+        marked_down = _first_time(
+            "HAProxy marks it DOWN", lambda: server().startswith("DOWN"), timeout_s, poll_s
+        )
+        fired = _first_time(
+            "NodeDown fires", lambda: _alert_firing(devnet, "NodeDown", node), timeout_s, poll_s
+        )
+        _first_time(
+            "NodeDown reaches the webhook",
+            lambda: _notified(devnet, "NodeDown", "firing", node, killed),
+            timeout_s,
+            poll_s,
+        )
+        paged = _notified(devnet, "NodeDown", "firing", node, killed)
+        time.sleep(down_for_s)
+        restarted = time.time()
+        restart(node)
+        healthy = _first_time(
+            "the node answers /health", lambda: devnet.health(node).ok, timeout_s, poll_s
+        )
+        marked_up = _first_time(
+            "HAProxy takes it back", lambda: server() == "UP", timeout_s, poll_s
+        )
+        resolved = _first_time(
+            "NodeDown resolves",
+            lambda: not _alert_firing(devnet, "NodeDown", node),
+            timeout_s,
+            poll_s,
+        )
+        _first_time(
+            "the resolution reaches the webhook",
+            lambda: _notified(devnet, "NodeDown", "resolved", node, killed),
+            timeout_s,
+            poll_s,
+        )
+        resolved_paged = _notified(devnet, "NodeDown", "resolved", node, killed)
+        time.sleep(0.5)
+    finally:
+        probe.stop()
+    return NodeFailover(
+        node=node,
+        killed=killed,
+        marked_down=marked_down,
+        fired=fired,
+        paged=paged,
+        restarted=restarted,
+        healthy=healthy,
+        marked_up=marked_up,
+        resolved=resolved,
+        resolved_paged=resolved_paged,
+        errors=tuple(probe.errors),
+        requests=len(probe.results),
     )
