@@ -143,6 +143,12 @@ def test_front_door_errors_until_fall_checks_and_rejoin_after_rise(small: Topolo
     assert outage.error_share == pytest.approx(1 / 4)
     # Healthy again between the samples at 39 s and 40 s, then rise 2 x inter 0.5 s.
     assert outage.rejoins == Window(39.0 + 0.5, 40.0 + 1.0)
+    # With the seed's inter 5 s, a 5 s outage is over before fall x inter: errors for all of
+    # it, and the server is never taken out.
+    seed_checks = parse_topology(SMALL.replace('"inter": "500 ms"', '"inter": "5 s"'))
+    (blip,) = predict_front_door(seed_checks, timeline(seed_checks, 60, {"a1": (20, 25)}))
+    assert blip.ends == Window(24.0, 25.0)
+    assert blip.rejoins is None
 
 
 def test_a_model_run_is_predicted_the_same_way(tmp_path: Path) -> None:

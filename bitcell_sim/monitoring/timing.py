@@ -98,8 +98,9 @@ class AlertPrediction:
 @dataclass(frozen=True)
 class FrontDoorOutage:
     """One node outage as HAProxy's clients see it: errors for requests routed to the dead
-    server (``error_share`` of all) from ``starts_s`` until HAProxy marks it DOWN (``ends``),
-    and back in rotation once /health has answered 200 ``rise`` times (``rejoins``)."""
+    server (``error_share`` of all) from ``starts_s`` until HAProxy marks it DOWN or it is back
+    (``ends``), and back in rotation once /health has answered 200 ``rise`` times (``rejoins``;
+    None if it came back before it was marked down)."""
 
     node: str
     starts_s: float
@@ -360,13 +361,20 @@ def predict_front_door(topology: Topology, timeline: pa.Table) -> tuple[FrontDoo
                     rejoins = back.shifted(
                         (check.rise - 1) * check.inter_s, check.rise * check.inter_s
                     )
+            ends = start.shifted((check.fall - 1) * check.inter_s, check.fall * check.inter_s)
+            if end is not None and end.latest_s < ends.earliest_s:
+                # Back before the checks could mark it down: errors for the whole outage, and
+                # nothing to rejoin.
+                ends, rejoins = end, None
+            elif end is not None:
+                ends = Window(
+                    min(ends.earliest_s, end.earliest_s), min(ends.latest_s, end.latest_s)
+                )
             outages.append(
                 FrontDoorOutage(
                     node=node,
                     starts_s=start.latest_s,
-                    ends=Window(start.earliest_s, start.latest_s).shifted(
-                        (check.fall - 1) * check.inter_s, check.fall * check.inter_s
-                    ),
+                    ends=ends,
                     error_share=1.0 / (others_up + 1),
                     rejoins=rejoins,
                 )
