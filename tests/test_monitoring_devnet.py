@@ -43,20 +43,13 @@ from bitcell_sim.monitoring import tools as monitoring_tools
 from bitcell_sim.monitoring.timing import predict_alerts, predict_front_door
 from bitcell_sim.monitoring.webhook import Notification, read_notifications
 from bitcell_sim.results import to_table
+from tests.monitoring_short import MONITORING
 
 pytestmark = [pytest.mark.real]
 
 ROOT = Path(__file__).resolve().parent.parent
 RC3_FAST = ROOT / "topologies" / "rc3-fast.yaml"
 KEEP = ("us-east-1", "us-east-2", "us-west-1", "eu-central-1", "ap-southeast-1")
-MONITORING = {
-    "scrape_interval": "1 s",
-    "evaluation_interval": "1 s",
-    "group_wait": "1 s",
-    "group_interval": "2 s",
-    "alert_for": {"NodeDown": "5 s", "RegionDown": "2 s", "NoPeers": "3 s", "LowPeerCount": "3 s"},
-    "health_check": {"inter": "500 ms", "fall": 3, "rise": 2},
-}
 #: How often the tests look at Prometheus, HAProxy and the webhook file.
 POLL_S = 0.1
 #: Slack for the polling and for a busy 2-core machine on top of a predicted bound.

@@ -24,18 +24,10 @@ from bitcell_sim.monitoring.timing import (
 from bitcell_sim.monitoring.webhook import read_notifications
 from bitcell_sim.results import RunFolder, to_table
 from bitcell_sim.topology import Topology, parse_topology
+from tests.monitoring_short import MONITORING
 
 ROOT = Path(__file__).resolve().parent.parent
 
-#: Short intervals, as the real-process tests use.
-MONITORING = {
-    "scrape_interval": "1 s",
-    "evaluation_interval": "1 s",
-    "group_wait": "1 s",
-    "group_interval": "2 s",
-    "alert_for": {"NodeDown": "5 s", "RegionDown": "2 s", "NoPeers": "3 s", "LowPeerCount": "3 s"},
-    "health_check": {"inter": "500 ms", "fall": 3, "rise": 2},
-}
 SMALL = f"""
 general: {{name: small}}
 regions:
@@ -192,20 +184,24 @@ def test_pages_side_by_side_with_what_a_webhook_received(small: Topology, tmp_pa
         )
 
     path = tmp_path / "alerts.jsonl"
-    path.write_text(
-        line(26.0, "firing", node="a1", region="a")
-        + "\n"
-        + line(41.5, "resolved", node="a1", region="a")
-        + "\n"
-    )
+    # Two episodes of a1 (a repeat while the first fires is folded in), one page of a2 that
+    # the prediction does not have.
+    events = [(26.0, "firing", "a1"), (30.0, "firing", "a1"), (41.5, "resolved", "a1"),
+              (70.0, "firing", "a1"), (80.0, "resolved", "a1"), (90.0, "firing", "a2")]  # fmt: skip
+    path.write_text("".join(line(t, s, node=n, region="a") + "\n" for t, s, n in events))
     notes = read_notifications(path)
     assert notes[0].alerts[0].starts_at_unix_s is not None
     assert notes[0].alerts[0].ends_at_unix_s is None
     measured = measured_pages(notes, genesis)
-    assert [(m.alert, m.paged_s, m.resolved_s) for m in measured] == [("NodeDown", 26.0, 41.5)]
+    assert [(m.labels["node"], m.paged_s, m.resolved_s) for m in measured] == [
+        ("a1", 26.0, 41.5), ("a1", 70.0, 80.0), ("a2", 90.0, None),
+    ]  # fmt: skip
     predicted = predict_alerts(small, timeline(small, 60, {"a1": (20, 40)}))
-    (row,) = [r for r in pages_side_by_side(predicted, measured) if r.measured]
-    assert row.page_within_prediction is True
+    rows = [r for r in pages_side_by_side(predicted, measured) if r.alert == "NodeDown"]
+    assert [(r.labels["node"], r.page_within_prediction) for r in rows] == [
+        ("a1", True), ("a1", None), ("a2", None),
+    ]  # fmt: skip
+    assert rows[1].predicted is None and rows[1].measured == measured[1]
     # A run folder with the file copied in gives the same pages.
     run = RunFolder.create(tmp_path / "runs", "measured", small)
     run.write_json("meta.json", {"genesis_time_unix_s": genesis})

@@ -388,7 +388,8 @@ def predict_front_door(topology: Topology, timeline: pa.Table) -> tuple[FrontDoo
 
 @dataclass(frozen=True)
 class MeasuredPage:
-    """The first firing and the first resolved notification of one alert at the webhook."""
+    """One episode of one alert at the webhook: its first firing notification and the first
+    resolved one after it (None while it still fires), and the receivers that got them."""
 
     alert: str
     labels: dict[str, str]
@@ -404,24 +405,31 @@ def _key_labels(labels: dict[str, str]) -> dict[str, str]:
 def measured_pages(
     notifications: Iterable[Notification], genesis_unix_s: float
 ) -> tuple[MeasuredPage, ...]:
-    """What the webhook got, per alert and node/region, in seconds since genesis."""
-    pages: dict[tuple[str, tuple[tuple[str, str], ...]], dict[str, Any]] = {}
+    """What the webhook got, one ``MeasuredPage`` per episode of each alert and node/region
+    (repeats while it fires are folded in), in seconds since genesis, in order of paging."""
+    open_pages: dict[tuple[str, tuple[tuple[str, str], ...]], dict[str, Any]] = {}
+    done: list[dict[str, Any]] = []
     for note in sorted(notifications, key=lambda n: n.received_unix_s):
         t = note.received_unix_s - genesis_unix_s
         for alert in note.alerts:
             labels = _key_labels(alert.labels)
-            entry = pages.setdefault(
-                (alert.alertname, tuple(sorted(labels.items()))),
-                {"labels": labels, "paged_s": None, "resolved_s": None, "receivers": []},
-            )
-            field = "paged_s" if alert.status == "firing" else "resolved_s"
-            if entry[field] is None:
-                entry[field] = t
+            key = (alert.alertname, tuple(sorted(labels.items())))
+            entry = open_pages.get(key)
+            if entry is None:
+                if alert.status != "firing":
+                    continue  # the resolution of an episode that paged before the file began
+                entry = {"alert": alert.alertname, "labels": labels, "paged_s": t}
+                entry |= {"resolved_s": None, "receivers": []}
+                open_pages[key] = entry
             if note.receiver not in entry["receivers"]:
                 entry["receivers"].append(note.receiver)
+            if alert.status != "firing":
+                entry["resolved_s"] = t
+                done.append(open_pages.pop(key))
+    done += open_pages.values()
     return tuple(
-        MeasuredPage(name, e["labels"], e["paged_s"], e["resolved_s"], tuple(e["receivers"]))
-        for (name, _), e in sorted(pages.items(), key=lambda kv: kv[1]["paged_s"] or math.inf)
+        MeasuredPage(e["alert"], e["labels"], e["paged_s"], e["resolved_s"], tuple(e["receivers"]))
+        for e in sorted(done, key=lambda e: e["paged_s"])
     )
 
 
@@ -447,19 +455,29 @@ class PageComparison:
 def pages_side_by_side(
     predicted: Iterable[AlertPrediction], measured: Iterable[MeasuredPage]
 ) -> list[PageComparison]:
-    """Predicted pages (those not surely muted) joined with the measured ones on alert name and
-    node/region; for each alert the first predicted episode meets the first measured page."""
-    rows: dict[tuple[str, tuple[tuple[str, str], ...]], PageComparison] = {}
+    """Predicted pages (episodes not surely muted) joined with the measured ones on alert name
+    and node/region, the n-th predicted episode with the n-th measured one; a page on one side
+    only gets a row with None on the other."""
+    Key = tuple[str, tuple[tuple[str, str], ...]]
+    sides: dict[Key, tuple[list[AlertPrediction], list[MeasuredPage]]] = {}
     for p in predicted:
-        if not p.pages:
-            continue
-        key = (p.alert, tuple(sorted(_key_labels(p.labels).items())))
-        rows.setdefault(key, PageComparison(p.alert, _key_labels(p.labels), p, None))
+        if p.pages:
+            key = (p.alert, tuple(sorted(_key_labels(p.labels).items())))
+            sides.setdefault(key, ([], []))[0].append(p)
     for m in measured:
-        key = (m.alert, tuple(sorted(m.labels.items())))
-        row = rows.get(key)
-        rows[key] = PageComparison(m.alert, m.labels, row.predicted if row else None, m)
-    return sorted(rows.values(), key=lambda r: (r.alert, sorted(r.labels.items())))
+        sides.setdefault((m.alert, tuple(sorted(m.labels.items()))), ([], []))[1].append(m)
+    rows = []
+    for (alert, labels), (ours, theirs) in sorted(sides.items()):
+        for i in range(max(len(ours), len(theirs))):
+            rows.append(
+                PageComparison(
+                    alert,
+                    dict(labels),
+                    ours[i] if i < len(ours) else None,
+                    theirs[i] if i < len(theirs) else None,
+                )
+            )
+    return rows
 
 
 # ---- run folders ------------------------------------------------------------------------------
