@@ -57,7 +57,7 @@ def main() -> int:
     }
     predicted = {
         "kill -> HAProxy DOWN": ((options.fall - 1) * inter_s, options.fall * inter_s),
-        "kill -> last front-door error": (0.0, options.fall * inter_s),
+        "kill -> last failed call sent": (0.0, options.fall * inter_s),
         "kill -> NodeDown firing": (for_s, for_s + 2 * scrape_s),
         "kill -> NodeDown at the webhook": (
             for_s + group_wait_s,

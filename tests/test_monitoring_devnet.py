@@ -235,6 +235,8 @@ def test_node_kill_pages_resolves_and_the_front_door_fails_over(
     assert max(run.errors) <= run.killed + check.fall * check.inter_s + SLACK_S
     assert run.marked_down - run.killed <= check.fall * check.inter_s + SLACK_S
     assert outage.ends.contains(since_genesis(devnet, max(run.errors)), SLACK_S)
+    # Such a call waits for HAProxy's retries of the dead server before its 503.
+    assert run.slowest_s <= outage.failed_call_s + SLACK_S
     # The node is taken back rise x inter after its /health answers 200.
     assert run.marked_up - run.healthy <= check.rise * check.inter_s + SLACK_S
     assert outage.rejoins is not None

@@ -24,6 +24,10 @@ RULES_FILE = "alerts.yml"
 HAPROXY_JOB = "haproxy"
 #: Where the HAProxy front door routes one region's nodes: ``/region/<region>/rpc``.
 REGION_PREFIX = "/region/"
+#: HAProxy's connection retries to the same server (its default, written out): a call routed to
+#: a dead server is retried this often, min(timeout connect, 1 s) apart, before it fails.
+RETRIES = 3
+CONNECT_TIMEOUT_S = 5.0
 #: Receivers of the seed (Slack and PagerDuty there; our webhook receiver here, one path each).
 RECEIVERS = ("team-oncall", "pagerduty-critical", "pagerduty-oncall", "slack-warnings",
              "slack-regional")  # fmt: skip
@@ -194,7 +198,8 @@ def haproxy_config(topology: Topology) -> str:
         "    option httplog",
         "    option dontlognull",
         "    option dontlog-normal",
-        "    timeout connect 5s",
+        f"    retries {RETRIES}",
+        f"    timeout connect {prom_duration(CONNECT_TIMEOUT_S)}",
         "    timeout client 50s",
         "    timeout server 50s",
         f"    timeout check {check_timeout}",

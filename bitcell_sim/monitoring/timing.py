@@ -29,6 +29,7 @@ from bitcell_sim.monitoring.alerts import (
     low_peer_thresholds,
     pending_threshold,
 )
+from bitcell_sim.monitoring.configs import CONNECT_TIMEOUT_S, RETRIES
 from bitcell_sim.monitoring.webhook import Notification, read_notifications
 from bitcell_sim.results import RunFolder
 from bitcell_sim.topology import Topology, load_topology
@@ -107,6 +108,8 @@ class FrontDoorOutage:
     ends: Window
     error_share: float
     rejoins: Window | None
+    #: How long such a failed call takes: HAProxy retries the dead server before it answers 503.
+    failed_call_s: float = RETRIES * min(CONNECT_TIMEOUT_S, 1.0)
 
 
 @dataclass(frozen=True)
