@@ -103,6 +103,15 @@ def test_short_outages_do_not_fire_and_borderline_ones_may(small: Topology) -> N
     assert only(short, "NodeDown").page is None
     borderline = predict_alerts(small, timeline(small, 60, {"a1": (20, 26)}))
     assert only(borderline, "NodeDown").fires == "maybe"
+    # Down at the end of the records: it fires if the records go on for long enough after.
+    assert (
+        only(predict_alerts(small, timeline(small, 60, {"a1": (50, 99)})), "NodeDown").fires
+        == "yes"
+    )
+    assert (
+        only(predict_alerts(small, timeline(small, 60, {"a1": (57, 99)})), "NodeDown").fires
+        == "maybe"
+    )
 
 
 def test_region_down_fires_first_and_mutes_node_down(small: Topology) -> None:

@@ -174,11 +174,13 @@ class _Timing:
         return math.ceil(self.spec.for_s(alert) / self.eval_s - 1e-9) * self.eval_s
 
     def predict(
-        self, alert: str, labels: dict[str, str], start: Window, end: Window | None
+        self, alert: str, labels: dict[str, str], start: Window, end: Window | None, last_s: float
     ) -> AlertPrediction:
+        """``end`` None: still true at the timeline's last sample ``last_s`` (and maybe after,
+        so a condition younger than ``for`` there may yet fire)."""
         hold_s, seen_s = self.hold_s(alert), self.scrape_s + self.eval_s
         if end is None:
-            fires = "yes"
+            fires = "yes" if last_s - start.latest_s >= hold_s + seen_s else "maybe"
         else:
             shortest, longest = end.earliest_s - start.latest_s, end.latest_s - start.earliest_s
             fires = (
@@ -324,7 +326,7 @@ def predict_alerts(topology: Topology, timeline: pa.Table) -> tuple[AlertPredict
         *_group_conditions(topology, nodes),
     ):
         for start, end in _episodes(times, values):
-            predictions.append(timing.predict(alert, labels, start, end))
+            predictions.append(timing.predict(alert, labels, start, end, times[-1]))
     predictions.sort(key=lambda p: (p.condition.latest_s, p.alert, sorted(p.labels.items())))
     return tuple(_apply_inhibitions(predictions, timing))
 
