@@ -5,6 +5,9 @@ timeline, on the model's records of rc3-chaos, and on pages read back from a web
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pyarrow as pa
@@ -41,6 +44,16 @@ nodes:
 protocol: {{commit: 1 s, reveal: 1 s, battle: 1 s}}
 monitoring: {json.dumps(MONITORING)}
 """
+
+
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "bitcell_sim", "monitoring", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "COLUMNS": "200"},
+    )
 
 
 def timeline(
@@ -177,6 +190,10 @@ def test_a_model_run_is_predicted_the_same_way(tmp_path: Path) -> None:
     assert not [p for p in prediction.alerts if p.alert == "NoPeers"]
     kills = [o for o in prediction.front_door if o.starts_s == pytest.approx(60.0, abs=1.0)]
     assert [o.node for o in kills] == ["us-east-1"]
+    shown = cli("predict", str(run.path))
+    assert shown.returncode == 0, shown.stderr
+    assert "RegionDown" in shown.stdout and "yes (RegionDown)" in shown.stdout
+    assert "front door: us-east-1 down at 60.0 s" in shown.stdout
 
 
 def test_pages_side_by_side_with_what_a_webhook_received(small: Topology, tmp_path: Path) -> None:
@@ -213,6 +230,12 @@ def test_pages_side_by_side_with_what_a_webhook_received(small: Topology, tmp_pa
     assert rows[1].predicted is None and rows[1].measured == measured[1]
     # A run folder with the file copied in gives the same pages.
     run = RunFolder.create(tmp_path / "runs", "measured", small)
+    refused = cli("predict", str(run.path))
+    assert refused.returncode == 1 and "has no node_timeline records" in refused.stderr
+    run.write_records("node_timeline", timeline(small, 60, {"a1": (20, 40)}))
     run.write_json("meta.json", {"genesis_time_unix_s": genesis})
     (run.path / "alerts.jsonl").write_text(path.read_text())
     assert measured_pages_of_run(run.path) == measured
+    shown = cli("predict", str(run.path))
+    assert shown.returncode == 0, shown.stderr
+    assert "measured page" in shown.stdout and "26.0" in shown.stdout

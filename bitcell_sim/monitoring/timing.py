@@ -21,6 +21,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from bitcell_sim.errors import MonitoringError
 from bitcell_sim.monitoring.alerts import (
     DEGRADED_SHARE,
     NODE_DOWN_RATE,
@@ -499,10 +500,22 @@ class MonitoringPrediction:
     front_door: tuple[FrontDoorOutage, ...]
 
 
+def _open_run(folder: str | Path) -> RunFolder:
+    try:
+        return RunFolder.open(Path(folder))
+    except (OSError, ValueError) as exc:  # the results layer's own errors name the problem
+        raise MonitoringError(str(exc)) from None
+
+
 def predict_run(folder: str | Path) -> MonitoringPrediction:
     """The prediction for a run folder (model or measured): its resolved topology and its
     ``node_timeline`` records."""
-    run = RunFolder.open(Path(folder))
+    run = _open_run(folder)
+    if not run.has_records("node_timeline"):
+        raise MonitoringError(
+            f"{run.path} has no node_timeline records to predict from (a model run writes "
+            "them; a measured run needs the devnet's timeline sampler)"
+        )
     topology = load_topology(run.path / "topology.yaml")
     timeline = run.read_records("node_timeline")
     return MonitoringPrediction(
@@ -512,6 +525,11 @@ def predict_run(folder: str | Path) -> MonitoringPrediction:
 
 def measured_pages_of_run(folder: str | Path) -> tuple[MeasuredPage, ...]:
     """The pages a measured run folder's ``alerts.jsonl`` holds (genesis from ``meta.json``)."""
-    run = RunFolder.open(Path(folder))
-    genesis_unix_s = float(run.read_json("meta.json")["genesis_time_unix_s"])
+    run = _open_run(folder)
+    try:
+        genesis_unix_s = float(run.read_json("meta.json")["genesis_time_unix_s"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise MonitoringError(
+            f"{run.path}/meta.json gives no genesis_time_unix_s to place the pages: {exc}"
+        ) from None
     return measured_pages(read_notifications(run.path / ALERTS_FILE), genesis_unix_s)
