@@ -10,7 +10,8 @@ Library code raises these; only the CLI prints them and exits. One base, one sub
      ├── FaultError         a fault that cannot be applied
      ├── ModelError         the model was asked for something it cannot simulate
      ├── MonitoringError    a monitoring config or tool (Prometheus, Alertmanager, HAProxy) failed
-     └── LoadError          a load run that cannot start or ended badly (e.g. a stalled chain)
+     ├── LoadError          a load run that cannot start or ended badly (e.g. a stalled chain)
+     └── ResultsError       a run folder that cannot be read, compared or reported
 """
 
 from __future__ import annotations
@@ -71,3 +72,7 @@ class MonitoringError(BitcellSimError):
 
 class LoadError(BitcellSimError):
     """A load run cannot start or ended badly."""
+
+
+class ResultsError(BitcellSimError):
+    """A run folder that cannot be read, compared or reported on."""
