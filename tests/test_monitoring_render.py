@@ -86,6 +86,14 @@ def test_everything_stays_on_loopback() -> None:
     assert all(address.startswith("127.0.0.1:") for address in binds + servers)
 
 
+def test_a_host_off_loopback_is_refused(tmp_path: Path) -> None:
+    for host in ("10.0.0.5", "example.org"):
+        topology = parse_topology(LINE + f"devnet: {{host: {host}}}\n")
+        with pytest.raises(MonitoringError, match="not a loopback address"):
+            render_monitoring(topology, tmp_path)
+    render_monitoring(parse_topology(LINE + "devnet: {host: 127.0.0.2}\n"), tmp_path)
+
+
 def test_nodes_are_scraped_with_region_node_and_role() -> None:
     topology = load_topology(ROOT / "topologies/rc3.yaml")
     job = next(

@@ -8,6 +8,7 @@ them and raises MonitoringError with each tool's output if one refuses.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,8 +71,24 @@ def _yaml(path: Path, data: object, name: str) -> None:
     path.write_text(HEADER.format(name=name) + text, encoding="utf-8")
 
 
+def check_loopback_host(topology: Topology) -> None:
+    """The stack scrapes, alerts and listens on ``devnet.host`` only: it must be loopback."""
+    host = topology.devnet.host
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback:
+        raise MonitoringError(
+            f"devnet.host {host!r} is not a loopback address: the monitoring stack scrapes, "
+            "alerts and listens on loopback only"
+        )
+
+
 def render_monitoring(topology: Topology, outdir: str | Path) -> MonitoringFiles:
-    """Write every monitoring file of ``topology`` into ``outdir`` (created if missing)."""
+    """Write every monitoring file of ``topology`` into ``outdir`` (created if missing);
+    MonitoringError if its devnet host is not loopback."""
+    check_loopback_host(topology)
     folder = Path(outdir)
     folder.mkdir(parents=True, exist_ok=True)
     files = MonitoringFiles(folder)
