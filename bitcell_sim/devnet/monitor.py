@@ -148,8 +148,8 @@ def start_monitoring(
     on_ready: Callable[[int, str], None] | None = None,
 ) -> list[ProcessRecord]:
     """Start the stack (webhook, Alertmanager, Prometheus, HAProxy) and wait until each answers
-    (``on_ready(count, name)`` after each); each pid file is saved before its wait, so a failure
-    leaves nothing unrecorded."""
+    (``on_ready(count, name)`` after each) and Prometheus has scraped every target up; each pid
+    file is saved before its wait, so a failure leaves nothing unrecorded."""
     started = []
     for name in MONITORING_PROCESSES:
         record = spawn(name, _argv(devnet, name, files), devnet.state.log_path(name))
@@ -158,7 +158,31 @@ def start_monitoring(
         _wait_ready(devnet, record, timeout_s)
         if on_ready is not None:
             on_ready(len(started), name)
+    _wait_scraped(devnet, timeout_s)
     return started
+
+
+def _wait_scraped(devnet: Devnet, timeout_s: float) -> None:
+    """Wait until Prometheus has scraped every target and found it up: until then it has no
+    series to alert on (measured: its first scrapes come seconds after it answers /-/ready)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            targets = prometheus_targets(devnet, timeout_s=2.0)
+        except MonitoringError:
+            targets = []
+        waiting = [t.node or t.instance for t in targets if t.health != "up"]
+        if targets and not waiting:
+            return
+        if time.monotonic() >= deadline:
+            raise DevnetError(
+                devnet.describe_failure(
+                    PROMETHEUS,
+                    f"Prometheus has not scraped every target up after {timeout_s:g} s "
+                    f"(waiting for {', '.join(waiting) or 'its target list'})",
+                )
+            )
+        time.sleep(0.2)
 
 
 def monitoring_record_files(devnet: Devnet) -> dict[str, Path]:
