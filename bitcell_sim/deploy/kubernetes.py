@@ -15,7 +15,9 @@ import shlex
 from typing import Any
 
 from bitcell_sim.deploy.naming import (
+    APP,
     APP_LABEL,
+    NETWORK_LABEL,
     POD_NAME_LABEL,
     cloud_region,
     node_labels,
@@ -72,7 +74,7 @@ def _config_map(
         for node in topology.node_names:
             config = node_config(topology, node, genesis_time_unix_s)
             data[f"{node}.json"] = json.dumps(config, indent=2) + "\n"
-    labels = {APP_LABEL: "bitcell-node", "bitcell-sim/network": topology.general.name}
+    labels = {APP_LABEL: APP, NETWORK_LABEL: topology.general.name}
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
