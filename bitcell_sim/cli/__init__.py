@@ -1,8 +1,9 @@
 """The ``bitcell-sim`` command: the only place that prints, exits, and wires the parts together.
 
 Each command group lives in its own module (``topology``, ``run``, ``devnet``, ``load``,
-``compare``); :func:`main` (the console entry point) imports only the one named on the command
-line, so ``bitcell-sim run`` loads neither the devnet, the emulator nor the load side. Every
+``compare``, ``deploy``); :func:`main` (the console entry point) imports only the one named on
+the command line, so ``bitcell-sim run`` loads neither the devnet, the emulator nor the load side.
+Every
 :class:`~bitcell_sim.errors.BitcellSimError` ends as a short message on stderr and exit 1.
 """
 
@@ -21,6 +22,7 @@ from bitcell_sim.cli.common import run_app
 COMMANDS: dict[str, tuple[str, str, bool]] = {
     "topology": ("bitcell_sim.cli.topology", "app", True),
     "devnet": ("bitcell_sim.cli.devnet", "app", True),
+    "deploy": ("bitcell_sim.cli.deploy", "app", True),
     "load": ("bitcell_sim.cli.load", "load", False),
     "run": ("bitcell_sim.cli.run", "run", False),
     "compare": ("bitcell_sim.cli.compare", "compare_command", False),
