@@ -288,6 +288,11 @@ def test_the_schedule_is_replayed_per_node_while_one_node_is_slow(
     counts = sent.groupby("node").size().to_dict()
     assert counts == {n: int((schedule.node_names() == n).sum()) for n in ("fast", "slow")}
     lag = sent["submit_s"] - sent["due_s"]
+    by_node = lag.groupby(sent["node"])
+    print("\nper node: scheduled txs", counts, "lag p50/p99/max (ms)")
+    print(
+        (by_node.quantile([0.5, 0.99]).unstack() * 1000).round(2), (by_node.max() * 1000).round(2)
+    )
     assert lag.min() >= -0.005
     assert lag[sent["node"] == "fast"].quantile(0.99) < 0.1, lag.describe()
     assert lag[sent["node"] == "slow"].quantile(0.99) < 0.1, lag.describe()

@@ -36,12 +36,7 @@ from bitcell_sim.model.schedule import FaultSchedule, PartitionWindow
 from bitcell_sim.model.txplane import POOL_FULL, TxPlane
 from bitcell_sim.model.wire import wire_sizes
 from bitcell_sim.protocol.admission import POOL_ERROR_CODE
-from bitcell_sim.protocol.consensus import (
-    RoundSchedule,
-    fork_choice_key,
-    is_syncing,
-    ticket,
-)
+from bitcell_sim.protocol.consensus import RoundSchedule, fork_choice_key, is_syncing, ticket
 from bitcell_sim.protocol.identity import node_keypair
 from bitcell_sim.results.records import REJECT_POOL_FULL, REJECT_UNREACHABLE, to_table
 from bitcell_sim.topology import SeedTree, Topology, arrival_schedule, link_params
