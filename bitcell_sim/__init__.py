@@ -11,6 +11,7 @@ from bitcell_sim.errors import (
     LoadError,
     ModelError,
     NetemError,
+    ResultsError,
     RpcError,
     TopologyError,
 )
@@ -25,6 +26,7 @@ __all__ = [
     "LoadError",
     "ModelError",
     "NetemError",
+    "ResultsError",
     "RpcError",
     "Topology",
     "TopologyError",

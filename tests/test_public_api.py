@@ -12,7 +12,7 @@ import pytest
 PUBLIC_API: dict[str, list[str]] = {
     "bitcell_sim": [
         "BitcellSimError", "DevnetError", "FaultError", "LoadError", "ModelError", "NetemError",
-        "RpcError", "Topology", "TopologyError", "__version__", "load_topology",
+        "ResultsError", "RpcError", "Topology", "TopologyError", "__version__", "load_topology",
     ],
     "bitcell_sim.topology": [
         "AddedLatency", "CpuThrottle", "Fault", "LinkSpecs", "NodeDown", "Partition", "RegionDown",
@@ -81,9 +81,9 @@ PUBLIC_API: dict[str, list[str]] = {
         "reject_category", "reject_reason", "summarize", "users_for_rate", "write_outputs",
     ],
     "bitcell_sim.results": [
-        "BLOCKS", "BLOCK_ARRIVALS", "NODE_TIMELINE", "RunFolder", "TABLES", "TRANSACTIONS",
-        "failed_expectations", "new_run_id", "read_table", "software_versions", "summarize",
-        "to_table", "write_table",
+        "BLOCKS", "BLOCK_ARRIVALS", "FaultWindow", "NODE_TIMELINE", "RunFolder", "RunWindow",
+        "TABLES", "TRANSACTIONS", "check_table", "failed_expectations", "new_run_id", "read_table",
+        "software_versions", "summarize", "summarize_run", "to_table", "write_table",
     ],
 }  # fmt: skip
 
