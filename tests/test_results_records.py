@@ -46,7 +46,7 @@ def test_schema_is_enforced(tmp_path: Path) -> None:
         to_table("forks", ARRIVALS)
     # A file of another table, or one written without the schema, is refused when read back.
     write_table(pa.table({"block_hash": ["aa"], "x": [1]}), tmp_path / "other.parquet")
-    with pytest.raises(ResultsError, match="other.parquet: does not hold blocks records"):
+    with pytest.raises(ResultsError, match=r"other\.parquet: does not hold blocks records"):
         read_table(tmp_path / "other.parquet", "blocks")
     with pytest.raises(ResultsError, match="no such record file"):
         read_table(tmp_path / "absent.parquet", "blocks")

@@ -188,3 +188,8 @@ def test_a_measured_window_is_summarized_from_its_own_bounds_and_faults() -> Non
     assert summary["block_propagation_clear_s"]["count"] == 0
     status = {e["name"]: e["status"] for e in summary["expectations"]}
     assert status == {"node_recovery_max": "FAIL", "confirmed_tps_min": "N/A"}
+    console = Console(width=160, record=True)
+    for table in summary_tables(summary):
+        console.print(table)
+    text = console.export_text()
+    assert "35 s-, still in force" in text and "never" in text

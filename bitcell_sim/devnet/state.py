@@ -2,8 +2,10 @@
 
 ``StateDir(root)`` names the paths (layout in docs/devnet.md): ``devnet.json`` (``DevnetMeta``),
 the resolved ``topology.yaml``, the 0600 ``control.token``, ``links.json``, ``nodes/<n>/node.json``
-and ``data/``, ``logs/<n>.log``, ``pids/<n>.json`` (``ProcessRecord``), ``faults.jsonl`` and
-``faults-active.json``. ``lock()`` serialises changes made by concurrent commands.
+and ``data/``, ``logs/<n>.log``, ``pids/<n>.json`` (``ProcessRecord``), ``faults.jsonl``,
+``faults-active.json``, the sampler's ``timeline.sqlite3`` and ``run-files/`` (files every run
+folder collected from this devnet gets a copy of). ``lock()`` serialises changes made by
+concurrent commands.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from bitcell_sim.errors import DevnetError
 
 META_VERSION = 1
 EMULATOR = "emulator"  # the process name of the link emulator in pids/ and logs/
+SAMPLER = "sampler"  # the process name of the timeline sampler
 
 
 @dataclass(frozen=True)
@@ -122,6 +125,16 @@ class StateDir:
     @property
     def active_faults_path(self) -> Path:
         return self.root / "faults-active.json"
+
+    @property
+    def timeline_path(self) -> Path:
+        return self.root / "timeline.sqlite3"
+
+    @property
+    def run_files_dir(self) -> Path:
+        """Files a devnet component keeps for runs (e.g. monitoring's alert log): each run
+        folder ``devnet collect`` writes gets a copy, under the same relative path."""
+        return self.root / "run-files"
 
     def node_dir(self, node: str) -> Path:
         return self.root / "nodes" / node

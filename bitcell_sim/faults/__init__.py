@@ -8,9 +8,9 @@ and ``boundary_links`` say which links a fault touches; ``wait_for_common_tip`` 
 ``devnet.rtt``) read the node-to-node RTTs the nodes measure, e.g. around an added latency.
 """
 
+from bitcell_sim.devnet.journal import FaultEvent, append_event, read_events
 from bitcell_sim.devnet.rtt import PeerRtt, read_peer_rtts, wait_for_peer_rtts
 from bitcell_sim.faults.injector import ActiveFault, DevnetFaults
-from bitcell_sim.faults.journal import FaultEvent, append_event, read_events
 from bitcell_sim.faults.measure import (
     Convergence,
     Tip,

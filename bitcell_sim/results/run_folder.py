@@ -71,6 +71,28 @@ class RunFolder:
         return cls(path)
 
     @classmethod
+    def prepare(cls, path: Path, topology: Topology | None) -> RunFolder:
+        """The run folder at ``path``: an existing one as it is, else a new one (with
+        ``topology`` when there is one: a load against a bare endpoint has none). Refuses a
+        folder that holds other files but no topology, so nothing of someone else's is mixed in.
+        """
+        if (path / TOPOLOGY_FILE).is_file():
+            return cls(path)
+        if path.exists() and (not path.is_dir() or any(path.iterdir())):
+            others = sorted(p.name for p in path.iterdir()) if path.is_dir() else []
+            listed = f": {', '.join(others[:5])}" if others else ""
+            raise ResultsError(
+                f"{path} is not a run folder (no {TOPOLOGY_FILE}) and is not empty{listed}"
+            )
+        if topology is not None:
+            return cls.create(path.parent, path.name, topology)
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ResultsError(f"cannot create run folder {path}: {exc}") from None
+        return cls(path)
+
+    @classmethod
     def open(cls, path: Path) -> RunFolder:
         if not (path / TOPOLOGY_FILE).is_file():
             raise ResultsError(f"{path} is not a run folder (no {TOPOLOGY_FILE})")

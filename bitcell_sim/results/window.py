@@ -1,10 +1,9 @@
 """What a run's records cover: its interval, its load window and its faults, as windows in time.
 
-A :class:`RunWindow` is the part of ``meta.json`` that :func:`~bitcell_sim.results.summarize`
-reads besides the tables: the interval of the records, the load window, the peak offered rate
-and one :class:`FaultWindow` per fault, all in seconds since genesis. A prediction takes them
-from its topology (:meth:`RunWindow.of_topology`); a measurement from what happened (the load's
-schedule, the devnet's fault journal), so one summary serves both.
+:class:`RunWindow` (with one :class:`FaultWindow` per fault, seconds since genesis) is the part
+of ``meta.json`` that ``summarize`` reads besides the tables. A prediction takes it from its
+topology (:meth:`RunWindow.of_topology`); a measurement from what happened (the load's schedule,
+the devnet's fault journal), so one summary serves both.
 """
 
 from __future__ import annotations
