@@ -10,7 +10,7 @@ Library code raises these; only the CLI prints them and exits. One base, one sub
      ├── FaultError         a fault that cannot be applied
      ├── ModelError         the model was asked for something it cannot simulate
      ├── LoadError          a load run that cannot start or ended badly (e.g. a stalled chain)
-     └── ResultsError       a run folder or record table that cannot be written or read
+     └── ResultsError       a run folder or record table that cannot be written, read or compared
 """
 
 from __future__ import annotations
@@ -70,4 +70,4 @@ class LoadError(BitcellSimError):
 
 
 class ResultsError(BitcellSimError):
-    """A run folder or record table that cannot be written or read as asked."""
+    """A run folder or record table that cannot be written, read, compared or reported on."""

@@ -88,7 +88,7 @@ def devnet(tmp_path: Path) -> Devnet:
             Sample(float(t), n, not (n == "c" and 7 <= t < 10), t // 3, "", 0, 2, 100.0)
             for t in range(0, 16)
             for n in ("a", "b", "c")
-        ]  # fmt: skip
+        ]
     )
     store.close()
     for e in (
@@ -194,7 +194,7 @@ def test_collect_refuses_an_interval_backwards_and_warns_of_missing_parts(
     tmp_path: Path, devnet: Devnet
 ) -> None:
     folder = RunFolder.create(tmp_path, "r", devnet.topology)
-    with pytest.raises(DevnetError, match="until 3.000 s is before since 4.000 s"):
+    with pytest.raises(DevnetError, match=r"until 3\.000 s is before since 4\.000 s"):
         collect(devnet, folder, since_s=4.0, until_s=3.0)
     devnet.state.timeline_path.unlink()
     collected = collect(devnet, folder, since_s=0.0, until_s=20.0)

@@ -81,9 +81,11 @@ PUBLIC_API: dict[str, list[str]] = {
         "reject_category", "reject_reason", "summarize", "users_for_rate", "write_outputs",
     ],
     "bitcell_sim.results": [
-        "BLOCKS", "BLOCK_ARRIVALS", "FaultWindow", "NODE_TIMELINE", "RunFolder", "RunWindow",
-        "TABLES", "TRANSACTIONS", "check_table", "failed_expectations", "new_run_id", "read_table",
-        "software_versions", "summarize", "summarize_run", "to_table", "write_table",
+        "BLOCKS", "BLOCK_ARRIVALS", "Comparison", "FAIL", "FaultWindow", "MetricComparison",
+        "NODE_TIMELINE", "PASS", "RunFolder", "RunRecords", "RunWindow", "SideStats", "TABLES",
+        "TRANSACTIONS", "UNKNOWN", "check_table", "compare", "failed_expectations", "new_run_id",
+        "overall_verdict", "read_runs", "read_table", "software_versions", "summarize",
+        "summarize_run", "to_table", "write_table",
     ],
 }  # fmt: skip
 

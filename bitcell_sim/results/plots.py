@@ -41,7 +41,7 @@ def _per_node(timeline: pa.Table, column: str) -> dict[str, tuple[np.ndarray, np
     return out
 
 
-def _shade_faults(axes: Axes, window: RunWindow) -> None:
+def shade_faults(axes: Axes, window: RunWindow) -> None:
     seen: set[str] = set()
     for fault in window.faults:
         target = "partition" if fault.kind == "partition" else fault.target
@@ -61,7 +61,7 @@ def height_plot(topology: Topology, window: RunWindow, timeline: pa.Table, path:
     axes = figure.add_subplot()
     for node, (times, heights) in _per_node(timeline, "height").items():
         axes.step(times, heights, where="post", label=node, linewidth=1)
-    _shade_faults(axes, window)
+    shade_faults(axes, window)
     axes.set_xlabel("time since genesis (s)")
     axes.set_ylabel("chain height")
     axes.set_title(f"{topology.general.name}: height per node")
@@ -107,7 +107,7 @@ def pool_plot(topology: Topology, window: RunWindow, timeline: pa.Table, path: P
         linewidth=1,
         label="capacity",
     )
-    _shade_faults(axes, window)
+    shade_faults(axes, window)
     axes.set_xlabel("time since genesis (s)")
     axes.set_ylabel("txs in pool")
     axes.set_title(f"{topology.general.name}: pool size per node")

@@ -184,6 +184,49 @@ def _throughput(
     }
 
 
+def propagation_samples(
+    topology: Topology, blocks: pa.Table, arrivals: pa.Table, window: RunWindow | None = None
+) -> list[tuple[str, str, float, bool]]:
+    """(producer, node, arrival − production, clear) for every arrival but the producer's.
+
+    ``clear`` marks blocks produced more than one round away from every fault window of
+    ``window`` (default the topology's): a fault just before production still delays a block
+    (sync after it), so a round either side.
+    """
+    window = window or RunWindow.of_topology(topology)
+    round_s = topology.protocol.round_s
+    produced_at = dict(
+        zip(
+            blocks.column("block_hash").to_pylist(),
+            blocks.column("produced_s").to_pylist(),
+            strict=True,
+        )
+    )
+    producer_of = dict(
+        zip(
+            blocks.column("block_hash").to_pylist(),
+            blocks.column("producer").to_pylist(),
+            strict=True,
+        )
+    )
+    fault_windows = [
+        (f.start_s, window.end_s if f.end_s is None else f.end_s) for f in window.faults
+    ]
+    out = []
+    for h, n, t in zip(
+        arrivals.column("block_hash").to_pylist(),
+        arrivals.column("node").to_pylist(),
+        arrivals.column("arrival_s").to_pylist(),
+        strict=True,
+    ):
+        if h not in produced_at or producer_of[h] == n:
+            continue
+        produced = produced_at[h]
+        clear = not _touches(fault_windows, produced - round_s, produced + round_s)
+        out.append((producer_of[h], n, t - produced, clear))
+    return out
+
+
 def summarize(
     topology: Topology,
     tables: Mapping[str, pa.Table],
@@ -220,34 +263,9 @@ def summarize(
     }
 
     # ---- propagation: arrival at each node other than the producer, minus production ---
-    produced_at = dict(
-        zip(blocks.column("block_hash").to_pylist(), produced_s.tolist(), strict=True)
-    )
-    producer_of = dict(
-        zip(
-            blocks.column("block_hash").to_pylist(),
-            blocks.column("producer").to_pylist(),
-            strict=True,
-        )
-    )
-    delays: list[float] = []
-    clear_delays: list[float] = []  # blocks no fault could touch: normal-operation propagation
-    fault_windows = [
-        (f.start_s, window.end_s if f.end_s is None else f.end_s) for f in window.faults
-    ]
-    for h, n, t in zip(
-        arrivals.column("block_hash").to_pylist(),
-        arrivals.column("node").to_pylist(),
-        arrivals.column("arrival_s").to_pylist(),
-        strict=True,
-    ):
-        if h not in produced_at or producer_of[h] == n:
-            continue
-        delays.append(t - produced_at[h])
-        # A round either side: a fault just before production still delays it (sync after it).
-        around = (produced_at[h] - protocol.round_s, produced_at[h] + protocol.round_s)
-        if not _touches(fault_windows, *around):
-            clear_delays.append(t - produced_at[h])
+    samples = propagation_samples(topology, blocks, arrivals, window)
+    delays = [d for _, _, d, _ in samples]
+    clear_delays = [d for _, _, d, clear in samples if clear]
 
     # ---- transactions ------------------------------------------------------------------
     submit_s = _floats(transactions, "submit_s")
