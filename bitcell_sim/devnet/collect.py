@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -112,20 +112,70 @@ class Collected:
     window: RunWindow
     rows: Mapping[str, int]
     warnings: tuple[str, ...] = ()
-    attached: tuple[str, ...] = field(default_factory=tuple)
+    attached: tuple[str, ...] = ()
 
 
-def _final_chain(union: Mapping[bytes, BlockArrival], tips: Sequence[BlockArrival]) -> set[bytes]:
-    """The blocks from the best of ``tips`` back as far as the records go."""
-    if not tips:
-        return set()
-    best = min(tips, key=lambda a: fork_choice_key(a.height, a.block_hash))
-    chain: set[bytes] = set()
-    cursor: BlockArrival | None = best
-    while cursor is not None and cursor.block_hash not in chain:
-        chain.add(cursor.block_hash)
-        cursor = union.get(cursor.parent_hash)
-    return chain
+class _ArrivalLogs:
+    """Every node's arrival log up to ``until_s``, on the genesis clock, and the final chain:
+    the chain of the best block any node holds then (longest, then lowest hash)."""
+
+    def __init__(self, devnet: Devnet, until_s: float, warnings: list[str]) -> None:
+        self.devnet = devnet
+        self.genesis_unix_s = devnet.meta.genesis_time_unix_s
+        until_unix_s = self.genesis_unix_s + until_s
+        self.logs: dict[str, list[BlockArrival]] = {}
+        for node in devnet.node_names:
+            try:
+                log = read_arrivals(devnet.state.node_data_dir(node))
+            except BitcellSimError as exc:
+                warnings.append(f"{node}: no arrival log ({exc})")
+                log = []
+            self.logs[node] = [a for a in log if a.arrival_unix_s <= until_unix_s]
+        self.blocks: dict[bytes, BlockArrival] = {}
+        self.holder: dict[bytes, str] = {}  # a node that has the block (its tx ids)
+        for node, log in self.logs.items():
+            for arrival in log:
+                self.blocks.setdefault(arrival.block_hash, arrival)
+                self.holder.setdefault(arrival.block_hash, node)
+        self.final: set[bytes] = set()
+        tips = sorted(self.blocks.values(), key=lambda a: fork_choice_key(a.height, a.block_hash))
+        cursor = tips[0] if tips else None
+        while cursor is not None and cursor.block_hash not in self.final:
+            self.final.add(cursor.block_hash)
+            cursor = self.blocks.get(cursor.parent_hash)
+
+    def produced_in(self, since_s: float, until_s: float) -> list[BlockArrival]:
+        """The blocks produced in ``[since_s, until_s]``, by height."""
+        return sorted(
+            (
+                a
+                for a in self.blocks.values()
+                if since_s <= a.produced_unix_s - self.genesis_unix_s <= until_s
+            ),
+            key=lambda a: (a.height, a.block_hash),
+        )
+
+    def arrivals_of(self, blocks: Sequence[BlockArrival]) -> list[tuple[float, bytes, str]]:
+        """(arrival_s, block hash, node) of every node's import of ``blocks``, by time."""
+        chosen = {a.block_hash for a in blocks}
+        return sorted(
+            (a.arrival_unix_s - self.genesis_unix_s, a.block_hash, node)
+            for node, log in self.logs.items()
+            for a in log
+            if a.block_hash in chosen
+        )
+
+    def tx_blocks(self, blocks: Sequence[BlockArrival]) -> dict[str, bytes]:
+        """tx id (hex) -> the block of ``blocks`` holding it, from the nodes' logs."""
+        by_holder: dict[str, list[bytes]] = {}
+        for block in blocks:
+            by_holder.setdefault(self.holder[block.block_hash], []).append(block.block_hash)
+        found: dict[str, bytes] = {}
+        for node, hashes in by_holder.items():
+            data_dir = self.devnet.state.node_data_dir(node)
+            for block_hash, tx_ids in read_tx_ids(data_dir, hashes).items():
+                found.update((tx_id.hex(), block_hash) for tx_id in tx_ids)
+        return found
 
 
 def _confirm(
@@ -142,17 +192,27 @@ def _confirm(
     hashes: list[str | None] = []
     for tx_id, node in zip(columns["tx_id"], columns["node"], strict=True):
         block_hash = tx_block.get(tx_id)
-        on_chain = final_blocks.get(block_hash) if block_hash is not None else None
-        if block_hash is None or on_chain is None:
-            confirm.append(None)
-            heights.append(None)
-            hashes.append(None)
-            continue
-        confirm.append(arrival_at.get((block_hash, node)))
-        heights.append(on_chain.height)
-        hashes.append(block_hash.hex())
+        confirm.append(None if block_hash is None else arrival_at.get((block_hash, node)))
+        heights.append(None if block_hash is None else final_blocks[block_hash].height)
+        hashes.append(None if block_hash is None else block_hash.hex())
     columns.update(confirm_s=confirm, height=heights, block_hash=hashes)
     return to_table("transactions", columns)
+
+
+def _timeline(devnet: Devnet, since_s: float, until_s: float, warnings: list[str]) -> pa.Table:
+    samples = []
+    if devnet.state.timeline_path.is_file():
+        store = TimelineStore(devnet.state.timeline_path)
+        try:
+            samples = store.read(since_s, until_s)
+        finally:
+            store.close()
+    else:
+        warnings.append(f"no node timeline: {devnet.state.timeline_path} is missing (no sampler)")
+    return to_table(
+        "node_timeline",
+        {name: [getattr(s, name) for s in samples] for name in TABLES["node_timeline"].names},
+    )
 
 
 def collect(
@@ -177,39 +237,9 @@ def collect(
     if until_s < since_s:
         raise DevnetError(f"collect: until {until_s:.3f} s is before since {since_s:.3f} s")
     warnings: list[str] = []
-
-    # ---- blocks and arrivals: every node's log, on the genesis clock ----------------------
-    logs: dict[str, list[BlockArrival]] = {}
-    for node in devnet.node_names:
-        data_dir = devnet.state.node_data_dir(node)
-        try:
-            logs[node] = read_arrivals(data_dir)
-        except BitcellSimError as exc:
-            warnings.append(f"{node}: no arrival log ({exc})")
-            logs[node] = []
-    until_unix_s = genesis_unix_s + until_s
-    union: dict[bytes, BlockArrival] = {}
-    holder: dict[bytes, str] = {}
-    for node, log in logs.items():
-        for arrival in log:
-            if arrival.arrival_unix_s <= until_unix_s:
-                union.setdefault(arrival.block_hash, arrival)
-                holder.setdefault(arrival.block_hash, node)
-    final = _final_chain(union, list(union.values()))
-
-    def in_window(arrival: BlockArrival) -> bool:
-        return since_s <= arrival.produced_unix_s - genesis_unix_s <= until_s
-
-    blocks = sorted(
-        (a for a in union.values() if in_window(a)), key=lambda a: (a.height, a.block_hash)
-    )
-    chosen = {a.block_hash for a in blocks}
-    arrival_rows = sorted(
-        (a.arrival_unix_s - genesis_unix_s, a.block_hash, node)
-        for node, log in logs.items()
-        for a in log
-        if a.block_hash in chosen and a.arrival_unix_s <= until_unix_s
-    )
+    logs = _ArrivalLogs(devnet, until_s, warnings)
+    blocks = logs.produced_in(since_s, until_s)
+    arrivals = logs.arrivals_of(blocks)
     tables = {
         "blocks": to_table(
             "blocks",
@@ -221,52 +251,26 @@ def collect(
                 "produced_s": [a.produced_unix_s - genesis_unix_s for a in blocks],
                 "tx_count": [a.tx_count for a in blocks],
                 "size_bytes": [a.size_bytes for a in blocks],
-                "orphaned": [a.block_hash not in final for a in blocks],
+                "orphaned": [a.block_hash not in logs.final for a in blocks],
             },
         ),
         "block_arrivals": to_table(
             "block_arrivals",
             {
-                "block_hash": [h.hex() for _, h, _ in arrival_rows],
-                "node": [n for _, _, n in arrival_rows],
-                "arrival_s": [t for t, _, _ in arrival_rows],
+                "block_hash": [h.hex() for _, h, _ in arrivals],
+                "node": [n for _, _, n in arrivals],
+                "arrival_s": [t for t, _, _ in arrivals],
             },
         ),
+        "transactions": TABLES["transactions"].empty_table(),
+        "node_timeline": _timeline(devnet, since_s, until_s, warnings),
     }
+    if transactions is not None:
+        final = {a.block_hash: a for a in blocks if a.block_hash in logs.final}
+        arrival_at = {(h, n): t for t, h, n in arrivals}
+        tx_block = logs.tx_blocks(list(final.values()))
+        tables["transactions"] = _confirm(transactions, final, tx_block, arrival_at)
 
-    # ---- transactions: confirmed by their final-chain block's arrival at their node ----------
-    if transactions is None:
-        tables["transactions"] = TABLES["transactions"].empty_table()
-    else:
-        final_blocks = {a.block_hash: a for a in blocks if a.block_hash in final}
-        tx_block: dict[str, bytes] = {}
-        by_holder: dict[str, list[bytes]] = {}
-        for block_hash in final_blocks:
-            by_holder.setdefault(holder[block_hash], []).append(block_hash)
-        for node, hashes in by_holder.items():
-            for block_hash, tx_ids in read_tx_ids(devnet.state.node_data_dir(node), hashes).items():
-                for tx_id in tx_ids:
-                    tx_block[tx_id.hex()] = block_hash
-        arrival_at = {(h, n): t for t, h, n in arrival_rows}
-        tables["transactions"] = _confirm(transactions, final_blocks, tx_block, arrival_at)
-
-    # ---- timeline: the sampler's 1 Hz rows -----------------------------------------------------
-    timeline_path = devnet.state.timeline_path
-    samples = []
-    if timeline_path.is_file():
-        store = TimelineStore(timeline_path)
-        try:
-            samples = store.read(since_s, until_s)
-        finally:
-            store.close()
-    else:
-        warnings.append(f"no node timeline: {timeline_path} is missing (no sampler ran)")
-    tables["node_timeline"] = to_table(
-        "node_timeline",
-        {name: [getattr(s, name) for s in samples] for name in TABLES["node_timeline"].names},
-    )
-
-    # ---- meta.json and the run's extra files ----------------------------------------------------
     events = read_events(devnet.state.faults_log_path)
     window = RunWindow(
         start_s=since_s,
@@ -278,6 +282,7 @@ def collect(
     for name, table in tables.items():
         folder.write_records(name, table)
     attached = tuple(_attach_run_files(folder, devnet.state.run_files_dir))
+    rows = {name: table.num_rows for name, table in tables.items()}
     folder.write_json(
         "meta.json",
         {
@@ -292,14 +297,13 @@ def collect(
             "fault_journal": [
                 e.to_dict() for e in events if since_s <= e.since_genesis_s <= until_s
             ],
-            "records": {name: table.num_rows for name, table in tables.items()},
+            "records": rows,
             "attached": list(attached),
             "warnings": warnings,
             "software": software_versions(),
             **(meta or {}),
         },
     )
-    rows = {name: table.num_rows for name, table in tables.items()}
     return Collected(folder, window, rows, tuple(warnings), attached)
 
 
