@@ -35,7 +35,7 @@ def prepare_run_dir(run_dir: Path, topology: Topology | None) -> RunFolder:
     An existing run folder (e.g. made by ``bitcell-sim load``) is reused; refuses one that holds
     load results already, or a folder with other files but no topology.
     """
-    folder = RunFolder.prepare(run_dir, topology)
+    folder = RunFolder.prepare(run_dir, topology, may_hold=(LOAD_DIR,))
     if folder.has_records("transactions", LOAD_DIR):
         raise LoadError(f"{folder.path / LOAD_DIR} already holds the records of a load run")
     folder.subfolder(LOAD_DIR)

@@ -14,6 +14,7 @@ import platform
 import re
 import shutil
 import time
+from collections.abc import Collection
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path, PurePosixPath
@@ -71,23 +72,29 @@ class RunFolder:
         return cls(path)
 
     @classmethod
-    def prepare(cls, path: Path, topology: Topology | None) -> RunFolder:
+    def prepare(
+        cls, path: Path, topology: Topology | None, *, may_hold: Collection[str] = ()
+    ) -> RunFolder:
         """The run folder at ``path``: an existing one as it is, else a new one (with
         ``topology`` when there is one: a load against a bare endpoint has none). Refuses a
-        folder that holds other files but no topology, so nothing of someone else's is mixed in.
+        folder that holds files but no topology, other than the entries ``may_hold`` (e.g. the
+        folder a load's Locust reports already went to), so nothing of someone else's is mixed in.
         """
         if (path / TOPOLOGY_FILE).is_file():
             return cls(path)
-        if path.exists() and (not path.is_dir() or any(path.iterdir())):
-            others = sorted(p.name for p in path.iterdir()) if path.is_dir() else []
-            listed = f": {', '.join(others[:5])}" if others else ""
+        if path.exists() and not path.is_dir():
+            raise ResultsError(f"{path} is not a folder")
+        held = sorted(p.name for p in path.iterdir()) if path.is_dir() else []
+        others = [name for name in held if name not in may_hold]
+        if others:
             raise ResultsError(
-                f"{path} is not a run folder (no {TOPOLOGY_FILE}) and is not empty{listed}"
+                f"{path} is not a run folder (no {TOPOLOGY_FILE}) and is not empty: "
+                f"{', '.join(others[:5])}"
             )
-        if topology is not None:
-            return cls.create(path.parent, path.name, topology)
         try:
             path.mkdir(parents=True, exist_ok=True)
+            if topology is not None:
+                (path / TOPOLOGY_FILE).write_text(dump_topology(topology))
         except OSError as exc:
             raise ResultsError(f"cannot create run folder {path}: {exc}") from None
         return cls(path)
