@@ -12,6 +12,7 @@ from bitcell_sim.errors import (
     ModelError,
     MonitoringError,
     NetemError,
+    ResultsError,
     RpcError,
     TopologyError,
 )
@@ -27,6 +28,7 @@ __all__ = [
     "ModelError",
     "MonitoringError",
     "NetemError",
+    "ResultsError",
     "RpcError",
     "Topology",
     "TopologyError",

@@ -11,7 +11,7 @@ Library code raises these; only the CLI prints them and exits. One base, one sub
      ├── ModelError         the model was asked for something it cannot simulate
      ├── MonitoringError    a monitoring config or tool (Prometheus, Alertmanager, HAProxy) failed
      ├── LoadError          a load run that cannot start or ended badly (e.g. a stalled chain)
-     ├── ResultsError       a run folder that cannot be read, compared or reported
+     ├── ResultsError       a run folder or record table that cannot be written, read or compared
      └── DeployError        a topology that cannot be exported as a deployment, or measured there
 """
 
@@ -76,7 +76,7 @@ class LoadError(BitcellSimError):
 
 
 class ResultsError(BitcellSimError):
-    """A run folder that cannot be read, compared or reported on."""
+    """A run folder or record table that cannot be written, read, compared or reported on."""
 
 
 class DeployError(BitcellSimError):

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bitcell_sim.errors import LoadError
+from bitcell_sim.errors import LoadError, ResultsError
 from bitcell_sim.load import (
     LoadPlan,
     TxRecord,
@@ -176,7 +176,7 @@ def test_outputs_round_trip(tmp_path: Path, rc3_path: Path) -> None:
         prepare_run_dir(run_dir, topology)
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "notes.txt").write_text("x")
-    with pytest.raises(LoadError, match=r"is not a run folder .* notes\.txt"):
+    with pytest.raises(ResultsError, match=r"is not a run folder .* notes\.txt"):
         prepare_run_dir(tmp_path / "other", None)
 
 

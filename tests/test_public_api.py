@@ -16,8 +16,8 @@ PUBLIC_API: dict[str, list[str]] = {
     ],
     "bitcell_sim": [
         "BitcellSimError", "DevnetError", "FaultError", "LoadError", "ModelError",
-        "MonitoringError", "NetemError", "RpcError", "Topology", "TopologyError", "__version__",
-        "load_topology",
+        "MonitoringError", "NetemError",
+        "ResultsError", "RpcError", "Topology", "TopologyError", "__version__", "load_topology",
     ],
     "bitcell_sim.topology": [
         "ARRIVAL_PROCESSES", "AddedLatency", "ArrivalProcess", "Arrivals", "CpuThrottle",
@@ -98,10 +98,11 @@ PUBLIC_API: dict[str, list[str]] = {
         "read_notifications", "render_monitoring", "rules_document",
     ],
     "bitcell_sim.results": [
-        "BLOCKS", "BLOCK_ARRIVALS", "Comparison", "FAIL", "MetricComparison", "NODE_TIMELINE",
-        "PASS", "RunFolder", "RunRecords", "SideStats", "TABLES", "TRANSACTIONS", "UNKNOWN",
-        "compare", "failed_expectations", "new_run_id", "overall_verdict", "read_runs",
-        "read_table", "software_versions", "summarize", "to_table", "write_table",
+        "BLOCKS", "BLOCK_ARRIVALS", "Comparison", "FAIL", "FaultWindow", "MetricComparison",
+        "NODE_TIMELINE", "PASS", "RunFolder", "RunRecords", "RunWindow", "SideStats", "TABLES",
+        "TRANSACTIONS", "UNKNOWN", "check_table", "compare", "failed_expectations", "new_run_id",
+        "overall_verdict", "read_runs", "read_table", "software_versions", "summarize",
+        "summarize_run", "to_table", "write_table",
     ],
 }  # fmt: skip
 

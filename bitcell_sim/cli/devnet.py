@@ -1,7 +1,8 @@
-"""``bitcell-sim devnet up|status|logs|down|chaos|fault …``: run and break a local devnet.
+"""``bitcell-sim devnet up|status|logs|collect|down|chaos|fault …``: run and break a devnet.
 
-Thin wiring over :mod:`bitcell_sim.devnet` (start, inspect, stop) and :mod:`bitcell_sim.faults`
-(manual faults and the chaos scheduler); every command takes ``--state-dir`` (default .devnet).
+Thin wiring over :mod:`bitcell_sim.devnet` (start, inspect, collect a measured run folder, stop)
+and :mod:`bitcell_sim.faults` (manual faults and the chaos scheduler); every command takes
+``--state-dir`` (default .devnet).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from rich.progress import (
 from rich.table import Table
 
 from bitcell_sim.cli.common import console, err_console
+from bitcell_sim.cli.report import report_run
 from bitcell_sim.devnet import Devnet, UpEvent, devnet_status, down, read_peer_rtts, up
 from bitcell_sim.devnet.monitor import (
     MONITORING_PROCESSES,
@@ -31,10 +33,13 @@ from bitcell_sim.devnet.monitor import (
     monitoring_status,
     monitoring_urls,
 )
+from bitcell_sim.devnet.collect import collect as collect_records
+from bitcell_sim.devnet.collect import settled_until_s
 from bitcell_sim.devnet.processes import tail_lines
 from bitcell_sim.devnet.state import EMULATOR
 from bitcell_sim.errors import DevnetError, FaultError
 from bitcell_sim.faults import BACKENDS, ChaosScheduler, DevnetFaults, TimelineStep, describe
+from bitcell_sim.results import RunFolder, new_run_id
 from bitcell_sim.topology import load_topology
 from bitcell_sim.topology.units import format_duration, parse_duration_arg
 
@@ -344,6 +349,51 @@ def logs(
                     time.sleep(0.2)
     except KeyboardInterrupt:
         return
+
+
+@app.command()
+def collect(
+    state_dir: StateDirOption = DEFAULT_STATE_DIR,
+    since: Annotated[
+        str | None,
+        typer.Option(help="Start of the interval, in seconds since genesis (default 0)."),
+    ] = None,
+    until: Annotated[
+        str | None,
+        typer.Option(help="End of the interval since genesis (default: the last round end)."),
+    ] = None,
+    last: Annotated[
+        str | None, typer.Option(help="The interval is this long, up to its end (not --since).")
+    ] = None,
+    run_id: Annotated[
+        str | None, typer.Option(help="Run folder name (default <network>-devnet-<UTC time>).")
+    ] = None,
+    results_dir: Annotated[Path, typer.Option(help="Where run folders are created.")] = Path(
+        "results"
+    ),
+    no_plots: Annotated[bool, typer.Option("--no-plots", help="Do not draw the plots.")] = False,
+) -> None:
+    """Write a measured run folder of the devnet's records in an interval (blocks, arrivals,
+    node timeline; faults from the journal) and print its summary."""
+    if since is not None and last is not None:
+        raise DevnetError("give --since or --last, not both")
+    devnet = Devnet.open(state_dir)
+    until_s = settled_until_s(devnet) if until is None else _duration(until, "--until")
+    since_s = 0.0 if since is None else _duration(since, "--since")
+    if last is not None:
+        since_s = max(until_s - _duration(last, "--last"), 0.0)
+    folder = RunFolder.create(
+        results_dir, run_id or new_run_id(devnet.topology, "devnet"), devnet.topology
+    )
+    collected = collect_records(devnet, folder, since_s=since_s, until_s=until_s)
+    report_run(folder, plots=not no_plots)
+    rows = ", ".join(f"{name} {count:,}" for name, count in collected.rows.items())
+    console.print(
+        f"collected {since_s:.1f}-{until_s:.1f} s since genesis ({rows}); run folder: "
+        f"{folder.path}",
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 @app.command("down")

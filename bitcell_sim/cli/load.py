@@ -1,16 +1,17 @@
-"""``bitcell-sim load TOPOLOGY``: drive the running devnet's RPC with Locust and summarise.
+"""``bitcell-sim load TOPOLOGY``: drive the running devnet's RPC with Locust; a measured run.
 
 Checks that the devnet in ``--state-dir`` is up and runs the topology's network, creates the run
 folder (the devnet's resolved topology with TOPOLOGY's workload, ``--tps``/``--duration``
-applied as ``run`` applies them), starts Locust headless on it (``--workers N``: a master and N
-workers), bounded in time, and prints the summary. A stalled chain ends with exit 1.
-``--via-lb`` sends everything through the devnet's HAProxy front door instead of to the nodes.
+applied as ``run`` applies them), starts Locust headless as a subprocess (``--workers N``: a
+master and N workers), bounded in time, then collects the devnet's records of the load window
+into the folder (blocks, arrivals, node timeline, the txs confirmed from the arrivals, the
+monitoring's pages) and prints the run's summary with the load's own figures. A stalled chain
+ends with the stall's message and exit 1, after the records are written. ``--via-lb`` sends
+everything through the devnet's HAProxy front door instead of to the nodes.
 """
 
 from __future__ import annotations
 
-import json
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -19,13 +20,15 @@ from typing import Annotated
 import typer
 
 from bitcell_sim.cli.common import console, err_console
+from bitcell_sim.cli.report import report_run
 from bitcell_sim.devnet import Devnet
-from bitcell_sim.devnet.monitor import HAPROXY, monitoring_record_files, monitoring_urls
+from bitcell_sim.devnet.collect import collect, wait_for_round_end
+from bitcell_sim.devnet.monitor import HAPROXY, monitoring_urls
 from bitcell_sim.errors import LoadError
-from bitcell_sim.load.output import LOAD_DIR, SUMMARY_FILE
+from bitcell_sim.load.output import LOAD_DIR, SUMMARY_FILE, read_outputs
 from bitcell_sim.load.plan import SENDERS, parse_seconds, plan_from_host, plan_from_topology
 from bitcell_sim.load.runner import STARTUP_MARGIN_S, LocustProcess, locust_argv
-from bitcell_sim.load.summary import format_summary
+from bitcell_sim.load.summary import format_load_figures, format_summary, load_figures
 from bitcell_sim.loopback import free_port
 from bitcell_sim.results import RunFolder, new_run_id
 from bitcell_sim.topology import apply_overrides, load_topology
@@ -65,8 +68,17 @@ def load(
             "so the load goes on across node failures.",
         ),
     ] = False,
+    records: Annotated[
+        bool,
+        typer.Option(
+            help="Collect the devnet's records into the run folder (--no-records: only the "
+            "load's own view, in load/)."
+        ),
+    ] = True,
+    no_plots: Annotated[bool, typer.Option("--no-plots", help="Do not draw the plots.")] = False,
 ) -> None:
-    """Run TOPOLOGY's workload against the running devnet with Locust; print the summary."""
+    """Run TOPOLOGY's workload against the running devnet with Locust; write a measured run
+    folder and print its summary."""
     if senders is not None and senders not in SENDERS:
         raise LoadError(f"--senders {senders!r} must be one of {', '.join(SENDERS)}")
     wanted = load_topology(topology)
@@ -160,18 +172,31 @@ def load(
     finally:
         for process in processes:
             process.stop()
-    # The monitoring's pages are records of the run too (monitoring.measured_pages_of_run).
-    for name, source in monitoring_record_files(devnet).items():
-        shutil.copyfile(source, folder.path / name)
-    summary_path = load_dir / SUMMARY_FILE
-    if not summary_path.exists():
+    if not (folder.path / SUMMARY_FILE).exists():
         raise LoadError(
             f"Locust exited with status {status} and wrote no summary; "
             f"log {processes[0].log_path}:\n{processes[0].log_tail()}"
         )
-    summary = json.loads(summary_path.read_text())
-    console.print(format_summary(summary), highlight=False, soft_wrap=True)
-    console.print(f"records, summary and Locust's reports: {load_dir}")
+    transactions, summary, load_meta = read_outputs(folder.path)
+    if records:
+        # Collect once the last block the load saw has settled everywhere.
+        start_s = summary["run_start_s"]
+        collect(
+            devnet,
+            folder,
+            since_s=start_s,
+            until_s=wait_for_round_end(devnet),
+            transactions=transactions,
+            load_s=(start_s, start_s + summary["duration_s"]),
+            peak_tps=max(max(s["tps_from"], s["tps_to"]) for s in summary["stages"]),
+            meta={"topology_source": str(topology), "via": front_door or "nodes", "load": load_meta},
+        )
+        report_run(folder, {"load": load_figures(summary)}, plots=not no_plots)
+        console.print(format_load_figures(summary), highlight=False, soft_wrap=True)
+        console.print(f"run folder: {folder.path} (the load's own view and Locust's: {load_dir})")
+    else:
+        console.print(format_summary(summary), highlight=False, soft_wrap=True)
+        console.print(f"records, summary and Locust's reports: {load_dir}")
     if summary.get("stall"):
         raise LoadError(summary["stall"]["message"])
     if status != 0:

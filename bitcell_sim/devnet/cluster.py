@@ -30,7 +30,7 @@ from bitcell_sim.devnet.processes import (
     tail_lines,
     wait_gone,
 )
-from bitcell_sim.devnet.state import EMULATOR, DevnetMeta, StateDir, write_json
+from bitcell_sim.devnet.state import EMULATOR, SAMPLER, DevnetMeta, StateDir, write_json
 from bitcell_sim.errors import DevnetError
 from bitcell_sim.netem import NetemClient
 from bitcell_sim.topology import Topology, load_topology
@@ -262,14 +262,15 @@ class Devnet:
             time.sleep(poll_s)
 
     def stop_all(self, grace_s: float = 5.0) -> list[str]:
-        """Stop every recorded process (controllers, then nodes, then the emulator) and remove
-        the pid files; return the names of those that were running."""
+        """Stop every recorded process (sampler and controllers, then nodes, then the emulator)
+        and remove the pid files; return the names of those that were running."""
         with self.state.lock():
             return stop_recorded(self.state, grace_s)
 
 
 def _stop_order(name: str) -> int:
-    if name == CHAOS:
+    # The sampler goes first, so a stopping devnet does not show up as nodes going down.
+    if name in (CHAOS, SAMPLER):
         return 0
     if name.startswith(THROTTLE_PREFIX) or name in MONITORING_NAMES:
         return 1
@@ -321,5 +322,5 @@ def down(state_dir: str | Path, *, grace_s: float = 5.0, purge: bool = False) ->
 
 def reserved_name_problems(names: Sequence[str]) -> list[str]:
     """Node names that would collide with the devnet's own process names."""
-    reserved = (EMULATOR, CHAOS, *MONITORING_NAMES)
+    reserved = (EMULATOR, CHAOS, SAMPLER, *MONITORING_NAMES)
     return [n for n in names if n in reserved or n.startswith(THROTTLE_PREFIX) or "/" in n]

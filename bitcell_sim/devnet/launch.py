@@ -3,8 +3,9 @@
 ``up(topology_path, state_dir)`` checks every planned port first (a taken one: DevnetError, nothing
 started), writes the state folder (resolved topology, 0600 control token, links file, one
 node.json + data dir + log per node), starts the link emulator, sets the genesis time to now +
-the genesis delay, starts every node and waits until all are healthy and peered. Any failure
-stops everything already started before the error propagates. ``UpEvent`` reports progress.
+the genesis delay, starts the timeline sampler and every node and waits until all are healthy
+and peered. Any failure stops everything already started before the error propagates.
+``UpEvent`` reports progress.
 """
 
 from __future__ import annotations
@@ -31,12 +32,13 @@ from bitcell_sim.devnet.monitor import (
 )
 from bitcell_sim.devnet.plan import check_ports_free, link_specs, plan_devnet
 from bitcell_sim.devnet.processes import ProcessRecord, is_running, spawn
-from bitcell_sim.devnet.state import EMULATOR, DevnetMeta, StateDir
+from bitcell_sim.devnet.state import EMULATOR, SAMPLER, DevnetMeta, StateDir
 from bitcell_sim.errors import DevnetError, NetemError
 from bitcell_sim.netem import NetemClient, write_links_file
 from bitcell_sim.topology import dump_topology, load_topology
 
 NODE_MODULE = "bitcell_sim.node"
+SAMPLER_MODULE = "bitcell_sim.devnet.sampler"
 EMULATOR_READY_TIMEOUT_S = 20.0
 
 
@@ -127,6 +129,18 @@ def start_emulator(devnet: Devnet, timeout_s: float = EMULATOR_READY_TIMEOUT_S) 
     return emulator
 
 
+def start_sampler(devnet: Devnet) -> ProcessRecord:
+    """Start the timeline sampler of ``devnet`` (``devnet.sampler``); its pid file is saved."""
+    state = devnet.state
+    sampler = spawn(
+        SAMPLER,
+        [devnet.meta.python, "-m", SAMPLER_MODULE, "--state-dir", str(state.root)],
+        state.log_path(SAMPLER),
+    )
+    state.save_record(sampler)
+    return sampler
+
+
 def up(
     topology_path: str | Path,
     state_dir: str | Path = ".devnet",
@@ -203,6 +217,7 @@ def up(
             meta = dataclasses.replace(meta, genesis_time_unix_s=time.time() + delay_s)
             state.write_meta(meta)
             devnet = Devnet(state, topology, meta)
+            sampler = start_sampler(devnet)
             for index, node in enumerate(topology.node_names):
                 devnet.write_node_config(node)
                 devnet.start_node(node)
@@ -212,6 +227,10 @@ def up(
                 emit("ready", progress.ready, progress.total, ", ".join(progress.waiting_for))
 
             devnet.wait_ready(timeout_s=timeout_s, on_progress=ready)
+            if not is_running(sampler):
+                raise DevnetError(
+                    devnet.describe_failure(SAMPLER, "the timeline sampler exited during start-up")
+                )
             if files is not None:
                 total = len(MONITORING_PROCESSES)
                 emit("monitoring", 0, total, MONITORING_PROCESSES[0])

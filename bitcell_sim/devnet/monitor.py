@@ -185,14 +185,6 @@ def _wait_scraped(devnet: Devnet, timeout_s: float) -> None:
         time.sleep(0.2)
 
 
-def monitoring_record_files(devnet: Devnet) -> dict[str, Path]:
-    """The stack's records a measured run folder takes (name in the run folder -> file here):
-    the webhook's notifications, read back by ``monitoring.measured_pages_of_run``. A collector
-    copies each with ``RunFolder`` (none when the stack never paged)."""
-    path = devnet.state.alerts_path
-    return {ALERTS_FILE: path} if path.exists() else {}
-
-
 def has_monitoring(devnet: Devnet) -> bool:
     """True if ``up`` started the stack for this devnet (its pid files are there)."""
     return any(devnet.record(name) is not None for name in MONITORING_PROCESSES)

@@ -3,8 +3,9 @@
 ``StateDir(root)`` names the paths (layout in docs/devnet.md): ``devnet.json`` (``DevnetMeta``),
 the resolved ``topology.yaml``, the 0600 ``control.token``, ``links.json``, ``nodes/<n>/node.json``
 and ``data/``, ``logs/<n>.log``, ``pids/<n>.json`` (``ProcessRecord``), ``faults.jsonl``,
-``faults-active.json``, with monitoring ``monitoring/`` and ``alerts.jsonl``. ``lock()``
-serialises changes made by concurrent commands.
+``faults-active.json``, with monitoring ``monitoring/``, the sampler's
+``timeline.sqlite3`` and ``run-files/`` (files every run folder collected from this devnet gets a
+copy of: monitoring's ``alerts.jsonl``). ``lock()`` serialises changes made by concurrent commands.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from bitcell_sim.errors import DevnetError
 
 META_VERSION = 1
 EMULATOR = "emulator"  # the process name of the link emulator in pids/ and logs/
+SAMPLER = "sampler"  # the process name of the timeline sampler
 
 
 @dataclass(frozen=True)
@@ -131,8 +133,19 @@ class StateDir:
 
     @property
     def alerts_path(self) -> Path:
-        """The webhook receiver's notifications, one JSON line each."""
-        return self.root / "alerts.jsonl"
+        """The webhook receiver's notifications, one JSON line each: a run file, so every
+        measured run folder gets them (``monitoring.measured_pages_of_run`` reads them there)."""
+        return self.run_files_dir / "alerts.jsonl"
+
+    @property
+    def timeline_path(self) -> Path:
+        return self.root / "timeline.sqlite3"
+
+    @property
+    def run_files_dir(self) -> Path:
+        """Files a devnet component keeps for runs (e.g. monitoring's alert log): each run
+        folder ``devnet collect`` writes gets a copy, under the same relative path."""
+        return self.root / "run-files"
 
     def node_dir(self, node: str) -> Path:
         return self.root / "nodes" / node

@@ -8,9 +8,9 @@ a fault touches is ``topology.fault_scope``, shared with the model); ``wait_for_
 ``devnet.rtt``) read the node-to-node RTTs the nodes measure, e.g. around an added latency.
 """
 
+from bitcell_sim.devnet.journal import FaultEvent, append_event, read_events
 from bitcell_sim.devnet.rtt import PeerRtt, read_peer_rtts, wait_for_peer_rtts
 from bitcell_sim.faults.injector import ActiveFault, DevnetFaults
-from bitcell_sim.faults.journal import FaultEvent, append_event, read_events
 from bitcell_sim.faults.measure import (
     Convergence,
     Tip,

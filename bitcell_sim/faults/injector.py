@@ -19,11 +19,11 @@ from pathlib import Path
 from typing import Any
 
 from bitcell_sim.devnet.cluster import Devnet
+from bitcell_sim.devnet.journal import FaultEvent, append_event
 from bitcell_sim.devnet.plan import link_name
 from bitcell_sim.devnet.processes import is_running
 from bitcell_sim.devnet.state import read_json, write_json
 from bitcell_sim.errors import BitcellSimError, FaultError
-from bitcell_sim.faults.journal import FaultEvent, append_event
 from bitcell_sim.faults.throttle import (
     ThrottleHandle,
     apply_throttle,

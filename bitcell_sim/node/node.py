@@ -36,6 +36,7 @@ from bitcell_sim.node.sigcache import SignatureCache
 from bitcell_sim.node.store import ChainStore
 from bitcell_sim.node.tournament import Offer, Tournament
 from bitcell_sim.protocol import admission
+from bitcell_sim.protocol.arrivals import VIA_GOSSIP, VIA_ORPHAN, VIA_OWN, VIA_SYNC
 from bitcell_sim.protocol.bincode import Reader
 from bitcell_sim.protocol.block import Block, BlockHeader, genesis_block
 from bitcell_sim.protocol.consensus import (
@@ -149,6 +150,8 @@ class Node:
                 proto.block_reward,
                 proto.max_txs_per_block,
                 self.sigcache,
+                producer_name=lambda key: self.names_by_key.get(key, key.hex()),
+                produced_unix_s=lambda header: production_time_s(self.schedule, header.timestamp),
             )
         except BaseException:
             self.store.close()
@@ -494,7 +497,7 @@ class Node:
     def _on_block(self, peer: str, block: Block, payload: bytes) -> None:
         block_hash = block.hash()
         self._note_tip(peer, block.height, block_hash, replace=False)
-        result = self._import(block, payload[4:], peer, "gossip")
+        result = self._import(block, payload[4:], peer, VIA_GOSSIP)
         if result.status in (ImportStatus.CANONICAL, ImportStatus.SIDE):
             self._flood(_LENGTH.pack(len(payload)) + payload, peer)
             self._connect_orphans(block_hash)
@@ -505,11 +508,10 @@ class Node:
     def _import(
         self, block: Block, raw: bytes | None, source: str | None, via: str
     ) -> ImportResult:
-        received_s = time.time()
-        result = self.chain.import_block(block, raw)
+        result = self.chain.import_block(block, raw, via)
         status = result.status
         if status is ImportStatus.CANONICAL:
-            self._on_canonical(result, block, source, via, received_s)
+            self._on_canonical(result, block, source, via)
         elif status is ImportStatus.SIDE:
             log.info(
                 "block stored on side branch height=%d hash=%s proposer=%s via=%s from=%s",
@@ -533,7 +535,7 @@ class Node:
         return result
 
     def _on_canonical(
-        self, result: ImportResult, block: Block, source: str | None, via: str, received_s: float
+        self, result: ImportResult, block: Block, source: str | None, via: str
     ) -> None:
         chain = self.chain
         returned = 0
@@ -578,14 +580,17 @@ class Node:
         else:
             self.pool.drop_stale(chain.account, {tx.sender for tx in block.transactions})
         delay = ""
-        if via == "gossip":
-            delay_s = received_s - production_time_s(self.schedule, block.header.timestamp)
+        if via == VIA_GOSSIP and result.arrival_unix_s is not None:
+            # The arrival record's time: the histogram and the records measure the same thing.
+            delay_s = result.arrival_unix_s - production_time_s(
+                self.schedule, block.header.timestamp
+            )
             self.metrics.propagation.observe(max(delay_s, 0.0))
             delay = f" delay_s={delay_s:.3f}"
-        if via != "sync" or result.height % 50 == 0 or result.height >= self.best_peer_height:
+        if via != VIA_SYNC or result.height % 50 == 0 or result.height >= self.best_peer_height:
             log.info(
                 "block %s height=%d hash=%s proposer=%s txs=%d via=%s from=%s pool=%d%s",
-                "produced" if via == "own" else "imported",
+                "produced" if via == VIA_OWN else "imported",
                 block.height,
                 short(result.block_hash),
                 self._who(block.header.proposer),
@@ -622,7 +627,7 @@ class Node:
             children = [b for b in self.orphans.values() if b.header.prev_hash == parent]
             for child in children:
                 del self.orphans[child.hash()]
-                result = self._import(child, None, None, "orphan")
+                result = self._import(child, None, None, VIA_ORPHAN)
                 if result.status in (ImportStatus.CANONICAL, ImportStatus.SIDE):
                     parents.append(child.hash())
 
@@ -691,7 +696,7 @@ class Node:
             return
         self._sync_step.pop(peer, None)
         for block in blocks:
-            result = self._import(block, None, peer, "sync")
+            result = self._import(block, None, peer, VIA_SYNC)
             if result.status is ImportStatus.INVALID:
                 self.peer_tips.pop(peer, None)
                 return
@@ -785,7 +790,7 @@ class Node:
         started = time.perf_counter()
         block = self.chain.build_block(self.settings.keypair, self.pool.ordered(), int(time.time()))
         self.metrics.proof_generation_s = time.perf_counter() - started
-        result = self._import(block, None, None, "own")
+        result = self._import(block, None, None, VIA_OWN)
         if result.status is ImportStatus.CANONICAL:
             self._flood(encode_frame(BlockMessage(block)), None)
         else:

@@ -23,12 +23,12 @@ from bitcell_sim.results.runs import RunRecords
 from bitcell_sim.results.summary import (
     PERCENTILES,
     Tip,
-    down_windows,
     propagation_samples,
     summarize,
     tip_history,
 )
-from bitcell_sim.topology import AddedLatency, CpuThrottle, Topology
+from bitcell_sim.results.window import RunWindow
+from bitcell_sim.topology import Topology
 
 GROUP_HEADLINE = "headline"
 GROUP_FAULTS = "faults"
@@ -52,7 +52,7 @@ class Metric:
 def run_metrics(run: RunRecords) -> dict[str, Metric]:
     """Every compared metric of a run, in report order."""
     topology, tables = run.topology, run.tables
-    summary = summarize(topology, tables, load_window_s=run.load_window_s)
+    summary = summarize(topology, tables, window=run.window)
     out: dict[str, Metric] = {}
 
     def add(
@@ -164,7 +164,7 @@ def run_metrics(run: RunRecords) -> dict[str, Metric]:
         )
 
     _fault_metrics(run, summary, add)
-    _pair_metrics(topology, tables, add)
+    _pair_metrics(topology, tables, run.window, add)
     return out
 
 
@@ -175,8 +175,9 @@ def _fault_metrics(run: RunRecords, summary: Mapping[str, Any], add: Any) -> Non
         if run.tables["blocks"].num_rows
         else None
     )
-    down = down_windows(topology)
-    for i, (fault, entry) in enumerate(zip(topology.faults, summary["faults"], strict=True), 1):
+    window = run.window
+    down = window.down_windows(topology.node_names)
+    for i, (fault, entry) in enumerate(zip(window.faults, summary["faults"], strict=True), 1):
         tag = f"fault {i}"
         for node, value in entry["recovery_by_node_s"].items():
             add(
@@ -196,8 +197,9 @@ def _fault_metrics(run: RunRecords, summary: Mapping[str, Any], add: Any) -> Non
             None if history is None else (math.inf if converged is None else converged),
             group=GROUP_FAULTS,
         )
-        if isinstance(fault, CpuThrottle | AddedLatency):
-            for node in topology.fault_nodes(fault):
+        if fault.kind in ("cpu_throttle", "added_latency"):
+            end_s = window.end_s if fault.end_s is None else fault.end_s
+            for node in fault.nodes:
                 add(
                     f"behind[{tag}, {node}]",
                     "behind",
@@ -205,17 +207,19 @@ def _fault_metrics(run: RunRecords, summary: Mapping[str, Any], add: Any) -> Non
                     f"{fault.kind}: seconds {node} was ≥ 1 block behind during the fault",
                     None
                     if history is None
-                    else seconds_behind(topology, history, down, node, fault.start_s, fault.end_s),
+                    else seconds_behind(topology, history, down, node, fault.start_s, end_s),
                     group=GROUP_FAULTS,
                 )
 
 
-def _pair_metrics(topology: Topology, tables: Mapping[str, pa.Table], add: Any) -> None:
+def _pair_metrics(
+    topology: Topology, tables: Mapping[str, pa.Table], window: RunWindow, add: Any
+) -> None:
     """Propagation percentiles per (producer region → receiving region), blocks away from faults."""
     by_pair: dict[tuple[str, str], list[float]] = {}
     region = {n: spec.region for n, spec in topology.nodes.items()}
     for producer, node, delay, clear in propagation_samples(
-        topology, tables["blocks"], tables["block_arrivals"]
+        topology, tables["blocks"], tables["block_arrivals"], window
     ):
         if clear and producer in region and node in region:
             by_pair.setdefault((region[producer], region[node]), []).append(delay)
