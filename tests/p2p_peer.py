@@ -4,13 +4,20 @@
 ``Hello``/``HelloProof`` exchange of ``protocol.p2p`` with the given P2P key and return the
 other side's Hello; ``FrameReader`` reads whole frames. A test holding a node's P2P key (from
 ``LocalNet.p2p_keys``) can so play that node; with any other key it plays an outsider.
+``pair_with_x`` starts nodes a and b peered together, x being a node that never runs.
 """
 
 from __future__ import annotations
 
 import asyncio
 import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
+import httpx
+
+from bitcell_sim.node.harness import HOST, LocalNet, wait_for
 from bitcell_sim.node.peers import Framer
 from bitcell_sim.protocol.keys import KeyPair
 from bitcell_sim.protocol.p2p import (
@@ -89,3 +96,21 @@ async def async_handshake_as_listener(
     proof = await read_message(reader)
     assert isinstance(proof, HelloProof) and verify_proof(proof, Role.DIALER, theirs, ours)
     return theirs
+
+
+def peer_count(net: LocalNet, node: str = "a") -> int:
+    url = net.nodes[node].rpc_url
+    return int(httpx.get(f"{url}/health", trust_env=False, timeout=5).json()["peer_count"])
+
+
+@contextmanager
+def pair_with_x(root: Path, name: str) -> Iterator[LocalNet]:
+    """Validators a and b peered with each other; x is in the topology but never runs, so a
+    test can hold its P2P key (``net.p2p_keys["x"]``) and speak as an authenticated peer."""
+    roles = {"a": "validator", "b": "validator", "x": "full"}
+    with LocalNet(root, roles, name=name, phase_s=0.4) as net:
+        for node, other in (("a", "b"), ("b", "a")):
+            net.write_config(node, {other: f"{HOST}:{net.ports[other][1]}"})
+        net.start("a", "b")
+        wait_for(lambda: peer_count(net, "a") == peer_count(net, "b") == 1, what="a-b peering")
+        yield net

@@ -20,7 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bitcell_sim.node.harness import HOST, LocalNet, wait_for
+from bitcell_sim.node.harness import HOST, LocalNet
 from bitcell_sim.node.peers import ConnectionLimits, Framer, P2PIdentity, P2PServer, Traffic
 from bitcell_sim.protocol.keys import KeyPair
 from bitcell_sim.protocol.p2p import (
@@ -29,10 +29,11 @@ from bitcell_sim.protocol.p2p import (
     Handshake,
     Hello,
     HelloProof,
+    Message,
     Status,
     encode_frame,
 )
-from tests.p2p_peer import FrameReader, handshake_as_dialer
+from tests.p2p_peer import FrameReader, handshake_as_dialer, pair_with_x
 
 NETWORK = "p2ptest"
 LIMITS = ConnectionLimits(
@@ -88,18 +89,8 @@ def hello_frame(key: bytes, genesis: bytes) -> bytes:
 
 @pytest.fixture(scope="module")
 def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalNet]:
-    roles = {"a": "validator", "b": "validator", "x": "full"}
-    with LocalNet(tmp_path_factory.mktemp("p2p"), roles, name=NETWORK, phase_s=0.4) as net:
-        for node, other in (("a", "b"), ("b", "a")):
-            net.write_config(node, {other: f"{HOST}:{net.ports[other][1]}"})
-        net.start("a", "b")
-        wait_for(lambda: peers_of(net, "a") == 1 and peers_of(net, "b") == 1, what="peering")
+    with pair_with_x(tmp_path_factory.mktemp("p2p"), NETWORK) as net:
         yield net
-
-
-def peers_of(net: LocalNet, node: str) -> int:
-    url = net.nodes[node].rpc_url
-    return int(httpx.get(f"{url}/health", trust_env=False).json()["peer_count"])
 
 
 def health(net: LocalNet, node: str = "a") -> httpx.Response:
@@ -135,7 +126,7 @@ def send_quietly(sock: socket.socket, data: bytes) -> None:
 @pytest.mark.timeout(60)
 def test_unproven_keys_are_refused_and_their_messages_change_nothing(net: LocalNet) -> None:
     b_key = net.p2p_keys["b"].public_key
-    forged = [Status(10**9, b"\x07" * 32), GetBlocks(0, 100)]
+    forged: list[Message] = [Status(10**9, b"\x07" * 32), GetBlocks(0, 100)]
     before = health(net).json()
     attempts = {
         "bare handshake": encode_frame(Handshake(b_key)),

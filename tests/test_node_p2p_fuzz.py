@@ -34,7 +34,7 @@ from bitcell_sim.protocol.p2p import (
     encode_frame,
 )
 from bitcell_sim.protocol.transaction import Transaction
-from tests.p2p_peer import FrameReader, handshake_as_dialer
+from tests.p2p_peer import FrameReader, handshake_as_dialer, pair_with_x, peer_count
 
 pytestmark = [pytest.mark.real, pytest.mark.timeout(300)]
 
@@ -86,18 +86,8 @@ frames = st.one_of(
 
 @pytest.fixture(scope="module")
 def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalNet]:
-    roles = {"a": "validator", "b": "validator", "x": "full"}
-    with LocalNet(tmp_path_factory.mktemp("p2pfuzz"), roles, name=NETWORK, phase_s=0.4) as net:
-        for node, other in (("a", "b"), ("b", "a")):
-            net.write_config(node, {other: f"{HOST}:{net.ports[other][1]}"})
-        net.start("a", "b")
-        wait_for(lambda: peer_count(net) == 1, what="a peered with b")
+    with pair_with_x(tmp_path_factory.mktemp("p2pfuzz"), NETWORK) as net:
         yield net
-
-
-def peer_count(net: LocalNet) -> int:
-    response = httpx.get(f"{net.nodes['a'].rpc_url}/health", trust_env=False, timeout=5)
-    return int(response.json()["peer_count"])
 
 
 def send_and_close(net: LocalNet, data: list[bytes], authenticate: bool) -> None:

@@ -228,15 +228,19 @@ def test_missing_file() -> None:
         load_topology("/nonexistent/t.yaml")
 
 
-def test_cli_check_exits_1_without_traceback(tmp_path: Path) -> None:
-    bad = tmp_path / "bad.yaml"
-    bad.write_text(MINIMAL + "faults: [{kind: node_down, target: n9, start: 1 s, duration: 5 s}]\n")
-    result = subprocess.run(
-        [sys.executable, "-m", "bitcell_sim", "topology", "check", str(bad)],
+def check_cli(path: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "bitcell_sim", "topology", "check", str(path)],
         capture_output=True,
         text=True,
         timeout=60,
     )
+
+
+def test_cli_check_exits_1_without_traceback(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(MINIMAL + "faults: [{kind: node_down, target: n9, start: 1 s, duration: 5 s}]\n")
+    result = check_cli(bad)
     assert result.returncode == 1
     assert "faults[0].target" in result.stderr
     assert "unknown node 'n9'" in result.stderr
@@ -244,12 +248,7 @@ def test_cli_check_exits_1_without_traceback(tmp_path: Path) -> None:
 
 
 def test_cli_check_ok(rc3_path: Path) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "bitcell_sim", "topology", "check", str(rc3_path)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = check_cli(rc3_path)
     assert result.returncode == 0, result.stderr
     assert "7 nodes (7 validators) in 4 regions, 21 peer links" in result.stdout
 
@@ -356,12 +355,7 @@ def test_files_over_the_size_limit_are_refused_unread(tmp_path: Path) -> None:
 def test_cli_check_says_what_is_wrong_without_traceback(tmp_path: Path, body: str) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text(body)
-    result = subprocess.run(
-        [sys.executable, "-m", "bitcell_sim", "topology", "check", str(bad)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = check_cli(bad)
     assert result.returncode == 1
     assert result.stderr.startswith("error: invalid topology")
     assert "Traceback" not in result.stderr + result.stdout
