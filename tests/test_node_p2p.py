@@ -30,8 +30,11 @@ from bitcell_sim.protocol.p2p import (
     Hello,
     HelloProof,
     Message,
+    Role,
     Status,
     encode_frame,
+    prove,
+    read_message,
 )
 from tests.p2p_peer import FrameReader, handshake_as_dialer, pair_with_x
 
@@ -81,6 +84,44 @@ def test_the_server_sweeps_slow_silent_and_excess_connections() -> None:
     results, traffic = asyncio.run(run())
     assert results == [b"", b"", b""]  # two by the handshake deadline, one at accept
     assert traffic.handshakes_refused == 3
+
+
+def test_authenticated_connections_are_swept_when_idle_or_slow() -> None:
+    ours, theirs = KeyPair.from_seed("p2p-unit"), KeyPair.from_seed("other")
+    genesis = b"\x01" * 32
+
+    async def connect(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        reader, writer = await asyncio.open_connection(HOST, port)
+        hello = Hello.fresh(theirs.public_key, genesis)
+        writer.write(encode_frame(hello))
+        their_hello = await read_message(reader)
+        assert isinstance(their_hello, Hello)
+        assert isinstance(await read_message(reader), HelloProof)
+        writer.write(encode_frame(prove(theirs, Role.DIALER, hello, their_hello)))
+        return reader, writer
+
+    async def closed_after_s(limits: ConnectionLimits, partial: bytes) -> float:
+        identity = P2PIdentity(ours, genesis, {theirs.public_key: "o"})
+        server = P2PServer(identity, Traffic(), lambda *a: None, limits=limits)
+        await server.start(HOST, 0)
+        assert server._server is not None
+        reader, writer = await connect(server._server.sockets[0].getsockname()[1])
+        await asyncio.sleep(0.05)
+        assert len(server.by_key) == 1  # authenticated
+        writer.write(partial)
+        start = time.monotonic()
+        try:
+            assert await asyncio.wait_for(reader.read(100), 5) == b""
+            return time.monotonic() - start
+        finally:
+            writer.close()
+            server.close()
+
+    idle_s = asyncio.run(closed_after_s(LIMITS, b""))
+    assert 0.4 < idle_s < 1.5  # idle_timeout_s 0.5, plus up to one sweep
+    patient = ConnectionLimits(idle_timeout_s=30, frame_grace_s=0.3)
+    slow_s = asyncio.run(closed_after_s(patient, (1000).to_bytes(4, "big") + b"x" * 10))
+    assert 0.25 < slow_s < 1.5  # 0.3 s of grace + 1000 B at 125 kB/s, not the idle timeout
 
 
 def hello_frame(key: bytes, genesis: bytes) -> bytes:
