@@ -11,8 +11,10 @@ usual test bound on purpose: it is the acceptance run of the load test.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -183,3 +185,63 @@ def test_cli_errors(tmp_path: Path, fast_devnet: tuple[Path, Path]) -> None:
     result = load_cli(str(ROOT / "topologies" / "rc3.yaml"), "--state-dir", str(state_dir))
     assert result.returncode == 1
     assert "runs network 'rc3-fast', not 'rc3'" in result.stderr
+
+
+def children_of(pid: int) -> list[int]:
+    """Pids whose parent is ``pid`` (from /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "sigkill"])
+def test_locust_ends_with_the_command(
+    tmp_path: Path, fast_devnet: tuple[Path, Path], signum: int
+) -> None:
+    topology, state_dir = fast_devnet
+    command = subprocess.Popen(
+        [
+            sys.executable, "-m", "bitcell_sim", "load", str(topology), "--state-dir",
+            str(state_dir), "--workers", "1", "--tps", "20", "--duration", "60",
+            "--results-dir", str(tmp_path), "--run-id", "signalled",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        cwd=ROOT,
+    )  # fmt: skip
+    locusts: list[int] = []
+    try:
+        deadline = time.monotonic() + 30
+        while len(locusts) < 2 and time.monotonic() < deadline:
+            locusts = children_of(command.pid)
+            time.sleep(0.2)
+        assert len(locusts) == 2, "the master and its worker"
+        time.sleep(3)  # under load
+        os.kill(command.pid, signum)
+        command.wait(30)
+        deadline = time.monotonic() + 30
+        while any(alive(pid) for pid in locusts) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not any(alive(pid) for pid in locusts)
+    finally:
+        if command.poll() is None:
+            command.kill()
+        for pid in locusts:
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)

@@ -1,13 +1,17 @@
-"""What every command shares: the consoles, and turning errors into a message and exit 1.
+"""What every command shares: the consoles, turning errors into a message and exit 1, signals.
 
 :func:`run_app` runs a Typer app so that a :class:`~bitcell_sim.errors.BitcellSimError` prints
 as ``error: …`` on stderr with exit status 1 and no traceback.
+:func:`raise_on_sigterm` makes SIGTERM unwind like Ctrl-C, so a command that started processes
+stops them on its way out.
 """
 
 from __future__ import annotations
 
 import os
+import signal
 import sys
+from types import FrameType
 
 import typer
 from rich.console import Console
@@ -19,6 +23,15 @@ from bitcell_sim.errors import BitcellSimError
 _WIDTH = None if sys.stdout.isatty() or "COLUMNS" in os.environ else 160
 console = Console(width=_WIDTH)
 err_console = Console(stderr=True, width=_WIDTH)
+
+
+def raise_on_sigterm() -> None:
+    """Turn SIGTERM into KeyboardInterrupt so cleanup code runs as on Ctrl-C."""
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, handler)
 
 
 def run_app(app: typer.Typer) -> None:

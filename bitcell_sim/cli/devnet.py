@@ -1,16 +1,16 @@
-"""``bitcell-sim devnet up|status|logs|collect|down|chaos|fault …``: run and break a devnet.
+"""``bitcell-sim devnet up|status|logs|collect|down|restart-emulator|chaos|fault …``: run and
+break a local devnet.
 
 Thin wiring over :mod:`bitcell_sim.devnet` (start, inspect, collect a measured run folder, stop)
-and :mod:`bitcell_sim.faults` (manual faults and the chaos scheduler); every command takes
-``--state-dir`` (default .devnet).
+and :mod:`bitcell_sim.faults` (manual faults, the chaos scheduler, mending a dead emulator);
+every command takes ``--state-dir`` (default .devnet) and warns when the emulator's token file is
+readable by others.
 """
 
 from __future__ import annotations
 
-import signal
 import time
 from pathlib import Path
-from types import FrameType
 from typing import Annotated
 
 import typer
@@ -24,7 +24,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from bitcell_sim.cli.common import console, err_console
+from bitcell_sim.cli.common import console, err_console, raise_on_sigterm
 from bitcell_sim.cli.report import report_run
 from bitcell_sim.devnet import Devnet, UpEvent, devnet_status, down, read_peer_rtts, up
 from bitcell_sim.devnet.monitor import (
@@ -53,20 +53,22 @@ StateDirOption = Annotated[
 DEFAULT_STATE_DIR = Path(".devnet")
 
 
+def _open(state_dir: Path) -> Devnet:
+    devnet = Devnet.open(state_dir)
+    warning = devnet.state.token_warning()
+    if warning:
+        err_console.print(f"[yellow]warning:[/] {warning}", soft_wrap=True, highlight=False)
+    return devnet
+
+
+_HEALTH_COLOURS = {"ok": "green", "starting": "yellow", "syncing": "yellow", "isolated": "red"}
+
+
 def _duration(text: str, what: str) -> float:
     try:
         return parse_duration_arg(text)
     except ValueError as exc:
         raise DevnetError(f"{what}: {exc}") from None
-
-
-def _raise_on_sigterm() -> None:
-    """Turn SIGTERM into KeyboardInterrupt so cleanup code runs as on Ctrl-C."""
-
-    def handler(signum: int, frame: FrameType | None) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, handler)
 
 
 # ---- up / status / logs / down ----------------------------------------------------------------
@@ -93,7 +95,7 @@ def up_command(
     (with --monitoring, then the monitoring stack around them)."""
     delay_s = None if genesis_delay is None else _duration(genesis_delay, "--genesis-delay")
     timeout_s = _duration(timeout, "--timeout")
-    _raise_on_sigterm()
+    raise_on_sigterm()
     with Progress(
         SpinnerColumn(),
         TextColumn("{task.description}"),
@@ -262,19 +264,24 @@ def status(
     """Each node's process, chain, peers, phase, pool and sync; the emulator's live faults;
     the monitoring stack's URLs, target health and alerts (with --peers: the RTT each node
     measures to each peer against the links)."""
-    devnet = Devnet.open(state_dir)
+    devnet = _open(state_dir)
     snapshot = devnet_status(devnet)
     table = Table(title=f"devnet {snapshot.name}")
-    for column in ("node", "region", "state", "height", "tip", "peers", "phase", "pool", "sync"):
+    columns = ("node", "region", "state", "health", "height", "tip", "peers", "phase", "pool")
+    for column in (*columns, "sync"):
         table.add_column(column, overflow="fold")
     for node in snapshot.nodes:
         state = "[green]up[/]" if node.up else "[red]down[/]"
         if node.up and node.error:
             state = "[yellow]up, no answer[/]"
+        health = node.health or "-"
+        if node.health in _HEALTH_COLOURS:
+            health = f"[{_HEALTH_COLOURS[node.health]}]{node.health}[/]"
         table.add_row(
             node.name,
             node.region,
             state,
+            health,
             "-" if node.height is None else str(node.height),
             (node.tip_hash or "-")[:12],
             "-" if node.peers is None else str(node.peers),
@@ -283,8 +290,16 @@ def status(
             "-" if node.sync_pct is None else f"{node.sync_pct:.0f}%",
         )
     console.print(table)
-    emulator = "[green]up[/]" if snapshot.emulator_up else "[red]down[/]"
-    console.print(f"emulator: {emulator}", highlight=False)
+    if snapshot.emulator_up:
+        console.print("emulator: [green]up[/]", highlight=False)
+    else:
+        console.print(
+            "emulator: [red]down[/]: every P2P link goes through it, so the nodes cannot reach "
+            "each other (their chains fork); mend it with: bitcell-sim devnet restart-emulator"
+            + (f" --state-dir {state_dir}" if state_dir != DEFAULT_STATE_DIR else ""),
+            highlight=False,
+            soft_wrap=True,
+        )
     if snapshot.emulator_error:
         console.print(f"  [yellow]{snapshot.emulator_error}[/]", soft_wrap=True)
     for fault in snapshot.link_faults:
@@ -417,6 +432,18 @@ def down_command(
         console.print(f"deleted {result.state_dir}")
 
 
+@app.command("restart-emulator")
+def restart_emulator(state_dir: StateDirOption = DEFAULT_STATE_DIR) -> None:
+    """Start the link emulator again (stopping it first if it still runs), with the link faults
+    in force; the nodes keep running and reconnect by themselves."""
+    devnet = _open(state_dir)
+    was_running = DevnetFaults(devnet).restart_emulator()
+    console.print(
+        f"link emulator {'restarted' if was_running else 'started again'} "
+        f"({devnet.meta.control_url}); nodes reconnect within ~2 s"
+    )
+
+
 # ---- chaos ----------------------------------------------------------------------------------
 
 
@@ -438,7 +465,7 @@ def chaos(
     ] = "auto",
 ) -> None:
     """Play a topology's fault list on the running devnet; revert everything at the end."""
-    devnet = Devnet.open(state_dir)
+    devnet = _open(state_dir)
     faults_source = load_topology(topology).faults if topology else devnet.topology.faults
     if not faults_source:
         raise FaultError(f"{topology or devnet.state.topology_path} has no faults to play")
@@ -452,7 +479,7 @@ def chaos(
         f"playing {len(faults_source)} fault(s) until t = {last_s:g} s after "
         f"{'now' if from_now else 'genesis'}; Ctrl-C reverts everything"
     )
-    _raise_on_sigterm()
+    raise_on_sigterm()
 
     def on_step(offset_s: float, step: TimelineStep) -> None:
         console.print(
@@ -474,7 +501,7 @@ def chaos(
 
 
 def _faults(state_dir: Path, backend: str = "auto") -> DevnetFaults:
-    return DevnetFaults.open(state_dir, throttle_backend=backend)
+    return DevnetFaults(_open(state_dir), throttle_backend=backend)
 
 
 @fault_app.command()

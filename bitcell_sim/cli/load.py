@@ -19,7 +19,7 @@ from typing import Annotated
 
 import typer
 
-from bitcell_sim.cli.common import console, err_console
+from bitcell_sim.cli.common import console, err_console, raise_on_sigterm
 from bitcell_sim.cli.report import report_run
 from bitcell_sim.devnet import Devnet
 from bitcell_sim.devnet.collect import collect, wait_for_round_end
@@ -161,6 +161,7 @@ def load(
         f"run folder {folder.path}"
     )
     bound_s = plan.duration_s + plan.drain_s + STARTUP_MARGIN_S
+    raise_on_sigterm()  # SIGTERM ends Locust too (the finally below); SIGKILL: see LocustProcess
     try:
         processes.append(LocustProcess(main_argv, load_dir / "locust.log"))
         for i in range(workers):

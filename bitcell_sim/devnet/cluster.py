@@ -59,12 +59,14 @@ class NodeEndpoint:
 
 @dataclass(frozen=True)
 class Health:
-    """One ``GET /health`` answer (``status_code`` None: no answer at all)."""
+    """One ``GET /health`` answer (``status_code`` None: no answer at all); ``status`` is the
+    node's word for it (ok, starting, syncing, isolated)."""
 
     status_code: int | None
     chain_height: int | None = None
     peer_count: int | None = None
     error: str = ""
+    status: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -154,6 +156,8 @@ class Devnet:
             "host": self.meta.host,
             "genesis_time_unix_s": self.meta.genesis_time_unix_s,
             "peers": node_peers(self.plan, node),
+            "p2p_key_file": str(self.state.p2p_key_path(node)),
+            "p2p_keys": self.state.read_p2p_keys(),
         }
         self.state.node_data_dir(node).mkdir(parents=True, exist_ok=True)
         path = self.state.node_config_path(node)
@@ -195,11 +199,12 @@ class Devnet:
             body = None
         if not isinstance(body, dict):
             return Health(response.status_code, error=f"unexpected body {response.text[:80]!r}")
-        height, peers = body.get("chain_height"), body.get("peer_count")
+        height, peers, word = body.get("chain_height"), body.get("peer_count"), body.get("status")
         return Health(
             response.status_code,
             chain_height=height if isinstance(height, int) else None,
             peer_count=peers if isinstance(peers, int) else None,
+            status=word if isinstance(word, str) else None,
         )
 
     def is_ready(self, node: str, require_peers: bool = True) -> bool:

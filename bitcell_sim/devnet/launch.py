@@ -1,11 +1,11 @@
 """Starting a devnet: ``up`` plans ports, writes the state folder, starts emulator and nodes.
 
 ``up(topology_path, state_dir)`` checks every planned port first (a taken one: DevnetError, nothing
-started), writes the state folder (resolved topology, 0600 control token, links file, one
-node.json + data dir + log per node), starts the link emulator, sets the genesis time to now +
+started), writes the state folder (resolved topology, 0600 control token, links file, P2P keys,
+one node.json + data dir + log per node), starts the link emulator, sets the genesis time to now +
 the genesis delay, starts the timeline sampler and every node and waits until all are healthy
-and peered. Any failure stops everything already started before the error propagates.
-``UpEvent`` reports progress.
+and peered, then the monitoring stack when asked. Any failure stops everything already started
+before the error propagates. ``UpEvent`` reports progress.
 """
 
 from __future__ import annotations
@@ -195,6 +195,7 @@ def up(
         _prepare_folder(state)
         state.topology_path.write_text(dump_topology(topology), encoding="utf-8")
         state.write_token()
+        state.write_p2p_keys(topology.node_names)
         write_links_file(state.links_path, link_specs(plan, topology.general.seed))
         meta = DevnetMeta(
             name=topology.general.name,

@@ -7,7 +7,8 @@
 does. Each returns an ``ActiveFault`` kept in ``faults-active.json``; ``revert(id)`` undoes one,
 ``revert_all`` every one, and ``restart``/``region_up``/``heal``/``unthrottle`` undo by target.
 Overlapping faults compose: a node stays down while any fault holds it, a link stays cut while
-any partition holds it, extra latencies add up.
+any partition holds it, extra latencies add up. ``restart_emulator`` mends the network when the
+link emulator died: a new one, with the link faults in force applied again, and no node restarted.
 """
 
 from __future__ import annotations
@@ -20,9 +21,10 @@ from typing import Any
 
 from bitcell_sim.devnet.cluster import Devnet
 from bitcell_sim.devnet.journal import FaultEvent, append_event
+from bitcell_sim.devnet.launch import start_emulator
 from bitcell_sim.devnet.plan import link_name
-from bitcell_sim.devnet.processes import is_running
-from bitcell_sim.devnet.state import read_json, write_json
+from bitcell_sim.devnet.processes import is_running, stop_processes
+from bitcell_sim.devnet.state import EMULATOR, read_json, write_json
 from bitcell_sim.errors import BitcellSimError, FaultError
 from bitcell_sim.faults.throttle import (
     ThrottleHandle,
@@ -356,6 +358,35 @@ class DevnetFaults:
             for fault_id in ids:
                 self.revert(fault_id)
             return ids
+
+    # ---- the emulator -------------------------------------------------------------------------
+    def restart_emulator(self, grace_s: float = 5.0) -> bool:
+        """Start the link emulator again (stopping it first if it still runs) and apply the
+        partitions and added latencies in force to its links; the nodes keep running and
+        reconnect by themselves. Returns True if an emulator was still running."""
+        with self.state.lock():
+            record = self.devnet.record(EMULATOR)
+            was_running = record is not None and is_running(record)
+            if record is not None:
+                stop_processes([record], grace_s)
+                self.state.remove_record(EMULATOR)
+            start_emulator(self.devnet)
+            active = self._load().faults
+            cut = sorted({link for f in active if f.kind == "partition" for link in f.links})
+            extra: dict[str, float] = {}
+            for fault in active:
+                if fault.kind == "added_latency":
+                    for link in fault.links:
+                        extra[link] = extra.get(link, 0.0) + fault.latency_s
+            with self.devnet.netem() as netem:
+                if cut:
+                    netem.partition(cut)
+                by_total: dict[float, list[str]] = {}
+                for link, total in extra.items():
+                    by_total.setdefault(total, []).append(link)
+                for total, links in by_total.items():
+                    netem.set_extra_latency(links, total)
+            return was_running
 
     # ---- generic ------------------------------------------------------------------------------
     def _find(self, fault_id: int) -> ActiveFault:

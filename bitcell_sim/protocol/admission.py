@@ -1,9 +1,9 @@
 """Admission of ``eth_sendRawTransaction``: the node's checks in order, with its exact errors.
 
-``admit_raw_transaction(params, lookup)`` runs hex → bincode decode → signature over the signing
-hash → nonce/balance (known sender) or nonce/gas limits (unknown sender), and returns the decoded
-``Transaction`` or raises ``RpcError`` with the node's code and message. Pool failures come after
-admission: ``pool_error(POOL_FULL)`` / ``pool_error(ALREADY_IN_POOL)`` give the -32603 answers.
+``admit_raw_transaction(params, lookup)`` runs hex → decode → signature → nonce/balance (known
+sender) or nonce/gas/amount 0 (unknown sender: a value transfer gets the node's own -32602
+"Insufficient balance", the devnet's one departure) and returns the ``Transaction`` or raises
+``RpcError``. ``pool_error(POOL_FULL)`` / ``pool_error(ALREADY_IN_POOL)``: the -32603 answers.
 """
 
 from __future__ import annotations
@@ -60,7 +60,8 @@ def decode_raw_transaction(
 
 
 def check_account_rules(tx: Transaction, account: Account | None) -> None:
-    """Step 4: a known sender needs its confirmed nonce and the amount; a new one, sane gas."""
+    """Step 4: a known sender needs its confirmed nonce and the amount; a new one nonce 0,
+    sane gas and (unlike the real node, which checks no balance there) an amount of 0."""
     if account is not None:
         if tx.nonce != account.nonce:
             raise RpcError(
@@ -87,6 +88,10 @@ def check_account_rules(tx: Transaction, account: Account | None) -> None:
             INVALID_PARAMS,
             f"Gas limit {tx.gas_limit} exceeds maximum allowed {MAX_GAS_LIMIT}",
         )
+    if tx.amount > 0:
+        # A new account has no balance: such a tx could never apply (it would only occupy the
+        # pool for good, as it does on the real node).
+        raise RpcError(INVALID_PARAMS, MSG_INSUFFICIENT_BALANCE)
 
 
 def admit_raw_transaction(

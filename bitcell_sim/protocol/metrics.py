@@ -78,6 +78,17 @@ DEVNET_METRICS: tuple[MetricSpec, ...] = (
         _G,
         "Seconds this node took to build its last block (the devnet's stand-in for the proof)",
     ),
+    MetricSpec(
+        "bitcell_pool_evicted_total",
+        _C,
+        "Pool transactions evicted because they can no longer apply, by reason",
+        ("reason",),
+    ),
+    MetricSpec(
+        "bitcell_p2p_handshakes_refused_total",
+        _C,
+        "Inbound P2P connections refused before or during the authenticated handshake",
+    ),
 )
 
 #: The round-trip time a devnet node measures to each peer (Ping -> Pong), labelled by peer name.

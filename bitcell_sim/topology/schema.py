@@ -11,6 +11,7 @@ peer graph) raise :class:`~bitcell_sim.errors.TopologyError` with the path of ev
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Callable, Iterable
 from functools import cached_property
 from typing import Annotated, Any, Literal, get_args
@@ -22,12 +23,14 @@ from pydantic import (
     Field,
     PlainSerializer,
     ValidationInfo,
+    field_validator,
     model_validator,
 )
 
 from bitcell_sim.errors import TopologyError
 from bitcell_sim.topology.jitter import JitterDistribution
 from bitcell_sim.topology.units import (
+    LIMITS,
     format_bandwidth,
     format_duration,
     format_size,
@@ -38,12 +41,16 @@ from bitcell_sim.topology.units import (
 )
 
 
-def _unit(parse: Callable[[object], float]) -> Callable[[object, ValidationInfo], float]:
-    """A unit parser that, outside files, also takes a plain number already in SI units."""
+def _unit(parse: Callable[[object], float], kind: str) -> Callable[[object, ValidationInfo], float]:
+    """A unit parser that, outside files, also takes a plain number already in SI units (within
+    the same limits)."""
 
     def validate(value: object, info: ValidationInfo) -> float:
         from_file = bool(info.context and info.context.get(FROM_FILE))
         if not from_file and isinstance(value, int | float) and not isinstance(value, bool):
+            limit, words = LIMITS[kind]
+            if not math.isfinite(value) or value > limit:
+                raise ValueError(f"{kind} {value!r} is more than {words}, the most allowed")
             return value
         return parse(value)
 
@@ -56,14 +63,19 @@ FROM_FILE = "from_file"
 # Unit-carrying types: parsed from strings on the way in, printed back with units on the way out,
 # so a dumped topology loads again unchanged.
 Duration = Annotated[
-    float, BeforeValidator(_unit(parse_duration)), PlainSerializer(format_duration)
+    float, BeforeValidator(_unit(parse_duration, "duration")), PlainSerializer(format_duration)
 ]
 Bandwidth = Annotated[
-    float, BeforeValidator(_unit(parse_bandwidth)), PlainSerializer(format_bandwidth)
+    float,
+    BeforeValidator(_unit(parse_bandwidth, "bandwidth")),
+    PlainSerializer(format_bandwidth),
 ]
-Size = Annotated[int, BeforeValidator(_unit(parse_size)), PlainSerializer(format_size)]
+Size = Annotated[int, BeforeValidator(_unit(parse_size, "size")), PlainSerializer(format_size)]
 Rate = Annotated[float, BeforeValidator(parse_rate)]
 Port = Annotated[int, Field(ge=1, le=65535)]
+U64_MAX = 2**64 - 1
+#: Counts (txs per block, pool size, accounts, batch, fanout) beyond this are typos.
+MAX_COUNT = 10_000_000
 
 # Ports a node gets when the file leaves them out: base + the node's index. They sit below the
 # Linux ephemeral range (32768+) so client sockets never take them first.
@@ -80,7 +92,7 @@ class Spec(BaseModel):
 class GeneralSpec(Spec):
     name: str = "unnamed"
     description: str = ""
-    seed: int = Field(default=1, ge=0)
+    seed: int = Field(default=1, ge=0, le=U64_MAX)
     duration_s: Duration = Field(default=600.0, alias="duration", gt=0)
 
 
@@ -95,7 +107,7 @@ class JitterSpec(Spec):
 
 
 class LinksSpec(Spec):
-    bandwidth_bps: Bandwidth = Field(default=100e6, alias="bandwidth", gt=0)
+    bandwidth_bps: Bandwidth = Field(default=100e6, alias="bandwidth", ge=1)
     jitter: JitterSpec = JitterSpec()
 
 
@@ -108,7 +120,7 @@ class NodeSpec(Spec):
 
 
 class GossipSpec(Spec):
-    fanout: int = Field(default=0, ge=0)
+    fanout: int = Field(default=0, ge=0, le=MAX_COUNT)
     tx_batch_interval_s: Duration = Field(default=0.05, alias="tx_batch_interval")
 
 
@@ -118,14 +130,15 @@ class ProcessingSpec(Spec):
 
 
 class ProtocolSpec(Spec):
-    commit_s: Duration = Field(default=5.0, alias="commit", gt=0)
-    reveal_s: Duration = Field(default=5.0, alias="reveal", gt=0)
-    battle_s: Duration = Field(default=5.0, alias="battle", gt=0)
-    max_txs_per_block: int = Field(default=1000, ge=1)
-    tx_pool_capacity: int = Field(default=10_000, ge=1)
-    tx_size_bytes: Size = Field(default=194, alias="tx_size", ge=194)
-    block_reward: int = Field(default=5_000_000_000, ge=0)
-    sync_batch_blocks: int = Field(default=100, alias="sync_batch", ge=1)
+    # Phases of at least a millisecond: shorter rounds are a typo, and would flood the model.
+    commit_s: Duration = Field(default=5.0, alias="commit", ge=0.001)
+    reveal_s: Duration = Field(default=5.0, alias="reveal", ge=0.001)
+    battle_s: Duration = Field(default=5.0, alias="battle", ge=0.001)
+    max_txs_per_block: int = Field(default=1000, ge=1, le=MAX_COUNT)
+    tx_pool_capacity: int = Field(default=10_000, ge=1, le=MAX_COUNT)
+    tx_size_bytes: Size = Field(default=194, alias="tx_size", ge=194, le=1_000_000)
+    block_reward: int = Field(default=5_000_000_000, ge=0, le=U64_MAX)
+    sync_batch_blocks: int = Field(default=100, alias="sync_batch", ge=1, le=MAX_COUNT)
     gossip: GossipSpec = GossipSpec()
     processing: ProcessingSpec = ProcessingSpec()
 
@@ -177,8 +190,30 @@ class WorkloadSpec(Spec):
 
 
 class GenesisSpec(Spec):
-    funded_accounts: int = Field(default=0, ge=0)
-    balance: int = Field(default=10**12, ge=0)
+    funded_accounts: int = Field(default=0, ge=0, le=MAX_COUNT)
+    balance: int = Field(default=10**12, ge=0, le=U64_MAX)
+    #: Further accounts funded at genesis: compressed public key in hex -> balance.
+    accounts: dict[str, Annotated[int, Field(ge=0, le=U64_MAX)]] = Field(default_factory=dict)
+
+    @field_validator("accounts")
+    @classmethod
+    def _check_accounts(cls, accounts: dict[str, int]) -> dict[str, int]:
+        for key in accounts:
+            digits = key.removeprefix("0x")
+            if len(digits) != 66 or digits[:2] not in ("02", "03") or not _is_hex(digits):
+                raise ValueError(
+                    f"account {key!r} is not a compressed public key (0x02 or 0x03, then 64 "
+                    "hex digits)"
+                )
+        return accounts
+
+    @property
+    def accounts_by_key(self) -> dict[bytes, int]:
+        return {bytes.fromhex(k.removeprefix("0x")): v for k, v in self.accounts.items()}
+
+
+def _is_hex(text: str) -> bool:
+    return all(c in "0123456789abcdefABCDEF" for c in text)
 
 
 class FaultBase(Spec):
@@ -597,6 +632,12 @@ def _reference_problems(topo: Topology) -> Iterable[tuple[str, str]]:
     known = set(topo.nodes) | region_names
     for i, fault in enumerate(topo.faults):
         path = f"faults[{i}]"
+        if fault.start_s >= topo.general.duration_s:
+            yield (
+                f"{path}.start",
+                f"starts at {fault.start_s:g} s, when the run is over "
+                f"(general.duration is {topo.general.duration_s:g} s)",
+            )
         if isinstance(fault, Partition):
             seen: dict[str, int] = {}
             for g, group in enumerate(fault.groups):
