@@ -61,8 +61,8 @@ def read_messages(sock: socket.socket, out: queue.Queue[Message]) -> None:
 class ScriptedPeer:
     """Listens where node a dials "b"; records what node a sends on that connection."""
 
-    def __init__(self) -> None:
-        self.port = free_port()
+    def __init__(self, port: int | None = None) -> None:
+        self.port = port or free_port()
         self.received: queue.Queue[Message] = queue.Queue()
         self._server = socket.create_server((HOST, self.port))
         self._sockets: list[socket.socket] = [self._server]

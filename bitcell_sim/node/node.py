@@ -153,9 +153,12 @@ class Node:
         # Txs are relayed only where some node is not a direct peer of every other.
         self.relay_txs = topo.peers != "full_mesh"
         self.sync_batch = proto.sync_batch_blocks
+        self.sync_step_back = proto.sync_step_back_blocks
 
         self.links: dict[str, PeerLink] = {}
-        self.p2p = P2PServer(self.own_key, self.names_by_key, self.traffic, self.on_payload)
+        self.p2p = P2PServer(
+            self.own_key, self.names_by_key, self.traffic, self.on_payload, self._on_hello
+        )
         self.peer_tips: dict[str, ChainTip] = {}
         self.orphans: OrderedDict[bytes, Block] = OrderedDict()
         self.rejected: OrderedDict[bytes, None] = OrderedDict()
@@ -186,6 +189,7 @@ class Node:
         """Bind the three ports (``DevnetError`` naming a busy one), then dial and tick."""
         spec = self.settings.spec
         host = self.settings.config.host
+        proto_peering = self.settings.topology.protocol.peering
         await self._bind("p2p", spec.p2p_port, self.p2p.start(host, spec.p2p_port))
         for what, port, app in (
             ("rpc", spec.rpc_port, rpc_app(self)),
@@ -205,6 +209,8 @@ class Node:
                 self.traffic,
                 self._on_peer_up,
                 self._on_peer_down,
+                reconnect_min_s=proto_peering.reconnect_min_s,
+                reconnect_max_s=proto_peering.reconnect_max_s,
             )
             self.links[peer] = link
             self._spawn(link.run(), f"link-{peer}")
@@ -393,6 +399,12 @@ class Node:
         if entries:
             link.send_many([encode_frame(TransactionMessage(e.tx)) for e in entries])
 
+    def _on_hello(self, peer: str) -> None:
+        """A peer dialled us: it is up, so dial it back now instead of at the back-off's end."""
+        link = self.links.get(peer)
+        if link is not None:
+            link.redial_now()
+
     def _on_peer_down(self, link: PeerLink) -> None:
         log.info("peer disconnected peer=%s peers=%d", link.name, self.peer_count)
         if self._sync is not None and self._sync.peer == link.name:
@@ -448,6 +460,10 @@ class Node:
         elif isinstance(message, Status):
             # Only configured peers count (and can be synced from): see _note_tip.
             self._note_tip(peer, message.height, message.tip_hash, replace=True)
+            # Answer a peer that is behind with our tip, so it can sync now (a restarted
+            # node), not when our own connection to it comes back.
+            if is_better(self.chain.tip_key, ChainTip(message.height, message.tip_hash)):
+                self._send_to(peer, encode_frame(Status(self.chain.height, self.chain.tip_hash)))
             self._maybe_sync()
         elif isinstance(message, GetBlocks):
             self._serve_blocks(peer, message)
@@ -648,8 +664,9 @@ class Node:
         peer, tip = best
         self._request_blocks(peer, min(self.chain.height + 1, tip.height))
 
-    def _request_blocks(self, peer: str, from_height: int) -> None:
-        self._send_to(peer, encode_frame(GetBlocks(from_height, self.sync_batch)))
+    def _request_blocks(self, peer: str, from_height: int, count: int | None = None) -> None:
+        count = self.sync_batch if count is None else min(count, self.sync_batch)
+        self._send_to(peer, encode_frame(GetBlocks(from_height, count)))
         self._sync = SyncRequest(peer, from_height, time.monotonic())
         log.debug("sync request peer=%s from_height=%d", peer, from_height)
 
@@ -678,10 +695,14 @@ class Node:
                 log.error("peer %s serves a chain with another genesis: not syncing from it", peer)
                 self.peer_tips.pop(peer, None)
                 return
-            # Our chains fork below this batch: step back, twice as far each time.
-            step = self._sync_step.get(peer, self.sync_batch)
+            # Our chains fork below this batch. Keep it (it connects once its ancestors are
+            # here) and fetch only the blocks below it, twice as many each time.
+            for block in blocks:
+                self._add_orphan(block)
+            step = self._sync_step.get(peer, self.sync_step_back)
             self._sync_step[peer] = step * 2
-            self._request_blocks(peer, max(1, first.height - step))
+            start = max(1, first.height - step)
+            self._request_blocks(peer, start, first.height - start)
             return
         self._sync_step.pop(peer, None)
         for block in blocks:
@@ -705,7 +726,8 @@ class Node:
             and tip.block_hash not in self.chain.records
             and is_better(tip, self.chain.tip_key)
         ):
-            self._request_blocks(peer, blocks[-1].height + 1)
+            # Orphans kept from a step back may have connected: ask from past the chain's tip.
+            self._request_blocks(peer, max(blocks[-1].height, self.chain.height) + 1)
         else:
             self._maybe_sync()
 

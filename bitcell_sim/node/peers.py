@@ -4,9 +4,10 @@ Every message this node sends to peer P goes over its own outbound connection to
 the address the config gives, usually the link emulator's port for this node -> P), so the
 bytes cross the directed link of the emulator. ``PeerLink`` dials, exchanges ``Handshake``s,
 keeps the connection alive with ``Ping`` (the peer answers ``Pong`` on the same connection) and
-reconnects with exponential back-off; its send buffer is bounded, so a stuck peer costs at most
-``MAX_SEND_BUFFER_BYTES``. ``P2PServer`` accepts inbound connections, answers the handshake and
-pings on them, and hands every other frame payload to the node.
+reconnects with exponential back-off (the topology's ``protocol.peering``), cut short by
+``redial_now`` when the peer dials us (it is back); its send buffer is bounded, so a stuck peer
+costs at most ``MAX_SEND_BUFFER_BYTES``. ``P2PServer`` accepts inbound connections, answers
+the handshake and pings on them, and hands every other frame payload to the node.
 
 The keepalive Pings also measure the round-trip time (``PeerLink.rtt``, an ``RttTracker``): the
 Pong comes back on the same connection, so through the emulator a Ping -> Pong is one full round
@@ -167,6 +168,8 @@ class PeerLink:
         on_up: Callable[[PeerLink], None],
         on_down: Callable[[PeerLink], None],
         ping_interval_s: float = PING_INTERVAL_S,
+        reconnect_min_s: float = RECONNECT_MIN_S,
+        reconnect_max_s: float = RECONNECT_MAX_S,
     ) -> None:
         self.name = name
         self.host = host
@@ -182,6 +185,9 @@ class PeerLink:
         self.connects = 0
         self._last_warning = ""
         self.ping_interval_s = ping_interval_s
+        self.reconnect_min_s = reconnect_min_s
+        self.reconnect_max_s = reconnect_max_s
+        self._wake = asyncio.Event()
         #: Ping -> Pong round trips on this link, kept across reconnections.
         self.rtt = RttTracker()
 
@@ -207,10 +213,24 @@ class PeerLink:
         self.traffic.messages_sent += messages
         return True
 
+    def redial_now(self) -> None:
+        """Cut the current back-off short: the peer just dialled us, so it is reachable."""
+        if not self.up:
+            self._wake.set()
+
+    async def _back_off(self, delay_s: float) -> bool:
+        """Sleep ``delay_s`` unless woken by ``redial_now``; True if woken."""
+        self._wake.clear()
+        try:
+            await asyncio.wait_for(self._wake.wait(), delay_s)
+        except TimeoutError:
+            return False
+        return True
+
     async def run(self) -> None:
         """Dial, handshake, keep alive; on any loss wait (back-off) and dial again."""
         loop = asyncio.get_running_loop()
-        backoff_s = RECONNECT_MIN_S
+        backoff_s = self.reconnect_min_s
         while not self._closed:
             protocol: _OutboundProtocol | None = None
             try:
@@ -237,11 +257,13 @@ class PeerLink:
                     self._last_warning = message
                 else:
                     log.debug("%s", message)
-                await asyncio.sleep(backoff_s)
-                backoff_s = min(backoff_s * 2, RECONNECT_MAX_S)
+                woken = await self._back_off(backoff_s)
+                backoff_s = (
+                    self.reconnect_min_s if woken else min(backoff_s * 2, self.reconnect_max_s)
+                )
                 continue
             assert protocol is not None
-            backoff_s = RECONNECT_MIN_S
+            backoff_s = self.reconnect_min_s
             self._protocol = protocol
             self.up = True
             self.connects += 1
@@ -255,7 +277,7 @@ class PeerLink:
                     protocol.transport.abort()
                 self._on_down(self)
             if not self._closed:
-                await asyncio.sleep(RECONNECT_MIN_S)
+                await self._back_off(self.reconnect_min_s)
 
     async def _keepalive(self, protocol: _OutboundProtocol) -> None:
         while not self._closed:
@@ -310,6 +332,7 @@ class _InboundProtocol(asyncio.Protocol):
                     key = _handshake_key(payload)
                     self.peer = self.server.identify(key)
                     self._reply(self.server.handshake_frame)
+                    self.server.on_hello(self.peer)
                 elif variant == PING_INDEX:
                     self._reply(PONG_FRAME)
                 elif variant != HANDSHAKE_INDEX:
@@ -332,8 +355,11 @@ class P2PServer:
         names_by_key: dict[bytes, str],
         traffic: Traffic,
         deliver: Callable[[str, bytes], None],
+        on_hello: Callable[[str], None] = lambda peer: None,
     ) -> None:
         self.handshake_frame = encode_frame(Handshake(our_key))
+        #: Called with the peer's name when an inbound connection completes its handshake.
+        self.on_hello = on_hello
         self.names_by_key = names_by_key
         self.traffic = traffic
         self.deliver = deliver
