@@ -6,10 +6,8 @@ Thin wiring over :mod:`bitcell_sim.devnet` (start, inspect, stop) and :mod:`bitc
 
 from __future__ import annotations
 
-import signal
 import time
 from pathlib import Path
-from types import FrameType
 from typing import Annotated
 
 import typer
@@ -23,7 +21,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from bitcell_sim.cli.common import console, err_console
+from bitcell_sim.cli.common import console, err_console, raise_on_sigterm
 from bitcell_sim.devnet import Devnet, UpEvent, devnet_status, down, read_peer_rtts, up
 from bitcell_sim.devnet.processes import tail_lines
 from bitcell_sim.devnet.state import EMULATOR
@@ -49,15 +47,6 @@ def _duration(text: str, what: str) -> float:
         raise DevnetError(f"{what}: {exc}") from None
 
 
-def _raise_on_sigterm() -> None:
-    """Turn SIGTERM into KeyboardInterrupt so cleanup code runs as on Ctrl-C."""
-
-    def handler(signum: int, frame: FrameType | None) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, handler)
-
-
 # ---- up / status / logs / down ----------------------------------------------------------------
 
 
@@ -74,7 +63,7 @@ def up_command(
     """Start the topology's nodes and link emulator; wait until all are healthy and peered."""
     delay_s = None if genesis_delay is None else _duration(genesis_delay, "--genesis-delay")
     timeout_s = _duration(timeout, "--timeout")
-    _raise_on_sigterm()
+    raise_on_sigterm()
     with Progress(
         SpinnerColumn(),
         TextColumn("{task.description}"),
@@ -315,7 +304,7 @@ def chaos(
         f"playing {len(faults_source)} fault(s) until t = {last_s:g} s after "
         f"{'now' if from_now else 'genesis'}; Ctrl-C reverts everything"
     )
-    _raise_on_sigterm()
+    raise_on_sigterm()
 
     def on_step(offset_s: float, step: TimelineStep) -> None:
         console.print(

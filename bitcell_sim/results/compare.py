@@ -18,6 +18,7 @@ import numpy as np
 
 from bitcell_sim.results.metrics import Metric, run_metrics
 from bitcell_sim.results.runs import RunRecords
+from bitcell_sim.results.summary import summarize
 from bitcell_sim.topology.schema import ToleranceSpec, ValidationSpec
 
 PASS, FAIL, UNKNOWN = "PASS", "FAIL", "UNKNOWN"
@@ -239,17 +240,16 @@ def _value(metrics: Mapping[str, Metric], name: str) -> float | None:
 
 
 def _fault_legend(run: RunRecords) -> Iterator[dict[str, Any]]:
-    for i, fault in enumerate(run.topology.faults, start=1):
-        target = getattr(fault, "target", None) or " | ".join(
-            ",".join(group) for group in getattr(fault, "groups", ())
-        )
+    """The faults of a run as they held (its summary's), numbered as the metrics name them."""
+    summary = summarize(run.topology, run.tables, load_window_s=run.load_window_s)
+    for i, entry in enumerate(summary["faults"], start=1):
         yield {
             "id": f"fault {i}",
-            "kind": fault.kind,
-            "target": target,
-            "start_s": fault.start_s,
-            "end_s": fault.end_s,
-            "label": fault.label,
+            "kind": entry["kind"],
+            "target": entry["target"],
+            "start_s": entry["start_s"],
+            "end_s": entry["end_s"],
+            "label": entry["label"],
         }
 
 

@@ -12,7 +12,7 @@ happened within the run (a recovery) is ``math.inf``.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,16 +23,18 @@ from bitcell_sim.results.runs import RunRecords
 from bitcell_sim.results.summary import (
     PERCENTILES,
     Tip,
-    down_windows,
     propagation_samples,
     summarize,
     tip_history,
 )
-from bitcell_sim.topology import AddedLatency, CpuThrottle, Topology
+from bitcell_sim.topology import Topology
 
 GROUP_HEADLINE = "headline"
 GROUP_FAULTS = "faults"
 GROUP_PAIRS = "block propagation by region pair"
+#: Faults that take nodes down, and faults that leave them up but slower.
+DOWN_KINDS = ("node_down", "region_down")
+DEGRADING_KINDS = ("cpu_throttle", "added_latency")
 
 
 @dataclass(frozen=True)
@@ -169,21 +171,26 @@ def run_metrics(run: RunRecords) -> dict[str, Metric]:
 
 
 def _fault_metrics(run: RunRecords, summary: Mapping[str, Any], add: Any) -> None:
+    """Per fault of the summary (the faults as they held in this run), its recovery rows."""
     topology = run.topology
     history = (
         tip_history(run.tables["blocks"], run.tables["block_arrivals"], topology.node_names)
         if run.tables["blocks"].num_rows
         else None
     )
-    down = down_windows(topology)
-    for i, (fault, entry) in enumerate(zip(topology.faults, summary["faults"], strict=True), 1):
-        tag = f"fault {i}"
+    down: dict[str, list[tuple[float, float]]] = {n: [] for n in topology.node_names}
+    for entry in summary["faults"]:
+        if entry["kind"] in DOWN_KINDS and entry["end_s"] is not None:
+            for node in entry["nodes"]:
+                down.setdefault(node, []).append((entry["start_s"], entry["end_s"]))
+    for i, entry in enumerate(summary["faults"], 1):
+        tag, kind = f"fault {i}", entry["kind"]
         for node, value in entry["recovery_by_node_s"].items():
             add(
                 f"recovery[{tag}, {node}]",
                 "recovery",
                 "s",
-                f"{fault.kind}: fault end to {node} holding the best tip",
+                f"{kind}: fault end to {node} holding the best tip",
                 None if history is None else (math.inf if value is None else value),
                 group=GROUP_FAULTS,
             )
@@ -192,20 +199,21 @@ def _fault_metrics(run: RunRecords, summary: Mapping[str, Any], add: Any) -> Non
             f"reconvergence[{tag}]",
             "reconvergence",
             "s",
-            f"{fault.kind}: fault end to one tip on every up node",
+            f"{kind}: fault end to one tip on every up node",
             None if history is None else (math.inf if converged is None else converged),
             group=GROUP_FAULTS,
         )
-        if isinstance(fault, CpuThrottle | AddedLatency):
-            for node in topology.fault_nodes(fault):
+        if kind in DEGRADING_KINDS:
+            end_s = summary["duration_s"] if entry["end_s"] is None else entry["end_s"]
+            for node in entry["nodes"]:
                 add(
                     f"behind[{tag}, {node}]",
                     "behind",
                     "s",
-                    f"{fault.kind}: seconds {node} was ≥ 1 block behind during the fault",
+                    f"{kind}: seconds {node} was ≥ 1 block behind during the fault",
                     None
                     if history is None
-                    else seconds_behind(topology, history, down, node, fault.start_s, fault.end_s),
+                    else seconds_behind(topology, history, down, node, entry["start_s"], end_s),
                     group=GROUP_FAULTS,
                 )
 
@@ -276,7 +284,7 @@ def _descends(tip: Tip, old: Tip, parent: Mapping[str, str], height: Mapping[str
 def seconds_behind(
     topology: Topology,
     history: list[tuple[float, tuple[Tip, ...]]],
-    down: Mapping[str, list[tuple[float, float]]],
+    down: Mapping[str, Sequence[tuple[float, float]]],
     node: str,
     start_s: float,
     end_s: float,
@@ -290,7 +298,7 @@ def seconds_behind(
         lo, hi = max(t, start_s), min(seg_end, end_s)
         if hi <= lo:
             continue
-        up = [i for i, n in enumerate(nodes) if not any(s <= lo < e for s, e in down[n])]
+        up = [i for i, n in enumerate(nodes) if not any(s <= lo < e for s, e in down.get(n, ()))]
         best = max((tips[i][0] for i in up), default=0)
         if tips[me][0] < best:
             total += hi - lo

@@ -90,7 +90,7 @@ def tip_history(
     return history
 
 
-def down_windows(topology: Topology) -> dict[str, list[tuple[float, float]]]:
+def _down_windows(topology: Topology) -> dict[str, list[tuple[float, float]]]:
     windows: dict[str, list[tuple[float, float]]] = {n: [] for n in topology.node_names}
     for fault in topology.faults:
         if isinstance(fault, NodeDown | RegionDown):
@@ -318,7 +318,7 @@ def summarize(
 
     # ---- faults ------------------------------------------------------------------------------
     history = tip_history(blocks, arrivals, topology.node_names)
-    down = down_windows(topology)
+    down = _down_windows(topology)
     faults = [_fault_recovery(topology, f, history, down, duration_s) for f in topology.faults]
 
     latency = confirm_s[confirmed] - submit_s[confirmed]
