@@ -560,20 +560,21 @@ class Simulation:
                 self._want_sync(node, sender, child.parent)
                 return
 
-    def _send_status(self, node: int, peer: int, reply: bool) -> None:
+    def _send_status(self, node: int, peer: int) -> None:
         if not self.up[node]:
             return
         arrival = self.links[(node, peer)].transmit(self.env.now, self.wire.status_frame_bytes)
         if arrival is not None:
-            self._at(arrival, self._on_status, peer, node, self.tip[node], reply)
+            self._at(arrival, self._on_status, peer, node, self.tip[node])
 
-    def _on_status(self, node: int, sender: int, tip: Block, reply: bool) -> None:
+    def _on_status(self, node: int, sender: int, tip: Block) -> None:
         if not self.up[node]:
             return
         self._heard_height(node, tip.height)
-        if reply:
-            self._send_status(node, sender, False)
-        if tip.hash not in self.importing[node] and is_better(tip, self.tip[node]):
+        if is_better(self.tip[node], tip):
+            # As the devnet node does: answer a peer that is behind with our tip.
+            self._send_status(node, sender)
+        elif tip.hash not in self.importing[node] and is_better(tip, self.tip[node]):
             self._want_sync(node, sender, tip)
 
     # ---- faults ----------------------------------------------------------------------------
@@ -601,8 +602,8 @@ class Simulation:
         self.cpu_busy_s[node] = now
         for peer in self.peers[node]:
             rtt_s = 2 * self.links[(node, peer)].latency_s
-            self._at(now + rtt_s, self._send_status, node, peer, False)
-            self._at(now + 1.5 * rtt_s, self._send_status, peer, node, False)
+            self._at(now + rtt_s, self._send_status, node, peer)
+            self._at(now + 1.5 * rtt_s, self._send_status, peer, node)
 
     def _heal(self, partition: PartitionWindow) -> None:
         """Connections across a healed cut are back (redialled): tips follow the handshake.
@@ -616,7 +617,7 @@ class Simulation:
             for b in self.peers[a]:
                 if partition.side[a] != partition.side[b]:
                     rtt_s = 2 * self.links[(a, b)].latency_s
-                    self._at(now + rtt_s, self._send_status, a, b, False)
+                    self._at(now + rtt_s, self._send_status, a, b)
 
     # ---- timeline ----------------------------------------------------------------------------
 
