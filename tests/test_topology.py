@@ -17,6 +17,7 @@ from bitcell_sim.topology import (
     link_params,
     load_topology,
     parse_topology,
+    partition_sides,
     peer_graph,
     to_gml,
 )
@@ -90,7 +91,7 @@ def test_partition_with_one_group_cuts_it_from_the_rest() -> None:
     topo = parse_topology(
         MINIMAL + "faults:\n  - {kind: partition, groups: [[b]], start: 5 s, duration: 10 s}\n"
     )
-    sides = topo.partition_sides(topo.faults[0])  # type: ignore[arg-type]
+    sides = partition_sides(topo, topo.faults[0].groups)  # type: ignore[union-attr]
     assert sides == (frozenset({"n3"}), frozenset({"n1", "n2"}))
 
 

@@ -1,9 +1,9 @@
 """``bitcell-sim load TOPOLOGY``: drive the running devnet's RPC with Locust and summarise.
 
 Checks that the devnet in ``--state-dir`` is up and runs the topology's network, creates the run
-folder (the devnet's resolved topology with TOPOLOGY's workload), starts Locust headless as a
-subprocess (``--workers N``: a master and N workers), bounded in time, and prints the summary.
-A stalled chain ends with the stall's message and exit 1.
+folder (the devnet's resolved topology with TOPOLOGY's workload, ``--tps``/``--duration``
+applied as ``run`` applies them), starts Locust headless on it (``--workers N``: a master and N
+workers), bounded in time, and prints the summary. A stalled chain ends with exit 1.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from bitcell_sim.load.runner import STARTUP_MARGIN_S, LocustProcess, locust_argv
 from bitcell_sim.load.summary import format_summary
 from bitcell_sim.loopback import free_port
 from bitcell_sim.results import RunFolder, new_run_id
-from bitcell_sim.topology import load_topology
+from bitcell_sim.topology import apply_overrides, load_topology
 
 
 def load(
@@ -74,13 +74,15 @@ def load(
     if down:
         err_console.print(f"[yellow]warning:[/] nodes not healthy: {', '.join(down)}")
 
-    # The devnet's nodes and ports (it may run on shifted ports), TOPOLOGY's workload.
+    # The devnet's nodes and ports (it may run on shifted ports), TOPOLOGY's workload, with the
+    # overrides in the run folder's topology: the model replays that very schedule.
     merged = devnet.topology.model_copy(update={"workload": wanted.workload})
     duration_s = parse_seconds(duration) if duration is not None else None
     drain_s = parse_seconds(drain) if drain is not None else None
-    plan = plan_from_topology(
-        merged, tps=tps, duration_s=duration_s, users=users, drain_s=drain_s, watch_node=watch_node
-    )
+    merged, changes = apply_overrides(merged, tps=tps, load_duration_s=duration_s)
+    for change in changes:
+        err_console.print(f"override {change}", highlight=False)
+    plan = plan_from_topology(merged, users=users, drain_s=drain_s, watch_node=watch_node)
     folder = RunFolder.create(results_dir, run_id or new_run_id(merged, "load"), merged)
     folder.write_json(
         "meta.json",
@@ -95,8 +97,6 @@ def load(
     topology_path = folder.path / "topology.yaml"
     common = {
         "topology": topology_path,
-        "tps": tps,
-        "duration_s": duration_s,
         "users": users,
         "senders": senders,
         "genesis_unix_s": devnet.meta.genesis_time_unix_s,

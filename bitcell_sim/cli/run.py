@@ -19,7 +19,6 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from bitcell_sim.cli.common import console, err_console
 from bitcell_sim.model import apply_overrides, simulate
 from bitcell_sim.results import RunFolder, new_run_id, software_versions
-from bitcell_sim.results.plots import write_plots
 from bitcell_sim.results.summary import failed_expectations, summarize
 from bitcell_sim.results.table import summary_tables
 from bitcell_sim.topology import load_topology
@@ -123,6 +122,9 @@ def run(
         },
     )
     if not no_plots:
+        # matplotlib only when plots are drawn: it is most of this command's start-up time.
+        from bitcell_sim.results.plots import write_plots
+
         write_plots(topo, result.tables, folder.subfolder("plots"))
 
     for table in summary_tables(summary):

@@ -3,10 +3,11 @@
 ``DevnetFaults(devnet)`` applies the five fault kinds of the topology for real: ``kill``/
 ``region_down`` (SIGKILL), ``partition`` (the emulator cuts every directed link crossing the cut),
 ``add_latency`` (extra one-way latency on the links in and out of a node or region) and
-``throttle`` (a CPU quota). Each returns an ``ActiveFault`` kept in ``faults-active.json``;
-``revert(id)`` undoes one, ``revert_all`` every one, and ``restart``/``region_up``/``heal``/
-``unthrottle`` undo by target. Overlapping faults compose: a node stays down while any fault
-holds it, a link stays cut while any partition holds it, extra latencies add up.
+``throttle`` (a CPU quota), on the nodes and links ``topology.scope`` selects, as the model
+does. Each returns an ``ActiveFault`` kept in ``faults-active.json``; ``revert(id)`` undoes one,
+``revert_all`` every one, and ``restart``/``region_up``/``heal``/``unthrottle`` undo by target.
+Overlapping faults compose: a node stays down while any fault holds it, a link stays cut while
+any partition holds it, extra latencies add up.
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ from bitcell_sim.devnet.processes import is_running
 from bitcell_sim.devnet.state import read_json, write_json
 from bitcell_sim.errors import BitcellSimError, FaultError
 from bitcell_sim.faults.journal import FaultEvent, append_event
-from bitcell_sim.faults.selection import boundary_links, partition_links, resolve_targets
 from bitcell_sim.faults.throttle import (
     ThrottleHandle,
     apply_throttle,
@@ -37,6 +37,10 @@ from bitcell_sim.topology import (
     NodeDown,
     Partition,
     RegionDown,
+    boundary_links,
+    partition_links,
+    partition_sides,
+    resolve_targets,
 )
 
 DOWN_KINDS = ("node_down", "region_down")
@@ -233,18 +237,7 @@ class DevnetFaults:
     def partition(self, groups: Sequence[Sequence[str]], *, label: str = "") -> ActiveFault:
         """Cut every directed link between different groups (node or region names); a single
         group is cut from all other nodes."""
-        if not groups or not all(groups):
-            raise FaultError("a partition needs at least one non-empty group")
-        sides = [set(self._nodes(group)) for group in groups]
-        seen: set[str] = set()
-        for side in sides:
-            overlap = seen & side
-            if overlap:
-                raise FaultError(f"node(s) {', '.join(sorted(overlap))} are in two groups")
-            seen |= side
-        rest = set(self.topology.node_names) - seen
-        if rest:
-            sides.append(rest)
+        sides = partition_sides(self.topology, groups)
         links = tuple(link_name(a, b) for a, b in partition_links(self.topology, sides))
         if not links:
             raise FaultError(f"the groups {list(map(list, groups))} cut no peer link")

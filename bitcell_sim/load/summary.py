@@ -1,11 +1,11 @@
 """The summary of a load run, computed from the raw per-transaction records.
 
 :func:`summarize` takes the records (``TRANSACTIONS`` columns), the rate profile, the run's start
-in the records' time origin and what each process reported (:class:`SessionStatus` dicts) and
-returns the dict written to ``load/summary.json``: target vs achieved TPS overall, per stage and
-over the hold phase, accepted/rejected by reason, confirmed TPS, confirmation latency p50/p95/p99
-(numpy's linear percentiles of the raw values, never Locust's rounded ones), unconfirmed count,
-schedule lag and any stall. :func:`format_summary` renders it as a few lines of text.
+in the records' time origin, what each process reported and the schedule's due times, and
+returns the dict written to ``load/summary.json``: target, scheduled and achieved TPS overall,
+per stage and over the hold phase, accepted/rejected by reason, confirmed TPS, confirmation
+latency p50/p95/p99 (numpy's linear percentiles of the raw values, never Locust's rounded ones),
+unconfirmed count, schedule lag and any stall. :func:`format_summary` renders it as text.
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from bitcell_sim.load.profile import RateProfile
 from bitcell_sim.load.rejections import CATEGORIES, reject_category
 from bitcell_sim.load.session import LATE_S
+from bitcell_sim.topology import RateProfile
 
 PERCENTILES = (50, 95, 99)
 
@@ -46,8 +46,14 @@ def summarize(
     statuses: Sequence[Mapping[str, Any]] = (),
     lags_s: Sequence[float] = (),
     time_origin: str = "run_start",
+    scheduled_s: Sequence[float] | np.ndarray | None = None,
 ) -> dict[str, Any]:
-    """The run's summary from its records; see the module docstring for the fields."""
+    """The run's summary from its records; see the module docstring for the fields.
+
+    ``scheduled_s`` are the due times (load seconds) of every scheduled tx: a Poisson schedule
+    holds the target rate only to ±√N, so the pacing is judged against the schedule.
+    """
+    due = None if scheduled_s is None else np.asarray(scheduled_s, dtype=float)
     submit = np.asarray(columns["submit_s"], dtype=float) - run_start_s
     accepted = np.asarray(columns["accepted"], dtype=bool)
     confirm = (
@@ -62,6 +68,11 @@ def summarize(
     stages = []
     for stage in profile.stages:
         count = int(np.count_nonzero((submit >= stage.start_s) & (submit < stage.end_s)))
+        scheduled = (
+            stage.count
+            if due is None
+            else int(np.count_nonzero((due >= stage.start_s) & (due < stage.end_s)))
+        )
         stages.append(
             {
                 "start_s": stage.start_s,
@@ -69,6 +80,7 @@ def summarize(
                 "tps_from": stage.tps_from,
                 "tps_to": stage.tps_to,
                 "target_txs": stage.count,
+                "scheduled": scheduled,
                 "submitted": count,
                 "achieved_tps": count / stage.duration_s,
             }
@@ -78,13 +90,16 @@ def summarize(
     if holds:
         hold_s = sum(s["end_s"] - s["start_s"] for s in holds)
         target_txs = sum(s["target_txs"] for s in holds)
+        scheduled = sum(s["scheduled"] for s in holds)
         submitted = sum(s["submitted"] for s in holds)
         hold = {
             "duration_s": hold_s,
             "target_tps": target_txs / hold_s,
+            "scheduled": scheduled,
             "submitted": submitted,
             "achieved_tps": submitted / hold_s,
             "error_pct": _pct_error(submitted, target_txs),
+            "schedule_error_pct": _pct_error(submitted, scheduled),
         }
 
     confirmed_mask = accepted & ~np.isnan(confirm)
@@ -122,6 +137,7 @@ def summarize(
         "duration_s": duration_s,
         "target_tps": target_tps,
         "target_txs": profile.total_count,
+        "scheduled": profile.total_count if due is None else int(due.size),
         "submitted": n,
         "achieved_tps": achieved_tps,
         "achieved_error_pct": _pct_error(achieved_tps, target_tps),
@@ -165,7 +181,8 @@ def format_summary(summary: Mapping[str, Any]) -> str:
     if hold:
         lines.append(
             f"hold phase: target {hold['target_tps']:.2f} TPS, achieved "
-            f"{hold['achieved_tps']:.2f} TPS ({_fmt(hold['error_pct'], '%', 2)})"
+            f"{hold['achieved_tps']:.2f} TPS ({_fmt(hold['error_pct'], '%', 2)}); "
+            f"{hold['submitted']} of {hold['scheduled']} scheduled txs sent"
         )
     rejected = summary["rejected_by_reason"]
     reasons = ", ".join(f"{k}: {v}" for k, v in rejected.items()) or "none"

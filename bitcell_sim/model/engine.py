@@ -33,24 +33,23 @@ from bitcell_sim.model.chain import (
 from bitcell_sim.model.flood import Flood
 from bitcell_sim.model.links import Link, MessageJitter, TickJitter
 from bitcell_sim.model.schedule import FaultSchedule, PartitionWindow
-from bitcell_sim.model.streams import Streams
 from bitcell_sim.model.txplane import POOL_FULL, TxPlane
 from bitcell_sim.model.wire import wire_sizes
-from bitcell_sim.model.workload import generate_arrivals
-from bitcell_sim.protocol.consensus import RoundSchedule, fork_choice_key, ticket
+from bitcell_sim.protocol.admission import POOL_ERROR_CODE
+from bitcell_sim.protocol.consensus import (
+    RoundSchedule,
+    fork_choice_key,
+    is_syncing,
+    ticket,
+)
 from bitcell_sim.protocol.identity import node_keypair
 from bitcell_sim.results.records import REJECT_POOL_FULL, REJECT_UNREACHABLE, to_table
-from bitcell_sim.topology import Topology
+from bitcell_sim.topology import SeedTree, Topology, arrival_schedule, link_params
 
 #: Node timeline sampling period.
 TIMELINE_INTERVAL_S = 1.0
 #: How long a node waits for a sync answer that was lost before it gives up on that peer.
 REQUEST_TIMEOUT_S = 2.0
-#: A validator this many blocks behind the best height it knows of is syncing: it makes no
-#: commitment and builds no block (the devnet node's rule).
-SYNCING_LAG_BLOCKS = 2
-#: JSON-RPC code of a full pool (PROTOCOL.md §1, admission).
-POOL_FULL_CODE = -32603
 
 # Relay modes of an imported block: to every peer but the sender (a node index), to every
 # peer (a block the node built), or to nobody (a block fetched by sync).
@@ -104,20 +103,14 @@ class Simulation:
         self.adjacency = np.zeros((n, n), dtype=np.bool_)
         for node, peers in enumerate(self.peers):
             self.adjacency[node, list(peers)] = True
-        directed = [
-            pair
-            for a, b in topology.peer_edges
-            for pair in ((index[a], index[b]), (index[b], index[a]))
-        ]
-        self.streams = Streams(topology.general.seed, n, len(directed))
-        jitter = topology.links.jitter
+        directed = [(index[a], index[b]) for a, b in topology.directed_links]
+        params = [link_params(topology, a, b) for a, b in topology.directed_links]
+        seeds = SeedTree(topology.general.seed)
         self.jitters = [
-            MessageJitter(jitter.distribution, jitter.scale_s, rng)
-            for rng in self.streams.link_messages
+            MessageJitter(p.jitter_distribution, p.jitter_s, seeds.link_messages(i))
+            for i, p in enumerate(params)
         ]
-        latency = np.array(
-            [topology.one_way_latency_s(self.names[a], self.names[b]) for a, b in directed]
-        )
+        latency = np.array([p.latency_s for p in params])
         bandwidth = topology.links.bandwidth_bps
         self.links: dict[tuple[int, int], Link] = {
             (a, b): Link(a, b, float(latency[i]), bandwidth, self.jitters[i], self.schedule)
@@ -131,7 +124,7 @@ class Simulation:
             bandwidth,
             self.schedule,
             protocol.gossip.fanout,
-            self.streams.nodes,
+            [seeds.node(i) for i in range(n)],
         )
         self.validators = [index[v] for v in topology.validators]
         self.keys = {
@@ -140,7 +133,7 @@ class Simulation:
         }
         self._rankings: dict[bytes, list[int]] = {}
 
-        self.arrivals = generate_arrivals(topology, self.streams.workload, self.duration_s, index)
+        self.arrivals = arrival_schedule(topology)
         self.cpu_busy_s = np.zeros(n)
         self.txs = TxPlane(
             self.arrivals,
@@ -150,7 +143,11 @@ class Simulation:
             protocol.processing.rpc_service_s,
             protocol.gossip.tx_batch_interval_s,
             self.flood,
-            TickJitter(jitter.distribution, jitter.scale_s, self.streams.link_batches),
+            TickJitter(
+                topology.links.jitter.distribution,
+                topology.links.jitter.scale_s,
+                [seeds.link_batches(i) for i in range(len(directed))],
+            ),
             self.schedule,
             self.wire.tx_frame_bytes,
             self.cpu_busy_s,
@@ -248,8 +245,8 @@ class Simulation:
             r += 1
 
     def _syncing(self, node: int) -> bool:
-        """More than SYNCING_LAG_BLOCKS behind the best height it has heard of."""
-        return self.tip[node].height < self.best_known_height[node] - SYNCING_LAG_BLOCKS
+        """Behind the best height it has heard of by more than the protocol's syncing lag."""
+        return is_syncing(self.tip[node].height, self.best_known_height[node])
 
     def _cpu_backlog_s(self) -> npt.NDArray[np.float64]:
         """How far behind now each node's CPU is (0 for an idle one)."""
@@ -615,7 +612,7 @@ class Simulation:
         now = self.env.now
         for a in range(self.node_count):
             for b in self.peers[a]:
-                if partition.side[a] != partition.side[b]:
+                if partition.cut[a, b]:
                     rtt_s = 2 * self.links[(a, b)].latency_s
                     self._at(now + rtt_s, self._send_status, a, b)
 
@@ -634,11 +631,11 @@ class Simulation:
         self.txs.advance(t_s)
         schedule = self.schedule
         up = np.array([schedule.is_up(node, t_s) for node in range(self.node_count)])
-        # Peers a node can reach now: up, and on its side of every active partition.
+        # Peers a node can reach now: up, over a link no active partition cuts.
         reachable = self.adjacency & up[None, :] & up[:, None]
         for partition in schedule.partitions:
             if partition.start_s <= t_s < partition.end_s:
-                reachable &= partition.side[:, None] == partition.side[None, :]
+                reachable &= ~partition.cut
         peers = reachable.sum(axis=1).tolist()
         columns = self._timeline
         for node in range(self.node_count):
@@ -702,7 +699,7 @@ class Simulation:
         hashes = np.array([b.hash_hex for b in self.blocks], dtype=object)
         outcome = self.txs.outcome
         reasons = np.array([None, REJECT_POOL_FULL, REJECT_UNREACHABLE], dtype=object)
-        codes = np.where(outcome == POOL_FULL, POOL_FULL_CODE, 0)
+        codes = np.where(outcome == POOL_FULL, POOL_ERROR_CODE, 0)
         rpc = self.txs.rpc_latency_s
         transactions = to_table(
             "transactions",

@@ -56,8 +56,8 @@ class Flood:
         self.out_start = np.concatenate([[0], np.cumsum(self.degree)[:-1]]).astype(np.int64)
         self.fanout = fanout
         self.node_rngs = node_rngs
-        self._touch = [w.nodes[self.src] | w.nodes[self.dst] for w in schedule.latencies]
-        self._cut = [p.side[self.src] != p.side[self.dst] for p in schedule.partitions]
+        self._touch = [w.links[self.src, self.dst] for w in schedule.latencies]
+        self._cut = [p.cut[self.src, self.dst] for p in schedule.partitions]
         self._into = [self.dst == w.node for w in schedule.down_windows]
 
     # ---- the two relay styles --------------------------------------------------------------

@@ -22,7 +22,7 @@ import numpy.typing as npt
 from bitcell_sim.model.flood import Flood
 from bitcell_sim.model.links import TickJitter
 from bitcell_sim.model.schedule import FaultSchedule
-from bitcell_sim.model.workload import Arrivals
+from bitcell_sim.topology import Arrivals
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]

@@ -15,9 +15,10 @@ import numpy as np
 
 from bitcell_sim.errors import NetemError
 from bitcell_sim.netem.connection import ClientProtocol, Connection, reset_transport
-from bitcell_sim.netem.params import LinkParams, LinkSpec
+from bitcell_sim.netem.params import LinkSpec
 from bitcell_sim.netem.shaping import JitterSampler, Serializer
 from bitcell_sim.netem.state import LinkCounters, LinkState
+from bitcell_sim.topology.links import LinkParams
 
 log = logging.getLogger(__name__)
 

@@ -38,7 +38,14 @@ from bitcell_sim.node.tournament import Offer, Tournament
 from bitcell_sim.protocol import admission
 from bitcell_sim.protocol.bincode import Reader
 from bitcell_sim.protocol.block import Block, BlockHeader, genesis_block
-from bitcell_sim.protocol.consensus import ChainTip, Phase, PhaseWindow, RoundSchedule, is_better
+from bitcell_sim.protocol.consensus import (
+    ChainTip,
+    Phase,
+    PhaseWindow,
+    RoundSchedule,
+    is_better,
+    is_syncing,
+)
 from bitcell_sim.protocol.consensus import winner as choose_winner
 from bitcell_sim.protocol.errors import DecodeError, ProtocolError
 from bitcell_sim.protocol.hexcodec import hexbytes
@@ -62,8 +69,6 @@ from bitcell_sim.protocol.transaction import Transaction
 log = logging.getLogger("bitcell_sim.node")
 
 _LENGTH = struct.Struct(">I")
-#: A node more than this many blocks behind the best peer reports "syncing" (503).
-SYNCING_LAG_BLOCKS = 2
 SYNC_TIMEOUT_S = 5.0
 SYNC_WATCH_INTERVAL_S = 1.0
 #: Bytes of blocks put in one ``Blocks`` answer (frames are capped at 10 MB).
@@ -279,7 +284,7 @@ class Node:
 
     @property
     def is_syncing(self) -> bool:
-        return self.chain.height < self.best_peer_height - SYNCING_LAG_BLOCKS
+        return is_syncing(self.chain.height, self.best_peer_height)
 
     def sync_progress(self) -> float:
         best = max(self.best_peer_height, self.chain.height)

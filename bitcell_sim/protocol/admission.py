@@ -31,6 +31,8 @@ MSG_NEW_ACCOUNT_GAS = (
 )
 POOL_FULL = "Transaction pool full"
 ALREADY_IN_POOL = "Transaction already in pool"
+#: The JSON-RPC code of every pool refusal (full, or already in).
+POOL_ERROR_CODE = INTERNAL_ERROR
 MSG_POOL_FULL = f"Failed to add transaction to pool: {POOL_FULL}"
 MSG_ALREADY_IN_POOL = f"Failed to add transaction to pool: {ALREADY_IN_POOL}"
 
@@ -102,4 +104,4 @@ def pool_error(reason: str) -> RpcError:
     """The -32603 answer when the pool refuses a tx (``POOL_FULL`` or ``ALREADY_IN_POOL``)."""
     if reason not in (POOL_FULL, ALREADY_IN_POOL):
         raise ProtocolError(f"unknown pool failure reason {reason!r}")
-    return RpcError(INTERNAL_ERROR, f"Failed to add transaction to pool: {reason}")
+    return RpcError(POOL_ERROR_CODE, f"Failed to add transaction to pool: {reason}")

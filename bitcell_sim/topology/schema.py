@@ -13,7 +13,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Iterable
 from functools import cached_property
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
     BaseModel,
@@ -26,6 +26,7 @@ from pydantic import (
 )
 
 from bitcell_sim.errors import TopologyError
+from bitcell_sim.topology.jitter import JitterDistribution
 from bitcell_sim.topology.units import (
     format_bandwidth,
     format_duration,
@@ -89,7 +90,7 @@ class RegionSpec(Spec):
 
 
 class JitterSpec(Spec):
-    distribution: Literal["none", "normal", "uniform", "pareto"] = "none"
+    distribution: JitterDistribution = "none"
     scale_s: Duration = Field(default=0.0, alias="scale")
 
 
@@ -171,11 +172,15 @@ class GasPriceSpec(Spec):
     max: int = Field(default=2_000_000_000, gt=0, le=10_000_000_000_000)
 
 
+ArrivalProcess = Literal["constant", "poisson"]
+ARRIVAL_PROCESSES: tuple[str, ...] = get_args(ArrivalProcess)
+
+
 class WorkloadSpec(Spec):
     tps: Rate | None = None
     duration_s: Duration | None = Field(default=None, alias="duration", gt=0)
     start_s: Duration = Field(default=0.0, alias="start")
-    arrival: Literal["constant", "poisson"] = "poisson"
+    arrival: ArrivalProcess = "poisson"
     stages: tuple[StageSpec, ...] | None = None
     senders: Literal["fresh", "funded"] = "fresh"
     region_weights: dict[str, float] | None = None
@@ -416,6 +421,13 @@ class Topology(Spec):
         return tuple(seen.values())
 
     @cached_property
+    def directed_links(self) -> tuple[tuple[str, str], ...]:
+        """Every directed peer link, both directions of each peer edge: ``(a, b), (b, a), ...``
+        in ``peer_edges`` order. The model's links and the devnet's emulator links are indexed
+        this way, so link *i* is the same link in both worlds."""
+        return tuple(pair for a, b in self.peer_edges for pair in ((a, b), (b, a)))
+
+    @cached_property
     def peer_map(self) -> dict[str, tuple[str, ...]]:
         peers: dict[str, list[str]] = {n: [] for n in self.node_names}
         for a, b in self.peer_edges:
@@ -435,16 +447,6 @@ class Topology(Spec):
         self, fault: NodeDown | RegionDown | AddedLatency | CpuThrottle
     ) -> tuple[str, ...]:
         return self.resolve(fault.target)
-
-    def partition_sides(self, fault: Partition) -> tuple[frozenset[str], ...]:
-        """The node sets of a partition; one listed group is cut from all the others."""
-        sides = [
-            frozenset(n for name in group for n in self.resolve(name)) for group in fault.groups
-        ]
-        rest = frozenset(self.node_names) - frozenset().union(*sides)
-        if rest:
-            sides.append(rest)
-        return tuple(sides)
 
     def workload_region_weights(self) -> dict[str, float]:
         """Share of arrivals per region: as given, else proportional to the region's nodes."""
