@@ -1,7 +1,8 @@
 """Hand-checkable delivery: two nodes, a fixed 100 ms one-way latency, no jitter.
 
-A block reaches the other node exactly at production + frame size / bandwidth + 100 ms +
-txs x block_import_per_tx (the receiver's CPU is idle: tx_validate is 0).
+A block reaches the other node exactly at production + the producer's own import + frame size /
+bandwidth + 100 ms + the receiver's import, each import block_import + txs x
+block_import_per_tx (both CPUs are otherwise idle: tx_validate is 0).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from bitcell_sim.topology import Topology, parse_topology
 BANDWIDTH_BPS = 10e6
 LATENCY_S = 0.100
 IMPORT_PER_TX_S = 50e-6
+IMPORT_BLOCK_S = 1e-3
 
 
 def two_nodes(tps: float) -> Topology:
@@ -38,7 +40,7 @@ def two_nodes(tps: float) -> Topology:
               commit: 1 s
               reveal: 1 s
               battle: 1 s
-              processing: {{tx_validate: 0 us, block_import_per_tx: 50 us}}
+              processing: {{tx_validate: 0 us, block_import_per_tx: 50 us, block_import: 1 ms}}
             workload: {{tps: {tps}, arrival: constant, region_weights: {{west: 1, east: 0}}}}
             """
         )
@@ -64,7 +66,7 @@ def test_block_arrives_after_size_over_bandwidth_plus_latency_plus_import(tps: f
             block["produced_s"]
             + frame_bytes * 8 / BANDWIDTH_BPS
             + LATENCY_S
-            + block["tx_count"] * IMPORT_PER_TX_S
+            + 2 * (IMPORT_BLOCK_S + block["tx_count"] * IMPORT_PER_TX_S)
         )
         assert arrivals[(block["block_hash"], "b")] == pytest.approx(expected, abs=1e-12)
     if tps:

@@ -56,10 +56,10 @@ def read_messages(sock: socket.socket, reader: FrameReader, out: queue.Queue[Mes
 class ScriptedPeer:
     """Listens where node a dials "b", with b's P2P key; records what node a sends."""
 
-    def __init__(self, keypair: KeyPair, genesis_hash: bytes) -> None:
+    def __init__(self, keypair: KeyPair, genesis_hash: bytes, port: int | None = None) -> None:
         self.keypair = keypair
         self.genesis_hash = genesis_hash
-        self.port = free_port()
+        self.port = port or free_port()
         self.received: queue.Queue[Message] = queue.Queue()
         self.connection: socket.socket | None = None
         self._server = socket.create_server((HOST, self.port))

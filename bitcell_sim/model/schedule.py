@@ -74,11 +74,27 @@ def _merge(windows: list[tuple[float, float]]) -> list[tuple[float, float]]:
     return merged
 
 
+def next_redial_s(lost_s: float, after_s: float, min_s: float, max_s: float) -> float:
+    """The first redial at or after ``after_s`` of a connection lost at ``lost_s``.
+
+    As the devnet node's link does: wait ``min_s``, dial; each failed dial doubles the wait, up
+    to ``max_s``. A partition resets its connections at the cut and refuses redials until it
+    heals, so its links come back at this instant, not at the heal.
+    """
+    wait_s = min_s
+    t_s = lost_s + wait_s
+    while t_s < after_s:
+        t_s += wait_s
+        wait_s = min(2 * wait_s, max_s)
+    return t_s
+
+
 class FaultSchedule:
     """Every fault of a topology as windows over node indexes (``index`` maps names to them)."""
 
     def __init__(self, topology: Topology, index: dict[str, int]) -> None:
         self.node_count = len(index)
+        startup_s = topology.protocol.processing.startup_s
         raw_down: list[list[tuple[float, float]]] = [[] for _ in range(self.node_count)]
         self.partitions: list[PartitionWindow] = []
         self.latencies: list[LatencyWindow] = []
@@ -86,11 +102,18 @@ class FaultSchedule:
         for fault in topology.faults:
             scope = fault_scope(topology, fault)
             if isinstance(fault, NodeDown | RegionDown):
+                # The process restarts at the fault's end and serves after its start-up time.
+                back_s = fault.end_s + startup_s
                 for name in scope.nodes:
-                    raw_down[index[name]].append((fault.start_s, fault.end_s))
+                    raw_down[index[name]].append((fault.start_s, back_s))
             elif isinstance(fault, Partition):
                 cut = self._link_mask(index, scope.links)
-                self.partitions.append(PartitionWindow(fault.start_s, fault.end_s, cut))
+                # The cut reset every connection across it: they carry nothing until redialled.
+                peering = topology.protocol.peering
+                back_s = next_redial_s(
+                    fault.start_s, fault.end_s, peering.reconnect_min_s, peering.reconnect_max_s
+                )
+                self.partitions.append(PartitionWindow(fault.start_s, back_s, cut))
             elif isinstance(fault, AddedLatency):
                 links = self._link_mask(index, scope.links)
                 self.latencies.append(

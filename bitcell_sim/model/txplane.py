@@ -43,6 +43,7 @@ class TxPlane:
         node_count: int,
         capacity: int,
         validate_s: float,
+        rpc_service_s: float,
         interval_s: float,
         flood: Flood,
         ticks: TickJitter,
@@ -55,6 +56,7 @@ class TxPlane:
         self.node_count = node_count
         self.capacity = capacity
         self.validate_s = validate_s
+        self.rpc_service_s = rpc_service_s
         self.interval_s = interval_s
         self.flood = flood
         self.ticks = ticks
@@ -185,13 +187,19 @@ class TxPlane:
 
         The node's CPU is busy until at least the end of its last validation and at least its
         earlier backlog plus all this work: exact when idle and when saturated, an estimate in
-        between. A submission's RPC latency is its validation plus the backlog it found.
+        between. A submission's RPC latency is the backlog it found plus its service (HTTP and
+        JSON-RPC handling, on the same CPU) and its validation; gossiped txs cost validation.
         """
         if len(node) == 0:
             return
         cost = np.full(len(node), self.validate_s)
         if self.schedule.throttles:
             cost = self.validate_s / self.schedule.cpu_share_at(node, time_s)
+        if self.rpc_service_s:
+            service = np.full(len(node), self.rpc_service_s)
+            if self.schedule.throttles:
+                service = service / self.schedule.cpu_share_at(node, time_s)
+            cost = cost + np.where(local, service, 0.0)
         busy = self.cpu_busy_s
         wait = np.maximum(busy[node] - time_s, 0.0)
         self.rpc_latency_s[tx[local]] = (cost + wait)[local]

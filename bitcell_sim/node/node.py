@@ -202,6 +202,7 @@ class Node:
         # Txs are relayed only where some node is not a direct peer of every other.
         self.relay_txs = topo.peers != "full_mesh"
         self.sync_batch = proto.sync_batch_blocks
+        self.sync_step_back = proto.sync_step_back_blocks
 
         self.links: dict[str, PeerLink] = {}
         self.identity = P2PIdentity(
@@ -246,6 +247,7 @@ class Node:
         """Bind the three ports (``DevnetError`` naming a busy one), then dial and tick."""
         spec = self.settings.spec
         host = self.settings.config.host
+        proto_peering = self.settings.topology.protocol.peering
         await self._bind("p2p", spec.p2p_port, self.p2p.start(host, spec.p2p_port))
         for what, port, server in (
             ("rpc", spec.rpc_port, rpc_server(self)),
@@ -264,6 +266,8 @@ class Node:
                 self._on_peer_up,
                 self._on_peer_down,
                 self.on_answer,
+                reconnect_min_s=proto_peering.reconnect_min_s,
+                reconnect_max_s=proto_peering.reconnect_max_s,
             )
             self.links[peer] = link
             self._spawn(link.run(), f"link-{peer}")
@@ -533,8 +537,12 @@ class Node:
     def _on_inbound_ready(self, peer: str, reply: Reply) -> None:
         """A peer's connection to us is authenticated: tell it our tip right away, on that
         connection, so a node that just (re)started hears every reachable peer's tip within a
-        round trip of dialling it."""
+        round trip of dialling it. It is up, so dial it back now instead of at the end of our
+        back-off (grown during its outage)."""
         reply(self._status_frame())
+        link = self.links.get(peer)
+        if link is not None:
+            link.redial_now()
 
     def _send_to(self, peer: str, frame: bytes) -> None:
         link = self.links.get(peer)
@@ -818,8 +826,9 @@ class Node:
             peer, tip = target
             self._request_blocks(peer, min(self.chain.height + 1, tip.height))
 
-    def _request_blocks(self, peer: str, from_height: int) -> None:
-        self._send_to(peer, encode_frame(GetBlocks(from_height, self.sync_batch)))
+    def _request_blocks(self, peer: str, from_height: int, count: int | None = None) -> None:
+        count = self.sync_batch if count is None else min(count, self.sync_batch)
+        self._send_to(peer, encode_frame(GetBlocks(from_height, count)))
         self._sync = SyncRequest(peer, from_height, time.monotonic())
         log.debug("sync request peer=%s from_height=%d", peer, from_height)
 
@@ -849,10 +858,14 @@ class Node:
                 log.error("peer %s serves a chain with another genesis: not syncing from it", peer)
                 self.tips.failed(peer, now_s)
                 return
-            # Our chains fork below this batch: step back, twice as far each time.
-            step = self._sync_step.get(peer, self.sync_batch)
+            # Our chains fork below this batch. Keep it (it connects once its ancestors are
+            # here) and fetch only the blocks below it, twice as many each time.
+            for block in blocks:
+                self._add_orphan(block)
+            step = self._sync_step.get(peer, self.sync_step_back)
             self._sync_step[peer] = step * 2
-            self._request_blocks(peer, max(1, first.height - step))
+            start = max(1, first.height - step)
+            self._request_blocks(peer, start, first.height - start)
             return
         self._sync_step.pop(peer, None)
         for block in blocks:
@@ -877,7 +890,8 @@ class Node:
             and not self._holds(tip.block_hash)
             and is_better(tip, self.chain.tip_key)
         ):
-            self._request_blocks(peer, blocks[-1].height + 1)
+            # Orphans kept from a step back may have connected: ask from past the chain's tip.
+            self._request_blocks(peer, max(blocks[-1].height, self.chain.height) + 1)
         else:
             self._maybe_sync()
 

@@ -1,10 +1,21 @@
 """The node's P2P connections: one outbound ``PeerLink`` per peer, inbound ones to receive.
 
 Every connection starts with the authenticated handshake (``protocol.p2p.Hello``/``HelloProof``);
-only the topology's P2P keys pass. ``PeerLink`` dials a peer, keeps it alive with ``Ping``
-(timed into ``PeerLink.rtt``), reconnects with back-off and hands the peer's answers to the
-node; ``P2PServer`` accepts connections and hands frames over with a ``reply`` on the same
-connection. ``ConnectionLimits`` bound what a connection may cost (node.md lists them).
+only the topology's P2P keys pass. Every message this node sends to peer P goes over its own
+outbound connection to P (dialled at the address the config gives, usually the link emulator's
+port for this node -> P), so the bytes cross the directed link of the emulator. ``PeerLink``
+dials a peer, keeps it alive with ``Ping``, reconnects with exponential back-off (the topology's
+``protocol.peering``), cut short by ``redial_now`` when the peer dials us (it is back), and hands
+the peer's answers to the node; its send buffer is bounded, so a stuck peer costs at most
+``MAX_SEND_BUFFER_BYTES``. ``P2PServer`` accepts connections and hands frames over with a
+``reply`` on the same connection. ``ConnectionLimits`` bound what a connection may cost (node.md
+lists them).
+
+The keepalive Pings also measure the round-trip time (``PeerLink.rtt``, an ``RttTracker``): the
+Pong comes back on the same connection, so through the emulator a Ping -> Pong is one full round
+trip over the link this node -> peer (forward, then its reverse direction, with the same
+parameters). Ping and Pong carry no nonce (they are the real node's frames), so at most one Ping
+is in flight per connection and the next Pong on it is its answer.
 """
 
 from __future__ import annotations
@@ -328,6 +339,8 @@ class PeerLink:
         on_answer: Callable[[str, bytes], None] = lambda name, payload: None,
         ping_interval_s: float = PING_INTERVAL_S,
         limits: ConnectionLimits = ConnectionLimits(),
+        reconnect_min_s: float = RECONNECT_MIN_S,
+        reconnect_max_s: float = RECONNECT_MAX_S,
     ) -> None:
         self.name = name
         self.host = host
@@ -345,6 +358,9 @@ class PeerLink:
         self.connects = 0
         self._last_warning = ""
         self.ping_interval_s = ping_interval_s
+        self.reconnect_min_s = reconnect_min_s
+        self.reconnect_max_s = reconnect_max_s
+        self._wake = asyncio.Event()
         #: Ping -> Pong round trips on this link, kept across reconnections.
         self.rtt = RttTracker()
 
@@ -387,9 +403,23 @@ class PeerLink:
             raise
         return protocol
 
+    def redial_now(self) -> None:
+        """Cut the current back-off short: the peer just dialled us, so it is reachable."""
+        if not self.up:
+            self._wake.set()
+
+    async def _back_off(self, delay_s: float) -> bool:
+        """Sleep ``delay_s`` unless woken by ``redial_now``; True if woken."""
+        self._wake.clear()
+        try:
+            await asyncio.wait_for(self._wake.wait(), delay_s)
+        except TimeoutError:
+            return False
+        return True
+
     async def run(self) -> None:
         """Dial, handshake, keep alive; on any loss wait (back-off) and dial again."""
-        backoff_s = RECONNECT_MIN_S
+        backoff_s = self.reconnect_min_s
         while not self._closed:
             try:
                 protocol = await self._dial()
@@ -401,10 +431,12 @@ class PeerLink:
                     self._last_warning = message
                 else:
                     log.debug("%s", message)
-                await asyncio.sleep(backoff_s)
-                backoff_s = min(backoff_s * 2, RECONNECT_MAX_S)
+                woken = await self._back_off(backoff_s)
+                backoff_s = (
+                    self.reconnect_min_s if woken else min(backoff_s * 2, self.reconnect_max_s)
+                )
                 continue
-            backoff_s = RECONNECT_MIN_S
+            backoff_s = self.reconnect_min_s
             self._protocol = protocol
             self.up = True
             self.connects += 1
@@ -418,7 +450,7 @@ class PeerLink:
                     protocol.transport.abort()
                 self._on_down(self)
             if not self._closed:
-                await asyncio.sleep(RECONNECT_MIN_S)
+                await self._back_off(self.reconnect_min_s)
 
     async def _keepalive(self, protocol: _OutboundProtocol) -> None:
         while not self._closed:

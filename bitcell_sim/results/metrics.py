@@ -12,7 +12,7 @@ happened within the run (a recovery) is ``math.inf``.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +33,8 @@ from bitcell_sim.topology import Topology
 GROUP_HEADLINE = "headline"
 GROUP_FAULTS = "faults"
 GROUP_PAIRS = "block propagation by region pair"
+#: Faults that take nodes down, and faults that leave them up but slower.
+DEGRADING_KINDS = ("cpu_throttle", "added_latency")
 
 
 @dataclass(frozen=True)
@@ -169,6 +171,7 @@ def run_metrics(run: RunRecords) -> dict[str, Metric]:
 
 
 def _fault_metrics(run: RunRecords, summary: Mapping[str, Any], add: Any) -> None:
+    """Per fault of the summary (the faults as they held in this run), its recovery rows."""
     topology = run.topology
     history = (
         tip_history(run.tables["blocks"], run.tables["block_arrivals"], topology.node_names)
@@ -178,13 +181,13 @@ def _fault_metrics(run: RunRecords, summary: Mapping[str, Any], add: Any) -> Non
     window = run.window
     down = window.down_windows(topology.node_names)
     for i, (fault, entry) in enumerate(zip(window.faults, summary["faults"], strict=True), 1):
-        tag = f"fault {i}"
+        tag, kind = f"fault {i}", fault.kind
         for node, value in entry["recovery_by_node_s"].items():
             add(
                 f"recovery[{tag}, {node}]",
                 "recovery",
                 "s",
-                f"{fault.kind}: fault end to {node} holding the best tip",
+                f"{kind}: fault end to {node} holding the best tip",
                 None if history is None else (math.inf if value is None else value),
                 group=GROUP_FAULTS,
             )
@@ -193,18 +196,18 @@ def _fault_metrics(run: RunRecords, summary: Mapping[str, Any], add: Any) -> Non
             f"reconvergence[{tag}]",
             "reconvergence",
             "s",
-            f"{fault.kind}: fault end to one tip on every up node",
+            f"{kind}: fault end to one tip on every up node",
             None if history is None else (math.inf if converged is None else converged),
             group=GROUP_FAULTS,
         )
-        if fault.kind in ("cpu_throttle", "added_latency"):
+        if kind in DEGRADING_KINDS:
             end_s = window.end_s if fault.end_s is None else fault.end_s
             for node in fault.nodes:
                 add(
                     f"behind[{tag}, {node}]",
                     "behind",
                     "s",
-                    f"{fault.kind}: seconds {node} was ≥ 1 block behind during the fault",
+                    f"{kind}: seconds {node} was ≥ 1 block behind during the fault",
                     None
                     if history is None
                     else seconds_behind(topology, history, down, node, fault.start_s, end_s),
@@ -280,7 +283,7 @@ def _descends(tip: Tip, old: Tip, parent: Mapping[str, str], height: Mapping[str
 def seconds_behind(
     topology: Topology,
     history: list[tuple[float, tuple[Tip, ...]]],
-    down: Mapping[str, list[tuple[float, float]]],
+    down: Mapping[str, Sequence[tuple[float, float]]],
     node: str,
     start_s: float,
     end_s: float,
@@ -294,7 +297,7 @@ def seconds_behind(
         lo, hi = max(t, start_s), min(seg_end, end_s)
         if hi <= lo:
             continue
-        up = [i for i, n in enumerate(nodes) if not any(s <= lo < e for s, e in down[n])]
+        up = [i for i, n in enumerate(nodes) if not any(s <= lo < e for s, e in down.get(n, ()))]
         best = max((tips[i][0] for i in up), default=0)
         if tips[me][0] < best:
             total += hi - lo

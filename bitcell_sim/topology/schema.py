@@ -125,8 +125,26 @@ class GossipSpec(Spec):
 
 
 class ProcessingSpec(Spec):
+    """A node's CPU costs and start-up time: ``bitcell-sim calibrate`` measures them."""
+
     tx_validate_s: Duration = Field(default=100e-6, alias="tx_validate")
     block_import_per_tx_s: Duration = Field(default=50e-6, alias="block_import_per_tx")
+    block_import_s: Duration = Field(default=0.0, alias="block_import")
+    rpc_service_s: Duration = Field(default=0.0, alias="rpc_service")
+    startup_s: Duration = Field(default=0.0, alias="startup")
+
+
+class PeeringSpec(Spec):
+    """How a node keeps its peer connections: redial back-off after a lost or failed dial."""
+
+    reconnect_min_s: Duration = Field(default=0.1, alias="reconnect_min", gt=0)
+    reconnect_max_s: Duration = Field(default=2.0, alias="reconnect_max", gt=0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> PeeringSpec:
+        if self.reconnect_min_s > self.reconnect_max_s:
+            raise ValueError("reconnect_min is above reconnect_max")
+        return self
 
 
 class ProtocolSpec(Spec):
@@ -139,8 +157,12 @@ class ProtocolSpec(Spec):
     tx_size_bytes: Size = Field(default=194, alias="tx_size", ge=194, le=1_000_000)
     block_reward: int = Field(default=5_000_000_000, ge=0, le=U64_MAX)
     sync_batch_blocks: int = Field(default=100, alias="sync_batch", ge=1, le=MAX_COUNT)
+    # A sync batch whose first block does not connect (a fork below it): fetch this many blocks
+    # below it, then twice as many, and so on, keeping what was fetched.
+    sync_step_back_blocks: int = Field(default=8, alias="sync_step_back", ge=1, le=MAX_COUNT)
     gossip: GossipSpec = GossipSpec()
     processing: ProcessingSpec = ProcessingSpec()
+    peering: PeeringSpec = PeeringSpec()
 
     @property
     def round_s(self) -> float:
