@@ -12,12 +12,11 @@ from bitcell_sim.errors import DevnetError
 from bitcell_sim.node.config import NodeSettings, load_config, parse_host_port, write_p2p_key
 from bitcell_sim.node.harness import topology_document
 from bitcell_sim.node.metrics import NodeMetrics
-from bitcell_sim.node.node import production_time_s
 from bitcell_sim.node.peers import Framer
 from bitcell_sim.node.replay import battle_replay
 from bitcell_sim.node.rpc import HttpReject, is_json_content_type, parse_request_body
 from bitcell_sim.node.tournament import Offer, Tournament
-from bitcell_sim.protocol.consensus import RoundSchedule
+from bitcell_sim.protocol.consensus import RoundSchedule, production_time_s
 from bitcell_sim.protocol.errors import DecodeError
 from bitcell_sim.protocol.keys import KeyPair
 from bitcell_sim.protocol.metrics import NODE_METRICS, parse_prometheus

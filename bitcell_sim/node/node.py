@@ -16,7 +16,6 @@ import asyncio
 import errno
 import hashlib
 import logging
-import math
 import struct
 import time
 from collections import OrderedDict
@@ -55,6 +54,7 @@ from bitcell_sim.protocol.consensus import (
     RoundSchedule,
     is_better,
     is_syncing,
+    production_time_s,
 )
 from bitcell_sim.protocol.consensus import winner as choose_winner
 from bitcell_sim.protocol.errors import DecodeError, ProtocolError
@@ -110,14 +110,6 @@ def short(block_hash: bytes) -> str:
 def approx_block_size(block: Block) -> int:
     """Encoded size of ``block`` without encoding it (header + signature ~ 300 bytes)."""
     return 300 + sum(tx.size_bytes for tx in block.transactions)
-
-
-def production_time_s(schedule: RoundSchedule, timestamp: int) -> float:
-    """When a block stamped ``timestamp`` (whole Unix seconds) was made: blocks are made at
-    round ends, so the round end at or less than a second after it; else the timestamp."""
-    k = math.ceil((timestamp - schedule.genesis_time_s) / schedule.round_s)
-    boundary = schedule.genesis_time_s + k * schedule.round_s
-    return boundary if k >= 1 and 0 <= boundary - timestamp < 1.0 else float(timestamp)
 
 
 def genesis_allocations(settings: NodeSettings) -> dict[bytes, int]:

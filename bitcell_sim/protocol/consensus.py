@@ -2,8 +2,9 @@
 
 ``RoundSchedule`` maps wall time to (round, phase); ``winner(prev_hash, revealers)`` is the key
 minimising SHA-256(prev_hash ‖ key); ``fork_choice_key`` orders tips (longest, then lowest hash);
-``pool_priority`` orders the pool; ``commitment_hash`` binds a reveal to its commitment;
-``is_syncing`` is the lag (``SYNCING_LAG_BLOCKS``) at which a node stops committing and building.
+``production_time_s`` dates a block from its header; ``pool_priority`` orders the pool;
+``commitment_hash`` binds a reveal to its commitment; ``is_syncing`` is the lag
+(``SYNCING_LAG_BLOCKS``) at which a node stops committing and building.
 """
 
 from __future__ import annotations
@@ -128,6 +129,14 @@ def winner(prev_hash: bytes, revealer_keys: Iterable[bytes]) -> bytes:
 class ChainTip(NamedTuple):
     height: int
     block_hash: bytes
+
+
+def production_time_s(schedule: RoundSchedule, timestamp: int) -> float:
+    """When a block stamped ``timestamp`` (whole Unix seconds) was made: blocks are made at
+    round ends, so the round end at or less than a second after it; else the timestamp."""
+    k = math.ceil((timestamp - schedule.genesis_time_s) / schedule.round_s)
+    boundary = schedule.genesis_time_s + k * schedule.round_s
+    return boundary if k >= 1 and 0 <= boundary - timestamp < 1.0 else float(timestamp)
 
 
 def fork_choice_key(height: int, block_hash: bytes) -> tuple[int, bytes]:
