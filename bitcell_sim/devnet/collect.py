@@ -24,6 +24,7 @@ from bitcell_sim.errors import BitcellSimError, DevnetError
 from bitcell_sim.protocol.arrivals import BlockArrival, read_arrivals, read_tx_ids
 from bitcell_sim.protocol.consensus import fork_choice_key
 from bitcell_sim.results import TABLES, FaultWindow, RunFolder, RunWindow, to_table
+from bitcell_sim.results.records import confirm_transactions
 from bitcell_sim.results.run_folder import software_versions
 from bitcell_sim.topology import Topology
 
@@ -178,27 +179,6 @@ class _ArrivalLogs:
         return found
 
 
-def _confirm(
-    transactions: pa.Table,
-    final_blocks: Mapping[bytes, BlockArrival],
-    tx_block: Mapping[str, bytes],
-    arrival_at: Mapping[tuple[bytes, str], float],
-) -> pa.Table:
-    """``transactions`` with confirm_s, height and block_hash from the records: the final-chain
-    block holding each tx, as it arrived at the node the tx was sent to."""
-    columns = {name: transactions.column(name).to_pylist() for name in TABLES["transactions"].names}
-    confirm: list[float | None] = []
-    heights: list[int | None] = []
-    hashes: list[str | None] = []
-    for tx_id, node in zip(columns["tx_id"], columns["node"], strict=True):
-        block_hash = tx_block.get(tx_id)
-        confirm.append(None if block_hash is None else arrival_at.get((block_hash, node)))
-        heights.append(None if block_hash is None else final_blocks[block_hash].height)
-        hashes.append(None if block_hash is None else block_hash.hex())
-    columns.update(confirm_s=confirm, height=heights, block_hash=hashes)
-    return to_table("transactions", columns)
-
-
 def _timeline(devnet: Devnet, since_s: float, until_s: float, warnings: list[str]) -> pa.Table:
     samples = []
     if devnet.state.timeline_path.is_file():
@@ -266,10 +246,13 @@ def collect(
         "node_timeline": _timeline(devnet, since_s, until_s, warnings),
     }
     if transactions is not None:
-        final = {a.block_hash: a for a in blocks if a.block_hash in logs.final}
-        arrival_at = {(h, n): t for t, h, n in arrivals}
-        tx_block = logs.tx_blocks(list(final.values()))
-        tables["transactions"] = _confirm(transactions, final, tx_block, arrival_at)
+        final = [a for a in blocks if a.block_hash in logs.final]
+        tables["transactions"] = confirm_transactions(
+            transactions,
+            {tx_id: h.hex() for tx_id, h in logs.tx_blocks(final).items()},
+            {a.block_hash.hex(): a.height for a in final},
+            {(h.hex(), n): t for t, h, n in arrivals},
+        )
 
     events = read_events(devnet.state.faults_log_path)
     window = RunWindow(

@@ -107,6 +107,29 @@ def to_table(name: str, columns: Mapping[str, ColumnData]) -> pa.Table:
     return table
 
 
+def confirm_transactions(
+    transactions: pa.Table,
+    tx_block: Mapping[str, str],
+    heights: Mapping[str, int],
+    arrival_at: Mapping[tuple[str, str], float],
+) -> pa.Table:
+    """``transactions`` with confirm_s, height and block_hash from a run's records: the
+    final-chain block holding each tx (``tx_block``: tx id -> block hash, both hex; ``heights``
+    of those blocks), as it arrived at the node the tx was sent to (``arrival_at``:
+    (block hash, node) -> arrival_s); a tx in no such block stays unconfirmed."""
+    columns = {name: transactions.column(name).to_pylist() for name in TRANSACTIONS.names}
+    confirm: list[float | None] = []
+    found: list[int | None] = []
+    hashes: list[str | None] = []
+    for tx_id, node in zip(columns["tx_id"], columns["node"], strict=True):
+        block_hash = tx_block.get(tx_id)
+        confirm.append(None if block_hash is None else arrival_at.get((block_hash, node)))
+        found.append(None if block_hash is None else heights[block_hash])
+        hashes.append(block_hash)
+    columns.update(confirm_s=confirm, height=found, block_hash=hashes)
+    return to_table("transactions", columns)
+
+
 def schema_of(name: str) -> pa.Schema:
     if name not in TABLES:
         raise ResultsError(f"unknown record type {name!r} (one of {', '.join(TABLES)})")
