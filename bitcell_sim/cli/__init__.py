@@ -3,7 +3,8 @@
 Each command group lives in its own module (``topology``, ``run``, ``devnet``, ``monitoring``,
 ``load``, ``compare``, ``calibrate``, ``deploy``); :func:`main` (the console entry point) imports
 only the one named on the command line, so ``bitcell-sim run`` loads neither the devnet, the
-emulator nor the load side. Every :class:`~bitcell_sim.errors.BitcellSimError` ends as a short message on stderr and exit 1.
+emulator nor the load side. Every :class:`~bitcell_sim.errors.BitcellSimError` ends as a
+short message on stderr and exit 1.
 """
 
 from __future__ import annotations
