@@ -27,14 +27,14 @@ from rich.table import Table
 from bitcell_sim.cli.common import console, err_console, raise_on_sigterm
 from bitcell_sim.cli.report import report_run
 from bitcell_sim.devnet import Devnet, UpEvent, devnet_status, down, read_peer_rtts, up
+from bitcell_sim.devnet.collect import collect as collect_records
+from bitcell_sim.devnet.collect import settled_until_s
 from bitcell_sim.devnet.monitor import (
     MONITORING_PROCESSES,
     has_monitoring,
     monitoring_status,
     monitoring_urls,
 )
-from bitcell_sim.devnet.collect import collect as collect_records
-from bitcell_sim.devnet.collect import settled_until_s
 from bitcell_sim.devnet.processes import tail_lines
 from bitcell_sim.devnet.state import EMULATOR
 from bitcell_sim.errors import DevnetError, FaultError

@@ -190,7 +190,11 @@ def load(
             transactions=transactions,
             load_s=(start_s, start_s + summary["duration_s"]),
             peak_tps=max(max(s["tps_from"], s["tps_to"]) for s in summary["stages"]),
-            meta={"topology_source": str(topology), "via": front_door or "nodes", "load": load_meta},
+            meta={
+                "topology_source": str(topology),
+                "via": front_door or "nodes",
+                "load": load_meta,
+            },
         )
         report_run(folder, {"load": load_figures(summary)}, plots=not no_plots)
         console.print(format_load_figures(summary), highlight=False, soft_wrap=True)

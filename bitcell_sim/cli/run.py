@@ -20,7 +20,6 @@ from bitcell_sim.cli.common import console, err_console
 from bitcell_sim.errors import ResultsError
 from bitcell_sim.model import apply_overrides, simulate
 from bitcell_sim.results import RunFolder, RunWindow, new_run_id, software_versions
-from bitcell_sim.results.plots import write_plots
 from bitcell_sim.results.summary import failed_expectations, summarize
 from bitcell_sim.results.table import summary_tables
 from bitcell_sim.topology import load_topology

@@ -33,11 +33,11 @@ from bitcell_sim.devnet.collect import collect, settled_until_s
 from bitcell_sim.devnet.ports import relocated_copy
 from bitcell_sim.errors import LoadError
 from bitcell_sim.faults import ChaosScheduler, DevnetFaults, describe
-from bitcell_sim.load.output import LOAD_DIR, RECORDS_FILE
+from bitcell_sim.load.output import LOAD_DIR, SUMMARY_FILE, read_outputs
 from bitcell_sim.load.plan import plan_from_topology
 from bitcell_sim.load.runner import STARTUP_MARGIN_S, LocustProcess, locust_argv
 from bitcell_sim.model import apply_overrides, simulate
-from bitcell_sim.results import PASS, Comparison, RunFolder, compare, read_table
+from bitcell_sim.results import PASS, Comparison, RunFolder, compare
 from bitcell_sim.results.report import write_report
 from bitcell_sim.results.runs import RunRecords, read_runs
 from bitcell_sim.results.summary import summarize
@@ -164,11 +164,11 @@ def _measure_on(devnet: Devnet, topology: Topology, topology_path: Path, folder:
         status = process.wait(topology.workload_stages()[-1][1] + plan.drain_s + STARTUP_MARGIN_S)
     finally:
         process.stop()
-    records_path = measured.path / LOAD_DIR / RECORDS_FILE
-    if not records_path.exists():
+    if not (measured.path / SUMMARY_FILE).exists():
         raise LoadError(
             f"Locust exited with status {status} and wrote no records: {process.log_tail()}"
         )
+    transactions, _, _ = read_outputs(measured.path)
     if chaos is not None:
         last_end_s = max(f.end_s for f in topology.faults)
         chaos.join(max(genesis_unix_s + last_end_s - time.time(), 0.0) + 30.0)
@@ -182,7 +182,7 @@ def _measure_on(devnet: Devnet, topology: Topology, topology_path: Path, folder:
         devnet,
         measured,
         until_s=settled_until_s(devnet),
-        transactions=read_table(records_path, "transactions"),
+        transactions=transactions,
         load_s=(stages[0][0], stages[-1][1]),
         peak_tps=max(max(s[2], s[3]) for s in stages),
         meta={"kind": "measured", "chaos_errors": chaos_errors},

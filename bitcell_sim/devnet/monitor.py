@@ -14,7 +14,6 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -23,7 +22,6 @@ from bitcell_sim.devnet.cluster import MONITORING_NAMES, Devnet
 from bitcell_sim.devnet.processes import ProcessRecord, is_running, spawn
 from bitcell_sim.errors import BitcellSimError, DevnetError, MonitoringError
 from bitcell_sim.monitoring import MonitoringFiles, check_monitoring, find_binary, render_monitoring
-from bitcell_sim.monitoring.timing import ALERTS_FILE
 from bitcell_sim.monitoring.webhook import read_notifications
 from bitcell_sim.topology import Topology
 

@@ -25,7 +25,7 @@ from locust.runners import MasterRunner, WorkerRunner
 from locust.shape import LoadTestShape
 
 from bitcell_sim.errors import BitcellSimError, LoadError
-from bitcell_sim.load.output import prepare_run_dir, write_outputs
+from bitcell_sim.load.output import LOAD_DIR, prepare_run_dir, write_outputs
 from bitcell_sim.load.plan import DEFAULT_STALL_ROUNDS, SENDERS, LoadPlan, plan_from_options
 from bitcell_sim.load.replay import replay_table, write_replay
 from bitcell_sim.load.session import END_STOPPED, LoadSession, recipient_key
@@ -431,9 +431,9 @@ class Controller:
             "argv": sys.argv,
         }
         try:
-            load_dir = prepare_run_dir(run_dir, self.topology)
+            folder = prepare_run_dir(run_dir, self.topology)
             paths = write_outputs(run_dir, records, summary, meta)
-            write_replay(load_dir, replay_table(arrivals, shift_s, sent))
+            write_replay(folder.path / LOAD_DIR, replay_table(arrivals, shift_s, sent))
         except (OSError, BitcellSimError) as exc:
             logger.error("could not write the load results to %s: %s", run_dir, exc)
             self.environment.process_exit_code = EXIT_INCOMPLETE

@@ -273,7 +273,7 @@ def _value(metrics: Mapping[str, Metric], name: str) -> float | None:
 
 def _fault_legend(run: RunRecords) -> Iterator[dict[str, Any]]:
     """The faults of a run as they held (its summary's), numbered as the metrics name them."""
-    summary = summarize(run.topology, run.tables, load_window_s=run.load_window_s)
+    summary = summarize(run.topology, run.tables, window=run.window)
     for i, entry in enumerate(summary["faults"], start=1):
         yield {
             "id": f"fault {i}",
