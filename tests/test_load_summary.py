@@ -184,7 +184,7 @@ def locust_options(**given: object) -> argparse.Namespace:
     """The locustfile's options as Locust parses them (None: not given)."""
     names = (
         "topology", "tps", "duration", "senders", "arrival", "load_users", "poll_interval",
-        "drain", "genesis_unix", "network", "round", "watch_node", "seed",
+        "drain", "genesis_unix", "network", "round", "watch_node", "seed", "endpoints",
     )  # fmt: skip
     values: dict[str, object] = {n: None for n in names}
     return argparse.Namespace(**{**values, "stall_rounds": 4.0, **given})

@@ -152,3 +152,41 @@ def test_measure_agrees_with_the_devnets_records(tmp_path: Path, devnet: Devnet)
         capture_output=True, text=True, timeout=120, cwd=ROOT, env=env,
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.timeout(150)
+def test_load_with_endpoints_measures_its_transactions(tmp_path: Path, devnet: Devnet) -> None:
+    endpoints = endpoints_file(devnet, tmp_path / "endpoints.yaml")
+    result = subprocess.run(
+        [sys.executable, "-m", "bitcell_sim", "load", devnet.meta.topology_source,
+         "--endpoints", str(endpoints), "--tps", "20", "--duration", "8", "--drain", "6",
+         "--state-dir", str(tmp_path / "no-devnet-here"), "--results-dir", str(tmp_path),
+         "--run-id", "l", "--no-plots"],
+        capture_output=True, text=True, timeout=140, cwd=ROOT, env={**os.environ, "COLUMNS": "200"},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "arrival times: each within" in result.stdout
+    measured = RunFolder.open(tmp_path / "l")
+    meta = measured.read_json("meta.json")
+    assert meta["source"] == "endpoints" and meta["load_window_s"] is not None
+    tables = measured.read_tables()
+    txs = tables["transactions"].to_pandas()
+    assert len(txs) >= 0.9 * 20 * 8 and txs.accepted.all()
+    confirmed = txs[txs.confirm_s.notna()]
+    assert len(confirmed) >= 0.95 * len(txs)
+    # Confirmed when the block holding the tx reached the node it was sent to, as measured.
+    at = tables["block_arrivals"].to_pandas().set_index(["block_hash", "node"]).arrival_s
+    expected = [at[(h, n)] for h, n in zip(confirmed.block_hash, confirmed.node, strict=True)]
+    assert confirmed.confirm_s.to_numpy() == pytest.approx(np.array(expected))
+
+    # The devnet's own records of the same window confirm the same txs in the same blocks,
+    # at times within the measured arrival bound.
+    since_s, until_s = meta["window_s"]
+    truth = RunFolder.create(tmp_path, "truth", devnet.topology)
+    load_txs = measured.read_records("transactions", "load")
+    collect(devnet, truth, since_s=since_s, until_s=until_s, transactions=load_txs)
+    real = truth.read_records("transactions").to_pandas().set_index("tx_id")
+    ours = confirmed.set_index("tx_id")
+    assert (real.loc[ours.index, "block_hash"] == ours.block_hash).all()
+    error = (real.loc[ours.index, "confirm_s"] - ours.confirm_s).abs()
+    assert error.max() <= meta["arrival_timing"]["error_bound_max_s"] + IMPORT_MARGIN_S

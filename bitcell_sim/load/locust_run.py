@@ -78,6 +78,11 @@ def add_options(parser: Any) -> None:
         help="topology YAML: replay its arrival schedule to its nodes' RPC endpoints",
     )
     group.add_argument(
+        "--endpoints",
+        default=None,
+        help="endpoints file: send the topology's schedule to these nodes' RPC URLs instead",
+    )
+    group.add_argument(
         "--tps", default=None, help="constant target TPS (default: the workload; host: 100)"
     )
     group.add_argument(

@@ -10,6 +10,7 @@ the user pool.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -27,6 +28,7 @@ from bitcell_sim.topology import (
     apply_overrides,
     load_topology,
 )
+from bitcell_sim.topology.endpoints import load_endpoints
 from bitcell_sim.topology.schema import GasPriceSpec
 from bitcell_sim.topology.units import parse_duration_arg, parse_rate
 
@@ -220,8 +222,10 @@ def plan_from_topology(
     stall_rounds: float = DEFAULT_STALL_ROUNDS,
     drain_s: float | None = None,
     genesis_unix_s: float | None = None,
+    rpc_urls: Mapping[str, str] | None = None,
 ) -> LoadPlan:
-    """Endpoints ``http://<devnet.host>:<rpc_port>`` of every node; the topology's workload.
+    """Endpoints ``http://<devnet.host>:<rpc_port>`` of every node (or ``rpc_urls``, each node's
+    base URL from an endpoints file); the topology's workload.
 
     Give ``--tps``, ``--duration``, ``--arrival`` and ``--seed`` to the topology first
     (:func:`~bitcell_sim.topology.apply_overrides`), so that the run folder's topology and the
@@ -229,7 +233,11 @@ def plan_from_topology(
     """
     host = topology.devnet.host
     endpoints = tuple(
-        Endpoint(name, node.region, f"http://{host}:{node.rpc_port}")
+        Endpoint(
+            name,
+            node.region,
+            rpc_urls[name].rstrip("/") if rpc_urls else f"http://{host}:{node.rpc_port}",
+        )
         for name, node in topology.nodes.items()
     )
     if watch_node not in (None, WATCH_ALL, *topology.nodes):
@@ -408,7 +416,13 @@ def plan_from_options(
             **common,
         )
     elif topology is not None:
-        plan = plan_from_topology(topology, watch_node=options.watch_node, **common)
+        rpc_urls = None
+        if options.endpoints:
+            endpoints = load_endpoints(Path(options.endpoints), topology)
+            rpc_urls = {name: urls.rpc_url for name, urls in endpoints.nodes.items()}
+        plan = plan_from_topology(
+            topology, watch_node=options.watch_node, rpc_urls=rpc_urls, **common
+        )
         if options.network:
             plan = plan.with_overrides(network=options.network)
     else:

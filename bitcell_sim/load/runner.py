@@ -58,6 +58,7 @@ def locust_argv(
     *,
     topology: Path | None = None,
     host: str | None = None,
+    endpoints: Path | None = None,
     locustfile: Path | None = None,
     tps: float | None = None,
     duration_s: float | None = None,
@@ -81,6 +82,8 @@ def locust_argv(
         argv += ["--topology", str(topology)]
     if host is not None:
         argv += ["--host", host]
+    if endpoints is not None:
+        argv += ["--endpoints", str(endpoints)]
     if role == "worker":
         argv += ["--worker", "--master-host", "127.0.0.1"]
         if master_port is not None:
