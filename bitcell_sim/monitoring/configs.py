@@ -4,12 +4,14 @@
 region added to the peer-RTT series), Prometheus itself, Alertmanager and HAProxy's exporter.
 ``alertmanager_config`` has the seed's receivers, routes and inhibitions (0.25 matcher syntax),
 every receiver a webhook of ours. ``haproxy_config`` is the health-checked RPC front door.
-Everything listens on and talks to the devnet's host (loopback) only.
+:class:`Addresses` says where the parts are: on the devnet's host (loopback) by default, or each
+by its service name in a deployment (the compose services, the Kubernetes Services).
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Any
 
 from bitcell_sim.monitoring.alerts import (
@@ -33,16 +35,44 @@ RECEIVERS = ("team-oncall", "pagerduty-critical", "pagerduty-oncall", "slack-war
              "slack-regional")  # fmt: skip
 
 
-def _target(host: str, port: int) -> str:
-    return f"{host}:{port}"
+#: The stack's own parts: their service names in a deployment, their process names on the devnet.
+PROMETHEUS, ALERTMANAGER, WEBHOOK, HAPROXY = "prometheus", "alertmanager", "webhook", "haproxy"
+STACK = (PROMETHEUS, ALERTMANAGER, WEBHOOK, HAPROXY)
 
 
-def prometheus_config(topology: Topology) -> dict[str, Any]:
-    """``prometheus.yml``: the nodes, Prometheus, Alertmanager and HAProxy, on the devnet host."""
-    spec, host = topology.monitoring, topology.devnet.host
+@dataclass(frozen=True)
+class Addresses:
+    """Where the stack reaches the nodes and its own parts, and the address it listens on.
+
+    ``host`` None: each node by its own name and each part by its name in :data:`STACK`, as a
+    deployment's service names; HAProxy then finds the servers by DNS, at start and (with
+    ``resolve_at_runtime``, for containers whose address may change) again while it runs.
+    """
+
+    host: str | None
+    listen: str
+    resolve_at_runtime: bool = False
+
+    @classmethod
+    def on_host(cls, topology: Topology) -> Addresses:
+        """The devnet's: every part and node on its host (loopback)."""
+        return cls(topology.devnet.host, topology.devnet.host)
+
+    @classmethod
+    def by_name(cls, resolve_at_runtime: bool = False) -> Addresses:
+        """A deployment's: everything by service name, listening on every interface."""
+        return cls(None, "0.0.0.0", resolve_at_runtime)
+
+    def of(self, name: str, port: int) -> str:
+        return f"{self.host or name}:{port}"
+
+
+def prometheus_config(topology: Topology, addresses: Addresses | None = None) -> dict[str, Any]:
+    """``prometheus.yml``: the nodes, Prometheus, Alertmanager and HAProxy."""
+    spec, at = topology.monitoring, addresses or Addresses.on_host(topology)
     node_targets = [
         {
-            "targets": [_target(host, node.metrics_port)],
+            "targets": [at.of(name, node.metrics_port)],
             "labels": {"region": node.region, "node": name, "role": node.role},
         }
         for name, node in topology.nodes.items()
@@ -67,18 +97,18 @@ def prometheus_config(topology: Topology) -> dict[str, Any]:
         },
         "alerting": {
             "alertmanagers": [
-                {"static_configs": [{"targets": [_target(host, spec.alertmanager_port)]}]}
+                {"static_configs": [{"targets": [at.of(ALERTMANAGER, spec.alertmanager_port)]}]}
             ]
         },
         "rule_files": [RULES_FILE],
         "scrape_configs": [
             {
                 "job_name": PROMETHEUS_JOB,
-                "static_configs": [{"targets": [_target(host, spec.prometheus_port)]}],
+                "static_configs": [{"targets": [at.of(PROMETHEUS, spec.prometheus_port)]}],
             },
             {
                 "job_name": ALERTMANAGER_JOB,
-                "static_configs": [{"targets": [_target(host, spec.alertmanager_port)]}],
+                "static_configs": [{"targets": [at.of(ALERTMANAGER, spec.alertmanager_port)]}],
             },
             {
                 "job_name": NODE_JOB,
@@ -87,17 +117,18 @@ def prometheus_config(topology: Topology) -> dict[str, Any]:
             },
             {
                 "job_name": HAPROXY_JOB,
-                "static_configs": [{"targets": [_target(host, spec.haproxy_stats_port)]}],
+                "static_configs": [{"targets": [at.of(HAPROXY, spec.haproxy_stats_port)]}],
             },
         ],
     }
 
 
-def webhook_url(topology: Topology, receiver: str) -> str:
-    return f"http://{_target(topology.devnet.host, topology.monitoring.webhook_port)}/{receiver}"
+def webhook_url(topology: Topology, receiver: str, addresses: Addresses | None = None) -> str:
+    at = addresses or Addresses.on_host(topology)
+    return f"http://{at.of(WEBHOOK, topology.monitoring.webhook_port)}/{receiver}"
 
 
-def alertmanager_config(topology: Topology) -> dict[str, Any]:
+def alertmanager_config(topology: Topology, addresses: Addresses | None = None) -> dict[str, Any]:
     """``alertmanager.yml``: the seed's routes by priority and component and its inhibitions,
     with two fixes: the regional route continues (the seed's warning route swallowed
     RegionDegraded before it reached the regional receiver), and NoPeers mutes LowPeerCount
@@ -107,7 +138,11 @@ def alertmanager_config(topology: Topology) -> dict[str, Any]:
         {
             "name": name,
             "webhook_configs": [
-                {"url": webhook_url(topology, name), "send_resolved": True, "max_alerts": 0}
+                {
+                    "url": webhook_url(topology, name, addresses),
+                    "send_resolved": True,
+                    "max_alerts": 0,
+                }
             ],
         }
         for name in RECEIVERS
@@ -163,29 +198,33 @@ def region_backend(region: str) -> str:
 
 
 def _backend(
-    name: str, servers: list[tuple[str, str]], topology: Topology, *extra: str
+    name: str, servers: list[tuple[str, str]], topology: Topology, at: Addresses, *extra: str
 ) -> list[str]:
     check = topology.monitoring.health_check
+    # By name: a server whose name does not resolve yet (a node still starting) waits for
+    # DNS instead of failing HAProxy's start.
+    dns = "" if at.host else " init-addr last,libc,none"
+    dns += " resolvers dns" if at.resolve_at_runtime else ""
     lines = [
         f"backend {name}",
         "    balance roundrobin",
         "    option httpchk GET /health",
         "    http-check expect status 200",
         f"    default-server inter {prom_duration(check.inter_s)} fall {check.fall} "
-        f"rise {check.rise}",
+        f"rise {check.rise}{dns}",
         *extra,
     ]
     lines += [f"    server {_ident(server)} {address} check" for server, address in servers]
     return lines
 
 
-def haproxy_config(topology: Topology) -> str:
+def haproxy_config(topology: Topology, addresses: Addresses | None = None) -> str:
     """``haproxy.cfg``: ``/rpc`` over every node, ``/region/<region>/rpc`` over one region's,
     each server health-checked with ``GET /health`` (inter/fall/rise from the topology); the
     stats page at ``/`` and HAProxy's Prometheus exporter at ``/metrics`` on the stats port."""
-    spec, host = topology.monitoring, topology.devnet.host
+    spec, at = topology.monitoring, addresses or Addresses.on_host(topology)
     check_timeout = prom_duration(min(2.0, spec.health_check.inter_s))
-    servers = {name: (name, _target(host, node.rpc_port)) for name, node in topology.nodes.items()}
+    servers = {name: (name, at.of(name, node.rpc_port)) for name, node in topology.nodes.items()}
     lines = [
         "# Generated by bitcell-sim from the topology: do not edit.",
         "global",
@@ -204,26 +243,31 @@ def haproxy_config(topology: Topology) -> str:
         "    timeout server 50s",
         f"    timeout check {check_timeout}",
         "",
+        *(
+            ["resolvers dns", "    parse-resolv-conf", "    hold valid 10s", ""]
+            if at.resolve_at_runtime
+            else []
+        ),
         "frontend stats",
-        f"    bind {_target(host, spec.haproxy_stats_port)}",
+        f"    bind {at.listen}:{spec.haproxy_stats_port}",
         "    http-request use-service prometheus-exporter if { path /metrics }",
         "    stats enable",
         "    stats uri /",
         "    stats refresh 10s",
         "",
         "frontend rpc",
-        f"    bind {_target(host, spec.haproxy_port)}",
+        f"    bind {at.listen}:{spec.haproxy_port}",
     ]
     regions = [r for r in topology.regions if topology.nodes_in_region(r)]
     for region in regions:
         backend = region_backend(region)
         lines.append(f"    use_backend {backend} if {{ path_beg {REGION_PREFIX}{region}/ }}")
     lines += ["    default_backend rpc", ""]
-    lines += _backend("rpc", list(servers.values()), topology)
+    lines += _backend("rpc", list(servers.values()), topology, at)
     # The prefix is dropped in the backend: ACLs are evaluated when used, so a rewrite in the
     # frontend would change what use_backend sees.
     strip = f"    http-request replace-path ^{REGION_PREFIX}[^/]+(/.*)$ \\1"
     for region in regions:
         members = [servers[n] for n in topology.nodes_in_region(region)]
-        lines += ["", *_backend(region_backend(region), members, topology, strip)]
+        lines += ["", *_backend(region_backend(region), members, topology, at, strip)]
     return "\n".join(lines) + "\n"

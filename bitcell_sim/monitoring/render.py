@@ -1,7 +1,8 @@
 """Writing the monitoring files of a topology into one folder, and checking them with the tools.
 
 ``render_monitoring(topology, outdir)`` writes ``prometheus.yml``, ``alerts.yml``,
-``alertmanager.yml``, ``haproxy.cfg`` and ``grafana-dashboard.json`` and returns a
+``alertmanager.yml``, ``haproxy.cfg`` and ``grafana-dashboard.json`` (the texts of
+:func:`monitoring_texts`, which a deployment export takes with its own addresses) and returns a
 ``MonitoringFiles``; ``check_monitoring(files)`` runs promtool, amtool and ``haproxy -c`` on
 them and raises MonitoringError with each tool's output if one refuses.
 """
@@ -19,6 +20,7 @@ from bitcell_sim.errors import MonitoringError
 from bitcell_sim.monitoring.alerts import rules_document
 from bitcell_sim.monitoring.configs import (
     RULES_FILE,
+    Addresses,
     alertmanager_config,
     haproxy_config,
     prometheus_config,
@@ -66,9 +68,9 @@ class MonitoringFiles:
         return (self.prometheus, self.rules, self.alertmanager, self.haproxy, self.dashboard)
 
 
-def _yaml(path: Path, data: object, name: str) -> None:
+def _yaml(data: object, name: str) -> str:
     text = yaml.safe_dump(data, sort_keys=False, default_flow_style=False, width=100)
-    path.write_text(HEADER.format(name=name) + text, encoding="utf-8")
+    return HEADER.format(name=name) + text
 
 
 def check_loopback_host(topology: Topology) -> None:
@@ -91,18 +93,26 @@ def render_monitoring(topology: Topology, outdir: str | Path) -> MonitoringFiles
     check_loopback_host(topology)
     folder = Path(outdir)
     folder.mkdir(parents=True, exist_ok=True)
-    files = MonitoringFiles(folder)
+    for name, text in monitoring_texts(topology).items():
+        (folder / name).write_text(text, encoding="utf-8")
+    return MonitoringFiles(folder)
+
+
+def monitoring_texts(topology: Topology, addresses: Addresses | None = None) -> dict[str, str]:
+    """Every monitoring file's text by file name (the devnet's addresses by default)."""
     name = topology.general.name
-    _yaml(files.prometheus, prometheus_config(topology), name)
-    _yaml(files.rules, rules_document(topology), name)
-    _yaml(files.alertmanager, alertmanager_config(topology), name)
-    files.haproxy.write_text(haproxy_config(topology), encoding="utf-8")
     board = dashboard(topology)
     problems = dashboard_problems(board)
     if problems:  # a defect of ours, not of the topology: never write a broken dashboard
         raise MonitoringError("dashboard: " + "; ".join(problems))
-    files.dashboard.write_text(json.dumps(board, indent=2) + "\n", encoding="utf-8")
-    return files
+    files = MonitoringFiles(Path())
+    return {
+        files.prometheus.name: _yaml(prometheus_config(topology, addresses), name),
+        files.rules.name: _yaml(rules_document(topology), name),
+        files.alertmanager.name: _yaml(alertmanager_config(topology, addresses), name),
+        files.haproxy.name: haproxy_config(topology, addresses),
+        files.dashboard.name: json.dumps(board, indent=2) + "\n",
+    }
 
 
 def check_monitoring(files: MonitoringFiles) -> list[ToolCheck]:
