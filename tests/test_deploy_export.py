@@ -23,11 +23,15 @@ from kubernetes_validate import utils as kubernetes_validate
 
 from bitcell_sim.deploy import export_deployment, node_program, parse_genesis_time
 from bitcell_sim.deploy.chaos import netem_jitter_s
+from bitcell_sim.deploy.monitoring import IMAGES
 from bitcell_sim.deploy.naming import pod_names
 from bitcell_sim.deploy.shadow import SHADOW_EPOCH_UNIX_S, genesis_offset_s
 from bitcell_sim.errors import DeployError
+from bitcell_sim.monitoring import STACK, MonitoringFiles, check_monitoring
+from bitcell_sim.monitoring.alerts import NODE_JOB
 from bitcell_sim.node import NodeSettings, load_config
 from bitcell_sim.topology import Topology, load_topology, parse_topology
+from bitcell_sim.topology.endpoints import load_endpoints
 from bitcell_sim.topology.gml import host_vertices
 from tests.chaos_mesh_schema import check_chaos_object
 
@@ -107,9 +111,12 @@ def test_compose_export_validates_and_names_only_topology_ports(name: str, tmp_p
     assert result.returncode == 0, result.stderr
     document = yaml.safe_load((out / "docker-compose.yml").read_text())
     services = document["services"]
-    assert list(services) == list(topo.node_names)
-    assert {s["image"] for s in services.values()} == {"bitcell-sim-node:0.1.0"}
-    for node, service in services.items():
+    assert list(services) == [*topo.node_names, *STACK]
+    nodes = {name: services[name] for name in topo.node_names}
+    assert {s["image"] for s in nodes.values()} == {"bitcell-sim-node:0.1.0"}
+    assert {services[part]["image"] for part in IMAGES} == set(IMAGES.values())
+    assert services["webhook"]["image"] == "bitcell-sim-node:0.1.0"
+    for node, service in nodes.items():
         spec = topo.nodes[node]
         assert service["ports"] == [
             f"{spec.rpc_port}:{spec.rpc_port}",
@@ -120,6 +127,53 @@ def test_compose_export_validates_and_names_only_topology_ports(name: str, tmp_p
         assert service["labels"]["bitcell-sim/region"] == spec.region
     check_node_configs(out / "config", topo, GENESIS)
     assert (out / "README.md").read_text().startswith(f"# {topo.general.name} as a docker-compose")
+    check_stack(topo, out / "monitoring", services, metrics_ports={})
+    # Every file a service mounts is in the export.
+    for service in services.values():
+        for mount in service["volumes"]:
+            source = mount.split(":")[0]
+            assert not source.startswith(".") or (out / source).exists(), mount
+
+
+def check_stack(
+    topo: Topology, folder: Path, services: dict[str, Any], metrics_ports: dict[str, int]
+) -> None:
+    """The monitoring files pass promtool, amtool and haproxy -c, and address every node and
+    part by its service name on the topology's ports (``metrics_ports``: the container's)."""
+    check_monitoring(MonitoringFiles(folder))
+    spec = topo.monitoring
+    prometheus = yaml.safe_load((folder / "prometheus.yml").read_text())
+    jobs = {job["job_name"]: job["static_configs"] for job in prometheus["scrape_configs"]}
+    assert [c["targets"] for c in jobs[NODE_JOB]] == [
+        [f"{n}:{metrics_ports.get(n, topo.nodes[n].metrics_port)}"] for n in topo.node_names
+    ]
+    assert jobs["haproxy"][0]["targets"] == [f"haproxy:{spec.haproxy_stats_port}"]
+    managers = prometheus["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"]
+    assert managers == [f"alertmanager:{spec.alertmanager_port}"]
+    receivers = yaml.safe_load((folder / "alertmanager.yml").read_text())["receivers"]
+    assert {r["webhook_configs"][0]["url"].split("/")[2] for r in receivers} == {
+        f"webhook:{spec.webhook_port}"
+    }
+    haproxy = (folder / "haproxy.cfg").read_text()
+    for node in topo.node_names:
+        assert f" {node}:{topo.nodes[node].rpc_port} check" in haproxy
+    assert f"bind 0.0.0.0:{spec.haproxy_port}" in haproxy
+    ports = {
+        "prometheus": [spec.prometheus_port],
+        "alertmanager": [spec.alertmanager_port],
+        "webhook": [spec.webhook_port],
+        "haproxy": [spec.haproxy_port, spec.haproxy_stats_port],
+    }
+    for part, service in services.items():
+        if part in ports:
+            assert service_ports(service) == ports[part], part
+
+
+def service_ports(service: dict[str, Any]) -> list[int]:
+    """The ports of a compose service or a Kubernetes Service."""
+    if "ports" in service and isinstance(service["ports"][0], str):
+        return [int(p.split(":")[0]) for p in service["ports"]]
+    return [p["port"] for p in service["spec"]["ports"]]
 
 
 def test_compose_with_the_real_node_uses_its_flags_and_metrics_port(tmp_path: Path) -> None:
@@ -142,6 +196,12 @@ def test_compose_with_the_real_node_uses_its_flags_and_metrics_port(tmp_path: Pa
     assert service["ports"][2] == "9090:9002"
     assert service["healthcheck"]["test"][-1] == "http://127.0.0.1:9002/metrics"
     assert not (out / "Dockerfile").exists()
+    # Prometheus scrapes each node inside the project, on its container's metrics port; the
+    # alert receiver is bitcell-sim's, so it is not in the real node's project.
+    services = yaml.safe_load((out / "docker-compose.yml").read_text())["services"]
+    assert "webhook" not in services
+    container_metrics = {n: topo.nodes[n].p2p_port + 2 for n in topo.node_names}
+    check_stack(topo, out / "monitoring", services, metrics_ports=container_metrics)
 
 
 def test_a_command_template_replaces_the_program_command(tmp_path: Path) -> None:
@@ -223,6 +283,30 @@ def test_kubernetes_export_validates_against_the_schemas(name: str, tmp_path: Pa
     for path in sorted((out / "chaos").rglob("*.yaml")):
         for obj in documents(path):
             check_chaos_object(obj)
+
+    # The monitoring stack: schemas, then the files of its ConfigMaps through the real tools.
+    stack = documents(out / "monitoring.yaml")
+    for manifest in stack:
+        kubernetes_validate.validate(manifest, KUBERNETES_VERSION, strict=True)
+        assert manifest["metadata"]["namespace"] == manifests[0]["metadata"]["name"]
+    etc = tmp_path / "monitoring"
+    etc.mkdir()
+    for manifest in stack:
+        if manifest["kind"] == "ConfigMap":
+            for key, text in manifest["data"].items():
+                (etc / key).write_text(text)
+    (etc / "grafana-dashboard.json").write_text("{}")
+    stack_services = {m["metadata"]["name"]: m for m in stack if m["kind"] == "Service"}
+    assert list(stack_services) == list(STACK)
+    check_stack(topo, etc, stack_services, metrics_ports={})
+    deployments = [m for m in stack if m["kind"] == "Deployment"]
+    assert [d["metadata"]["name"] for d in deployments] == list(STACK)
+    for deployment in deployments:
+        container = deployment["spec"]["template"]["spec"]["containers"][0]
+        expected = IMAGES.get(deployment["metadata"]["name"], "bitcell-sim-node:0.1.0")
+        assert container["image"] == expected
+        ports = [p["containerPort"] for p in container["ports"]]
+        assert ports == service_ports(stack_services[deployment["metadata"]["name"]])
 
 
 @pytest.mark.parametrize("name", ["rc3", "global-56"])
@@ -379,11 +463,35 @@ def test_names_and_ports_agree_across_the_three_formats(tmp_path: Path) -> None:
         for m in manifests
         if m["kind"] == "Service" and "bitcell-sim/node" in m["metadata"]["labels"]
     }
+    stack = {
+        m["metadata"]["name"]: m
+        for m in documents(tmp_path / "k" / "monitoring.yaml")
+        if m["kind"] == "Service"
+    }
+    for part in STACK:
+        assert service_ports(compose.pop(part)) == service_ports(stack[part])
+        assert compose_labels(tmp_path / "c", part) == stack[part]["metadata"]["labels"]
     assert list(compose) == list(services) == list(shadow["hosts"]) == list(topo.node_names)
+    # The endpoints templates name every node on its RPC and metrics ports.
+    for folder in (tmp_path / "c", tmp_path / "k"):
+        endpoints = load_endpoints(folder / "endpoints.yaml", topo)
+        assert endpoints.genesis_time_unix_s == GENESIS
+        for node, urls in endpoints.nodes.items():
+            assert urls.rpc_url.endswith(f":{topo.nodes[node].rpc_port}")
+            assert urls.metrics_url == urls.rpc_url.rsplit(":", 1)[0] + (
+                f":{topo.nodes[node].metrics_port}/metrics"
+            )
     for node in topo.node_names:
         host_ports = [int(p.split(":")[0]) for p in compose[node]["ports"]]
         assert host_ports == [p["port"] for p in services[node]["spec"]["ports"]]
         assert compose[node]["labels"] == services[node]["metadata"]["labels"]
+
+
+def compose_labels(folder: Path, service: str) -> dict[str, str]:
+    labels: dict[str, str] = yaml.safe_load((folder / "docker-compose.yml").read_text())[
+        "services"
+    ][service]["labels"]
+    return labels
 
 
 def test_names_that_are_not_dns_labels_are_refused(tmp_path: Path) -> None:
@@ -396,6 +504,9 @@ nodes: {Node_A: {region: Mars_1}, b: {region: Mars_1}}
     with pytest.raises(DeployError, match=r"node 'Node_A', region 'Mars_1'"):
         export(topo, "compose", tmp_path / "x")
     assert not (tmp_path / "x").exists()
+    taken = parse_topology("regions: {a: {rtt: {a: 2 ms}}}\nnodes: {haproxy: {region: a}}")
+    with pytest.raises(DeployError, match="haproxy are taken by the monitoring services"):
+        export(taken, "kubernetes", tmp_path / "x")
 
 
 def test_a_non_empty_folder_is_refused_and_kept(tmp_path: Path) -> None:

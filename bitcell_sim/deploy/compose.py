@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from bitcell_sim.deploy.monitoring import COMPOSE_DIR, compose_services, stack_files
 from bitcell_sim.deploy.naming import node_labels
 from bitcell_sim.deploy.program import CONFIG_DIR, DATA_DIR, NodeProgram, P2PKeys, node_config
 from bitcell_sim.topology import Topology, dump_topology
@@ -50,10 +51,13 @@ def compose_document(topology: Topology, program: NodeProgram) -> dict[str, Any]
             "labels": node_labels(topology, node),
             "networks": [NETWORK],
         }
+    stack, stack_volumes = compose_services(topology, program, NETWORK)
     return {
-        "services": services,
+        "services": {**services, **stack},
         "networks": {NETWORK: {"driver": "bridge"}},
-        "volumes": {f"{node}-data": {} for node in topology.node_names},
+        "volumes": {
+            volume: {} for volume in [f"{n}-data" for n in topology.node_names] + stack_volumes
+        },
     }
 
 
@@ -66,6 +70,8 @@ def compose_files(
         "config/topology.yaml": dump_topology(topology),
         "README.md": _readme(topology, program),
     }
+    for name, text in stack_files(topology, program, compose=True).items():
+        files[f"{COMPOSE_DIR}/{name}"] = text
     if program.kind == "devnet":
         files["Dockerfile"] = DOCKERFILE
         for node in topology.node_names:

@@ -21,13 +21,17 @@ import yaml
 from bitcell_sim.deploy.chaos import fault_chaos, fault_name, latency_chaos, scenario_workflow
 from bitcell_sim.deploy.compose import compose_files
 from bitcell_sim.deploy.kubernetes import kubernetes_manifests, kubernetes_readme
+from bitcell_sim.deploy.monitoring import monitoring_manifests
 from bitcell_sim.deploy.naming import check_names, default_namespace, pod_names
 from bitcell_sim.deploy.program import NodeProgram, P2PKeys, check_program
 from bitcell_sim.deploy.shadow import shadow_export
 from bitcell_sim.errors import DeployError
 from bitcell_sim.topology import Topology
+from bitcell_sim.topology.endpoints import endpoints_document
 
 FORMATS = ("compose", "kubernetes", "shadow")
+#: The template of ``measure --endpoints`` / ``load --endpoints`` each export writes.
+ENDPOINTS_FILE = "endpoints.yaml"
 #: The default genesis is this far after the export, on a whole minute.
 DEFAULT_GENESIS_LEAD_S = 300.0
 
@@ -62,6 +66,16 @@ def parse_genesis_time(text: str | None, now_unix_s: float) -> float:
     return moment.timestamp()
 
 
+def endpoints_template(topology: Topology, genesis_time_unix_s: float, host: str) -> str:
+    """The endpoints file of a deployment whose node ``{node}`` answers at ``host`` (a format
+    string) on the topology's RPC and metrics ports."""
+    urls = {}
+    for name, node in topology.nodes.items():
+        at = host.format(node=name)
+        urls[name] = (f"http://{at}:{node.rpc_port}", f"http://{at}:{node.metrics_port}/metrics")
+    return endpoints_document(topology, urls, genesis_time_unix_s)
+
+
 def _documents(manifests: list[dict[str, Any]]) -> str:
     return yaml.safe_dump_all(manifests, sort_keys=False)
 
@@ -80,6 +94,10 @@ def _kubernetes_files(
     )
     files = {
         "bitcell.yaml": _documents(manifests),
+        "monitoring.yaml": _documents(monitoring_manifests(topology, program, namespace)),
+        ENDPOINTS_FILE: endpoints_template(
+            topology, genesis_time_unix_s, f"{{node}}.{namespace}.svc"
+        ),
         "chaos/latency.yaml": _documents(latency_chaos(topology, namespace)),
         "README.md": kubernetes_readme(topology, program, namespace),
     }
@@ -109,7 +127,10 @@ def deployment_files(
     check_program(topology, program)
     keys = P2PKeys.generate(topology)
     if fmt == "compose":
-        return compose_files(topology, program, genesis_time_unix_s, keys), ()
+        files = compose_files(topology, program, genesis_time_unix_s, keys)
+        # The ports are published on the Docker host: this is its loopback.
+        files[ENDPOINTS_FILE] = endpoints_template(topology, genesis_time_unix_s, "127.0.0.1")
+        return files, ()
     if fmt == "kubernetes":
         ns = namespace or default_namespace(topology)
         files = _kubernetes_files(topology, program, genesis_time_unix_s, ns, single_cluster, keys)

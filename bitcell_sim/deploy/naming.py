@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 
 from bitcell_sim.errors import DeployError
+from bitcell_sim.monitoring.configs import STACK
 from bitcell_sim.topology import Topology
 
 APP = "bitcell-node"
@@ -20,6 +21,8 @@ NETWORK_LABEL = "bitcell-sim/network"
 REGION_LABEL = "bitcell-sim/region"
 NODE_LABEL = "bitcell-sim/node"
 ROLE_LABEL = "bitcell-sim/role"
+#: The monitoring stack's objects: ``bitcell-sim/component: monitoring``, named like their part.
+COMPONENT_LABEL = "bitcell-sim/component"
 #: The label Kubernetes puts on every StatefulSet pod, naming it.
 POD_NAME_LABEL = "statefulset.kubernetes.io/pod-name"
 
@@ -49,8 +52,10 @@ def default_namespace(topology: Topology) -> str:
 
 def check_names(topology: Topology, namespace: str | None = None) -> None:
     """DeployError listing every node, region, network or namespace name that is not a DNS
-    label (lower-case letters, digits and '-', starting with a letter)."""
-    problems = [f"node {node!r}" for node in topology.nodes if not _label(node, _MAX_NAME)] + [
+    label (lower-case letters, digits and '-', starting with a letter), or a node named like a
+    monitoring service."""
+    problems = [f"node {node!r}" for node in topology.nodes if not _label(node, _MAX_NAME)]
+    problems += [
         f"region {region!r} (at most {_MAX_REGION} characters)"
         for region in topology.regions
         if topology.nodes_in_region(region) and not _label(region, _MAX_REGION)
@@ -63,6 +68,12 @@ def check_names(topology: Topology, namespace: str | None = None) -> None:
         raise DeployError(
             "these names cannot be deployed, they must be DNS labels (lower-case letters, "
             "digits and '-', starting with a letter): " + ", ".join(problems)
+        )
+    taken = [node for node in topology.nodes if node in STACK]
+    if taken:
+        raise DeployError(
+            f"node name(s) {', '.join(taken)} are taken by the monitoring services "
+            f"({', '.join(STACK)}) of every export: rename the node(s)"
         )
 
 
@@ -77,6 +88,11 @@ def region_labels(topology: Topology, region: str) -> dict[str, str]:
 def node_labels(topology: Topology, node: str) -> dict[str, str]:
     spec = topology.nodes[node]
     return {**region_labels(topology, spec.region), NODE_LABEL: node, ROLE_LABEL: spec.role}
+
+
+def stack_labels(topology: Topology, part: str) -> dict[str, str]:
+    """The labels of one part of the monitoring stack (``prometheus``, ``haproxy``, ...)."""
+    return {APP_LABEL: part, NETWORK_LABEL: topology.general.name, COMPONENT_LABEL: "monitoring"}
 
 
 def cloud_region(topology: Topology, region: str) -> str:

@@ -11,7 +11,8 @@ by its service name in a deployment (the compose services, the Kubernetes Servic
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from bitcell_sim.monitoring.alerts import (
@@ -52,6 +53,9 @@ class Addresses:
     host: str | None
     listen: str
     resolve_at_runtime: bool = False
+    #: Metrics ports the scrapes use instead of the topology's, by node (a compose project's
+    #: services reach each other on the container ports, not the published ones).
+    metrics_ports: Mapping[str, int] = field(default_factory=dict)
 
     @classmethod
     def on_host(cls, topology: Topology) -> Addresses:
@@ -59,9 +63,11 @@ class Addresses:
         return cls(topology.devnet.host, topology.devnet.host)
 
     @classmethod
-    def by_name(cls, resolve_at_runtime: bool = False) -> Addresses:
+    def by_name(
+        cls, resolve_at_runtime: bool = False, metrics_ports: Mapping[str, int] | None = None
+    ) -> Addresses:
         """A deployment's: everything by service name, listening on every interface."""
-        return cls(None, "0.0.0.0", resolve_at_runtime)
+        return cls(None, "0.0.0.0", resolve_at_runtime, dict(metrics_ports or {}))
 
     def of(self, name: str, port: int) -> str:
         return f"{self.host or name}:{port}"
@@ -72,7 +78,7 @@ def prometheus_config(topology: Topology, addresses: Addresses | None = None) ->
     spec, at = topology.monitoring, addresses or Addresses.on_host(topology)
     node_targets = [
         {
-            "targets": [at.of(name, node.metrics_port)],
+            "targets": [at.of(name, at.metrics_ports.get(name, node.metrics_port))],
             "labels": {"region": node.region, "node": name, "role": node.role},
         }
         for name, node in topology.nodes.items()
