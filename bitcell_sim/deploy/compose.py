@@ -93,6 +93,14 @@ def _readme(topology: Topology, program: NodeProgram) -> str:
     name = topology.general.name
     first = topology.node_names[0]
     rpc = topology.nodes[first].rpc_port
+    spec = topology.monitoring
+    receiver = (
+        "alerts go to `webhook`, bitcell-sim's receiver, which appends them to "
+        "`alerts.jsonl` in its volume"
+        if program.kind == "devnet"
+        else "point `monitoring/alertmanager.yml`'s receivers at your own (the real node's "
+        "image has no receiver; it also has no `/health`, so HAProxy's checks fail on it)"
+    )
     build = (
         "Build the node image once, from a bitcell-sim checkout:\n\n"
         f"    docker build -t {program.image} -f {{this folder}}/Dockerfile .\n\n"
@@ -116,4 +124,20 @@ in the volume `<node>-data`, its configuration in `config/`.
 Compose puts every node on one bridge network: there is no inter-region latency here (use the
 devnet, or Kubernetes with the Chaos Mesh manifests, for that). The health check asks
 `{program.health_path}` on each node's metrics port.
+
+## Monitoring
+
+The services `prometheus` (http://127.0.0.1:{spec.prometheus_port}), `alertmanager`
+({spec.alertmanager_port}) and `haproxy` (the health-checked RPC front door on
+{spec.haproxy_port}, its stats and exporter on {spec.haproxy_stats_port}) run the devnet's own
+files from `monitoring/`, every node and part addressed by its service name; {receiver}.
+
+## Measuring it
+
+`endpoints.yaml` lists each node's RPC and metrics URL as published on this host:
+
+    bitcell-sim measure {name}.yaml --endpoints endpoints.yaml --duration 5min
+    bitcell-sim load {name}.yaml --endpoints endpoints.yaml
+
+Replace `127.0.0.1` with the Docker host's address to measure it from elsewhere.
 """

@@ -255,6 +255,12 @@ def kubernetes_readme(topology: Topology, program: NodeProgram, namespace: str) 
     name = topology.general.name
     first = topology.node_names[0]
     rpc = topology.nodes[first].rpc_port
+    spec = topology.monitoring
+    receiver = (
+        "the alert receiver `webhook` (bitcell-sim's, in the node image)"
+        if program.kind == "devnet"
+        else "no alert receiver: point `alertmanager.yml`'s receivers at your own"
+    )
     return f"""# {name} on Kubernetes
 
 `bitcell.yaml` holds, in apply order: the namespace `{namespace}`, the ConfigMap `{CONFIG_MAP}`
@@ -269,6 +275,23 @@ are scheduled on cluster nodes labelled `{REGION_KEY}` = the region's label.
     kubectl -n {namespace} port-forward svc/{first} {rpc}:{rpc}
 
 The image is `{program.image}`{_BUILD_NOTE if program.kind == "devnet" else ""}.
+
+## Monitoring (`monitoring.yaml`)
+
+The devnet's own Prometheus, Alertmanager and HAProxy files, every node and part addressed by
+its Service name: ConfigMaps `bitcell-prometheus` (config and alert rules),
+`bitcell-alertmanager` and `bitcell-haproxy`, then a Deployment and a Service each for
+`prometheus` ({spec.prometheus_port}), `alertmanager` ({spec.alertmanager_port}), `haproxy` (RPC
+front door {spec.haproxy_port}, stats and exporter {spec.haproxy_stats_port}) and {receiver}.
+
+    kubectl apply -f monitoring.yaml
+    kubectl -n {namespace} port-forward svc/prometheus {spec.prometheus_port}:{spec.prometheus_port}
+
+## Measuring it (`endpoints.yaml`)
+
+Each node's RPC and metrics URL inside the cluster (`<node>.{namespace}.svc`), for
+`bitcell-sim measure {name}.yaml --endpoints endpoints.yaml` and `bitcell-sim load
+--endpoints`, run from a pod in the cluster or with the hosts replaced by port-forwards.
 
 ## Chaos Mesh (`chaos/`, needs Chaos Mesh 2.x in the cluster)
 
