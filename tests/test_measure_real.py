@@ -152,6 +152,8 @@ def test_measure_agrees_with_the_devnets_records(tmp_path: Path, devnet: Devnet)
         capture_output=True, text=True, timeout=120, cwd=ROOT, env=env,
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
+    report = (tmp_path / "compare" / "report.md").read_text()
+    assert "m: block arrivals measured by polling each node's tip every 100 ms" in report
 
 
 @pytest.mark.timeout(150)

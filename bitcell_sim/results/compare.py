@@ -142,6 +142,8 @@ class Comparison:
     predicted_runs: tuple[str, ...]
     measured_runs: tuple[str, ...]
     faults: tuple[dict[str, Any], ...] = field(default=())
+    #: What the reader must know of how a side was measured (a deployment's arrival-time error).
+    notes: tuple[str, ...] = field(default=())
 
     @property
     def verdict(self) -> str:
@@ -171,6 +173,7 @@ class Comparison:
             predicted_runs=tuple(data["predicted_runs"]),
             measured_runs=tuple(data["measured_runs"]),
             faults=tuple(data["faults"]),
+            notes=tuple(data.get("notes", ())),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -180,6 +183,7 @@ class Comparison:
             "predicted_runs": list(self.predicted_runs),
             "measured_runs": list(self.measured_runs),
             "faults": list(self.faults),
+            "notes": list(self.notes),
             "metrics": [row.to_json() for row in self.rows],
         }
 
@@ -263,6 +267,21 @@ def compare(
         predicted_runs=tuple(run.name for run in predicted),
         measured_runs=tuple(run.name for run in measured),
         faults=tuple(_fault_legend(measured[0])),
+        notes=tuple(n for run in (*predicted, *measured) if (n := arrival_note(run)) is not None),
+    )
+
+
+def arrival_note(run: RunRecords) -> str | None:
+    """How far a run's arrival times may be off, when it was measured by polling (meta.json's
+    ``arrival_timing``); None for a model run or a devnet's own records."""
+    timing = run.meta.get("arrival_timing")
+    if not isinstance(timing, dict) or timing.get("error_bound_max_s") is None:
+        return None
+    return (
+        f"{run.name}: block arrivals measured by polling each node's tip every "
+        f"{timing['poll_interval_s'] * 1e3:g} ms: each within "
+        f"±{timing['error_bound_median_s'] * 1e3:.0f} ms (median), "
+        f"±{timing['error_bound_max_s'] * 1e3:.0f} ms (max) of the truth"
     )
 
 

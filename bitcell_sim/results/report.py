@@ -110,6 +110,8 @@ def render_markdown(comparison: Comparison, plots: Sequence[Path], title: str) -
         f"Predicted: {', '.join(comparison.predicted_runs)}  ",
         f"Measured: {', '.join(comparison.measured_runs)}",
         "",
+        *(f"*{note}*  " for note in comparison.notes),
+        *([""] if comparison.notes else []),
     ]
     for group, rows in comparison.groups():
         lines += [
@@ -168,6 +170,7 @@ def render_html(comparison: Comparison, plots: Sequence[Path], title: str) -> st
         f"{verdict}</span> {esc(_counts_line(comparison))}</p>",
         f"<p>Predicted: {esc(', '.join(comparison.predicted_runs))}<br>"
         f"Measured: {esc(', '.join(comparison.measured_runs))}</p>",
+        *(f'<p class="note">{esc(note)}</p>' for note in comparison.notes),
     ]
     for index, (group, rows) in enumerate(comparison.groups()):
         table_id = "verdicts" if index == 0 else f"verdicts-{index}"
