@@ -3,7 +3,8 @@ and when its alerts fire, predicted from any run's node timeline.
 
 ``render_monitoring`` writes the files (``alert_rules``, ``prometheus_config``,
 ``alertmanager_config``, ``haproxy_config``, ``dashboard`` make each; ``monitoring_texts`` gives
-them for a deployment's :class:`Addresses`), ``check_monitoring`` holds them to the real tools (``find_binary``). ``predict_alerts``/``predict_front_door`` (or
+them for a deployment's :class:`Addresses`), ``check_monitoring`` holds them to the real tools
+(``find_binary``). ``predict_alerts``/``predict_front_door`` (or
 ``predict_run`` on a run folder) give each alert's firing, page and resolution windows and the
 front door's error windows; ``measured_pages`` reads what the webhook receiver got and
 ``pages_side_by_side`` joins the two. It imports no world: the devnet starts the processes
