@@ -1,16 +1,18 @@
 """``bitcell-sim measure`` beside a real 7-node rc3-fast devnet (loopback), checked against the
 devnet's own records (``devnet.collect``, the nodes' arrival logs) of the same window.
 
-One node is killed during the measurement. The measured blocks are the devnet's (hashes,
-heights with none skipped, producers, production times, tx counts); each measured arrival is
-within the bound written in meta.json of the node's logged arrival, and within the poll
-interval; the killed node is down in the measured
-timeline from its kill on; and ``compare`` reads the measured folder.
+One node is killed during the measurement, which SIGTERM then ends before its duration. The
+measured blocks are the devnet's (hashes, heights with none skipped, producers, production
+times, tx counts); each measured arrival is within the bound written in meta.json of the node's
+logged arrival, and within the poll interval; the killed node is down in the measured timeline
+from its kill on; and ``compare`` reads the measured folder. ``load --endpoints`` confirms the
+same transactions in the same blocks as the devnet's records.
 """
 
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -33,7 +35,8 @@ pytestmark = [pytest.mark.real]
 ROOT = Path(__file__).resolve().parent.parent
 VICTIM = "us-west-2"
 INTERVAL_S = 0.1
-DURATION_S = 15.0
+#: The measurement is stopped by SIGTERM this long after it started (its --duration is longer).
+STOP_AFTER_S = 17.0
 KILL_AFTER_S = 8.0
 #: How far a true arrival may sit outside its bracket: the node stamps the arrival when its
 #: import starts, and the tip changes when the import commits (a few ms at rc3-fast's costs).
@@ -66,7 +69,7 @@ def test_measure_agrees_with_the_devnets_records(tmp_path: Path, devnet: Devnet)
     endpoints = endpoints_file(devnet, tmp_path / "endpoints.yaml")
     command = [
         sys.executable, "-m", "bitcell_sim", "measure", devnet.meta.topology_source,
-        "--endpoints", str(endpoints), "--duration", f"{DURATION_S:g}",
+        "--endpoints", str(endpoints), "--duration", "120",
         "--interval", f"{INTERVAL_S:g}", "--results-dir", str(tmp_path), "--run-id", "m",
         "--no-plots",
     ]  # fmt: skip
@@ -74,9 +77,12 @@ def test_measure_agrees_with_the_devnets_records(tmp_path: Path, devnet: Devnet)
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                cwd=ROOT, env=env)  # fmt: skip
     try:
+        started = time.time()
         time.sleep(KILL_AFTER_S)
         DevnetFaults(devnet).kill(VICTIM)
         killed_s = time.time() - devnet.meta.genesis_time_unix_s
+        time.sleep(max(started + STOP_AFTER_S - time.time(), 0.0))
+        process.send_signal(signal.SIGTERM)  # it writes what it recorded, and exits 0
         stdout, stderr = process.communicate(timeout=60)
     finally:
         if process.poll() is None:
@@ -87,12 +93,12 @@ def test_measure_agrees_with_the_devnets_records(tmp_path: Path, devnet: Devnet)
 
     measured = RunFolder.open(tmp_path / "m")
     meta = measured.read_json("meta.json")
-    assert meta["kind"] == "measured" and meta["source"] == "endpoints"
+    assert meta["kind"] == "measured" and meta["source"] == "endpoints" and meta["interrupted"]
     timing = meta["arrival_timing"]
     assert timing["poll_interval_s"] == INTERVAL_S
     assert 0 < timing["error_bound_median_s"] <= timing["error_bound_max_s"]
     since_s, until_s = meta["window_s"]
-    assert until_s - since_s >= DURATION_S - 2 * 3.0 - 1
+    assert until_s - since_s >= STOP_AFTER_S - 4 - 2 * 3.0  # start-up, then up to two rounds
 
     truth = RunFolder.create(tmp_path, "truth", devnet.topology)
     collect(devnet, truth, since_s=since_s, until_s=until_s)
