@@ -2,8 +2,8 @@
 
 ``PoolJournal(path)`` appends one record per tx (4-byte length, bincode tx) with one ``write(2)``,
 so an answered tx survives a crash of the node process (not of the machine: no fsync per tx).
-``load()`` reads the records back (a torn last one ignored); ``rewrite(raws)`` replaces the file
-atomically with the pool's contents.
+``load()`` (:func:`read_journal`) reads the records back (a torn last one ignored);
+``rewrite(raws)`` replaces the file atomically with the pool's contents.
 """
 
 from __future__ import annotations
@@ -13,9 +13,27 @@ import struct
 from collections.abc import Iterable
 from pathlib import Path
 
+#: The journal's file name in a node's data directory.
+JOURNAL_FILE = "pool.journal"
 _LENGTH = struct.Struct(">I")
 #: A record longer than this is corruption (a tx is 194 bytes + its data; frames are <= 10 MB).
 MAX_RECORD_BYTES = 10_000_000
+
+
+def read_journal(path: Path) -> list[bytes]:
+    """Every complete record of the journal at ``path``, oldest first (a torn last one is
+    ignored); the file may be one a running node appends to."""
+    data = path.read_bytes()
+    out: list[bytes] = []
+    pos = 0
+    while pos + 4 <= len(data):
+        (length,) = _LENGTH.unpack_from(data, pos)
+        end = pos + 4 + length
+        if length > MAX_RECORD_BYTES or end > len(data):
+            break
+        out.append(data[pos + 4 : end])
+        pos = end
+    return out
 
 
 class PoolJournal:
@@ -33,17 +51,7 @@ class PoolJournal:
 
     def load(self) -> list[bytes]:
         """Every complete record, oldest first."""
-        data = self.path.read_bytes()
-        out: list[bytes] = []
-        pos = 0
-        while pos + 4 <= len(data):
-            (length,) = _LENGTH.unpack_from(data, pos)
-            end = pos + 4 + length
-            if length > MAX_RECORD_BYTES or end > len(data):
-                break
-            out.append(data[pos + 4 : end])
-            pos = end
-        return out
+        return read_journal(self.path)
 
     def rewrite(self, raws: Iterable[bytes]) -> None:
         """Replace the journal with exactly ``raws`` (a temp file renamed over it)."""

@@ -28,7 +28,7 @@ from bitcell_sim.errors import DevnetError, RpcError
 from bitcell_sim.node.chain import Chain, ImportResult, ImportStatus
 from bitcell_sim.node.config import NodeSettings
 from bitcell_sim.node.http import HttpServer
-from bitcell_sim.node.journal import PoolJournal
+from bitcell_sim.node.journal import JOURNAL_FILE, PoolJournal
 from bitcell_sim.node.metrics import NodeMetrics
 from bitcell_sim.node.peers import (
     P2PIdentity,
@@ -90,7 +90,6 @@ MAX_UNCOUNTED = 100_000
 #: A gossiped tx may be this many nonces ahead of its sender's confirmed nonce here.
 GOSSIP_NONCE_AHEAD = 64
 MAX_REJECTED = 4096
-JOURNAL_FILE = "pool.journal"
 #: The journal is rewritten from the pool once it holds this many records more than the pool.
 JOURNAL_SLACK_RECORDS = 1024
 
