@@ -49,8 +49,10 @@ def measure(
     folder: Path,
     before_collect: BeforeCollect | None = None,
     after_collect: AfterCollect | None = None,
+    monitoring: bool = False,
 ) -> Path:
-    """Run ``topology`` (workload and faults) on a fresh devnet; the measured run folder."""
+    """Run ``topology`` (workload and faults) on a fresh devnet, with the monitoring stack if
+    asked; the measured run folder."""
     folder.mkdir(parents=True, exist_ok=True)
     planned = folder / "planned.yaml"
     planned.write_text(dump_topology(topology))
@@ -161,7 +163,12 @@ def as_it_happened(measured: RunRecords) -> Topology:
 
 def predict(measured: RunRecords, seeds: int, folder: Path) -> list[RunRecords]:
     """The model over ``seeds`` seeds on what happened: see :func:`as_it_happened`."""
-    base = as_it_happened(measured)
+    return predict_topology(as_it_happened(measured), seeds, folder)
+
+
+def predict_topology(base: Topology, seeds: int, folder: Path) -> list[RunRecords]:
+    """The model over ``seeds`` seeds (the topology's, then the next ones), one run folder
+    each in ``folder``."""
     runs = []
     for k in range(seeds):
         topology, _ = apply_overrides(base, seed=base.general.seed + k)

@@ -253,9 +253,11 @@ def judge_scenario(
         value = model if measured_values is None else measured_values[exp.key]
         verdict = _judge(exp.kind, limit, value)
         sign = "≤" if exp.kind == "max" else "≥"
-        message = f"{_shown(value, exp.unit)} (limit {sign} {_shown(limit, exp.unit)})"
+        whose = "predicted " if measured_values is None else ""
+        message = f"{whose}{_shown(value, exp.unit)} (limit {sign} {_shown(limit, exp.unit)})"
+        shown = None if measured_values is None else value
         verdicts.append(
-            Verdict(exp.key, exp.description, exp.unit, limit, value, model, verdict, message)
+            Verdict(exp.key, exp.description, exp.unit, limit, shown, model, verdict, message)
         )
     if measured is not None:
         verdicts += _ledger_verdicts(scenario, ledger)

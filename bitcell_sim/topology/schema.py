@@ -733,11 +733,11 @@ def _reference_problems(topo: Topology) -> Iterable[tuple[str, str]]:
                         seen[member] = g
             if fault.groups and len(seen) == len(topo.nodes) and len(fault.groups) == 1:
                 yield f"{path}.groups", "a single group holding every node partitions nothing"
-            for b, bridge in enumerate(fault.bridges):
+            for k, bridge in enumerate(fault.bridges):
                 if bridge not in topo.nodes:
-                    yield f"{path}.bridges[{b}]", f"unknown node {bridge!r}"
+                    yield f"{path}.bridges[{k}]", f"unknown node {bridge!r}"
                 elif bridge in seen:
-                    yield f"{path}.bridges[{b}]", f"node {bridge!r} is also in group {seen[bridge]}"
+                    yield f"{path}.bridges[{k}]", f"node {bridge!r} is also in group {seen[bridge]}"
         elif isinstance(fault, NodeDown | CpuThrottle):
             if fault.target not in topo.nodes:
                 yield (
