@@ -8,7 +8,8 @@ devnet's end state (chain, pools, tips, processes) collected; then the model ove
 seeds on the faults as they happened, the comparison report (``compare/``), the expectations
 and the transaction ledger judged (``verdict.json``, ``verdict.md``, ``verdict.html``). With
 ``--predict-only`` only the model runs and its values are judged. Exit 1 when a verdict FAILs,
-2 when one is UNKNOWN and none FAILs.
+2 when one is UNKNOWN and none FAILs; a scenario that cannot be run (an error) counts as a
+FAIL, and the next ones still run.
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ from bitcell_sim.topology import Topology, load_topology
 #: Where ``--all`` finds the scenarios.
 SCENARIOS_DIR = Path("topologies/scenarios")
 FAILED_EXIT, UNKNOWN_EXIT = 1, 2
+#: The verdict column of a scenario that could not be run.
+ERROR = "ERROR"
 _TIMELINE_PLOTS = ("height_lag.png", "tps.png")
 
 
@@ -211,7 +214,7 @@ def chaos_command(
     if root.exists() and any(root.iterdir()):
         raise typer.BadParameter(f"{root} exists and is not empty", param_hint="--run-id")
     raise_on_sigterm()
-    results: list[tuple[ChaosResult, Path]] = []
+    outcomes: list[tuple[str, str, Path]] = []  # scenario, verdict (or ERROR), folder
     for i, (name, topology) in enumerate(topologies, 1):
         say(f"scenario {i}/{len(topologies)}", f"{name}: {len(topology.faults)} fault(s)")
         folder = root / name
@@ -220,19 +223,20 @@ def chaos_command(
         except KeyboardInterrupt:
             err_console.print("interrupted: the devnet of this scenario was stopped")
             raise typer.Exit(130) from None
-        except BitcellSimError as exc:
+        except BitcellSimError as exc:  # the next scenarios still run; the exit says it
             err_console.print(f"[bold red]{name}: error:[/] {exc}", highlight=False)
-            raise typer.Exit(1) from None
+            outcomes.append((name, ERROR, folder))
+            continue
         print_result(result)
-        results.append((result, folder))
+        outcomes.append((name, result.verdict, folder))
     summary = Table(title=f"chaos ({root})")
     for column in ("scenario", "verdict", "verdict file"):
         summary.add_column(column)
-    for result, folder in results:
-        summary.add_row(result.scenario, result.verdict, str(folder / "verdict.html"))
+    for name, verdict, folder in outcomes:
+        summary.add_row(name, verdict, str(folder / "verdict.html"))
     console.print(summary)
-    verdicts = {r.verdict for r, _ in results}
-    if FAIL in verdicts:
+    verdicts = {verdict for _, verdict, _ in outcomes}
+    if FAIL in verdicts or ERROR in verdicts:
         raise typer.Exit(FAILED_EXIT)
     if verdicts != {PASS}:
         raise typer.Exit(UNKNOWN_EXIT)

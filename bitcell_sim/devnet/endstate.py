@@ -2,13 +2,15 @@
 
 :func:`end_state` reads every block any node imported up to ``until_s`` (final chain and
 orphans, with their tx ids), every running node's pool (its pool journal: the pool as of its
-last block plus what it took since), each node's tip over RPC and whether its process runs, and
-for each node the scenario killed, its block at its pre-kill height now.
+last block plus what it took since), each node's tip over RPC (read again while a block is
+in flight) and whether its process runs, and for each node the scenario killed, its block at
+its pre-kill height now.
 """
 
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Mapping, Sequence
 
 import pyarrow as pa
@@ -16,7 +18,7 @@ import pyarrow as pa
 from bitcell_sim.devnet.cluster import Devnet
 from bitcell_sim.devnet.collect import ArrivalLogs
 from bitcell_sim.errors import BitcellSimError
-from bitcell_sim.node.journal import JOURNAL_FILE, read_journal
+from bitcell_sim.protocol.pool_journal import JOURNAL_FILE, read_journal
 from bitcell_sim.protocol.rpc_client import RpcClient
 from bitcell_sim.results.ledger import EndState, Restart, tx_inclusions
 
@@ -44,6 +46,23 @@ def _pre_kill_tip(timeline: pa.Table, node: str, before_s: float) -> tuple[int, 
     return None if best is None else (best[1], best[2])
 
 
+def _settled_tips(
+    devnet: Devnet, running: Mapping[str, bool], timeout_s: float
+) -> dict[str, str | None]:
+    """Each running node's tip, read again (for at most two rounds) while a block is still on
+    its way to some of them: a block in flight is not a split."""
+    deadline_s = time.monotonic() + 2 * devnet.topology.protocol.round_s
+    while True:
+        tips = {
+            node: _block_hash(devnet, node, "latest", timeout_s) if alive else None
+            for node, alive in running.items()
+        }
+        live = {tips[n] for n, alive in running.items() if alive}
+        if len(live) <= 1 or time.monotonic() >= deadline_s:
+            return tips
+        time.sleep(0.2)
+
+
 def end_state(
     devnet: Devnet,
     until_s: float,
@@ -66,10 +85,7 @@ def end_state(
         path = devnet.state.node_data_dir(node) / JOURNAL_FILE
         if alive and path.is_file():
             pooled.update(hashlib.sha256(raw).hexdigest() for raw in read_journal(path))
-    tips = {
-        node: _block_hash(devnet, node, "latest", timeout_s) if alive else None
-        for node, alive in running.items()
-    }
+    tips = _settled_tips(devnet, running, timeout_s)
     final_hashes = {h.hex() for h in logs.final}
     known = {h.hex() for h in logs.blocks}
     restarts = []

@@ -28,7 +28,7 @@ from bitcell_sim.errors import DevnetError, RpcError
 from bitcell_sim.node.chain import Chain, ImportResult, ImportStatus
 from bitcell_sim.node.config import NodeSettings
 from bitcell_sim.node.http import HttpServer
-from bitcell_sim.node.journal import JOURNAL_FILE, PoolJournal
+from bitcell_sim.node.journal import PoolJournal
 from bitcell_sim.node.metrics import NodeMetrics
 from bitcell_sim.node.peers import (
     P2PIdentity,
@@ -73,6 +73,7 @@ from bitcell_sim.protocol.p2p import (
     decode_message,
     encode_frame,
 )
+from bitcell_sim.protocol.pool_journal import JOURNAL_FILE
 from bitcell_sim.protocol.transaction import Transaction
 
 log = logging.getLogger("bitcell_sim.node")

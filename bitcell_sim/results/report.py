@@ -259,9 +259,11 @@ def validation_table(cases: Sequence[Path]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def splice_table(markdown: str, table: str) -> str:
-    """``markdown`` with the text between the table markers replaced by ``table``."""
-    begin, end = markdown.find(TABLE_BEGIN), markdown.find(TABLE_END)
+def splice_table(markdown: str, table: str, name: str = "validation-table") -> str:
+    """``markdown`` with the text between the ``<!-- NAME:begin -->`` and ``<!-- NAME:end -->``
+    markers replaced by ``table``."""
+    opening, closing = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
+    begin, end = markdown.find(opening), markdown.find(closing)
     if begin < 0 or end < begin:
-        raise ValueError(f"no {TABLE_BEGIN} … {TABLE_END} markers")
-    return markdown[: begin + len(TABLE_BEGIN)] + "\n" + table + markdown[end:]
+        raise ValueError(f"no {opening} … {closing} markers")
+    return markdown[: begin + len(opening)] + "\n" + table + markdown[end:]
