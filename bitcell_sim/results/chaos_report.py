@@ -18,12 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from bitcell_sim.results.chaos import EXPECTATIONS, Verdict, scenario_verdict
-from bitcell_sim.results.compare import FAIL, PASS, UNKNOWN
 from bitcell_sim.results.ledger import CLASSES, Ledger
-from bitcell_sim.results.report import format_value
+from bitcell_sim.results.report import COLOURS, REPORT_CSS, format_value
 
 VERDICT_JSON, VERDICT_MD, VERDICT_HTML = "verdict.json", "verdict.md", "verdict.html"
-_COLOURS = {PASS: "#1a7f37", FAIL: "#cf222e", UNKNOWN: "#9a6700"}
 _MIN_NAMES = {e.key for e in EXPECTATIONS if e.kind == "min"}
 _HEADER = ("expectation", "measured", "predicted", "limit", "verdict", "detail")
 
@@ -142,16 +140,6 @@ def render_markdown(result: ChaosResult) -> str:
     return "\n".join(lines) + "\n"
 
 
-_CSS = """
-body { font-family: system-ui, sans-serif; margin: 2em; color: #1f2328; }
-table { border-collapse: collapse; margin: 1em 0; }
-th, td { border: 1px solid #d0d7de; padding: 4px 8px; text-align: left; }
-td.verdict { color: white; font-weight: bold; }
-.overall { color: white; padding: 4px 12px; border-radius: 4px; font-weight: bold; }
-img { max-width: 100%; border: 1px solid #d0d7de; }
-"""
-
-
 def _html_table(table_id: str, header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     esc = html.escape
     head = "<tr>" + "".join(f"<th>{esc(h)}</th>" for h in header) + "</tr>"
@@ -159,7 +147,7 @@ def _html_table(table_id: str, header: Sequence[str], rows: Sequence[Sequence[st
     for row in rows:
         cells = []
         for c in row:
-            style = f' class="verdict" style="background:{_COLOURS[c]}"' if c in _COLOURS else ""
+            style = f' class="verdict" style="background:{COLOURS[c]}"' if c in COLOURS else ""
             cells.append(f"<td{style}>{esc(c)}</td>")
         body.append(f'<tr data-name="{esc(row[0])}">' + "".join(cells) + "</tr>")
     rows_html = "".join(body)
@@ -171,10 +159,10 @@ def render_html(result: ChaosResult) -> str:
     title = f"chaos: {result.scenario}"
     parts = [
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">',
-        f"<title>{esc(title)}</title><style>{_CSS}</style></head><body>",
+        f"<title>{esc(title)}</title><style>{REPORT_CSS}</style></head><body>",
         f"<h1>{esc(title)}</h1>",
         f'<p><span class="overall" id="overall-verdict" '
-        f'style="background:{_COLOURS[result.verdict]}">{result.verdict}</span></p>',
+        f'style="background:{COLOURS[result.verdict]}">{result.verdict}</span></p>',
         "<h2>Expectations</h2>",
         _html_table("expectations", _HEADER, [verdict_cells(v) for v in result.verdicts]),
         "<h2>Transaction ledger</h2>",
