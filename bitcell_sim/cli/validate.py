@@ -29,8 +29,7 @@ from bitcell_sim.cli.common import console, err_console, raise_on_sigterm
 from bitcell_sim.cli.compare import print_comparison
 from bitcell_sim.cli.measured_case import measure, predict, say
 from bitcell_sim.model import apply_overrides
-from bitcell_sim.results import Comparison, compare
-from bitcell_sim.results.compare import PASS
+from bitcell_sim.results import PASS, Comparison, compare
 from bitcell_sim.results.report import write_report
 from bitcell_sim.results.runs import read_runs
 from bitcell_sim.topology import Fault, Topology, dump_topology, load_topology, parse_topology

@@ -203,4 +203,11 @@ def chaos_table(folders: Sequence[Path]) -> str:
             v = Verdict(**entry)
             cells = verdict_cells(v)
             lines.append("| " + " | ".join([name, *cells[:5]]).replace("\n", " ") + " |")
+        measured = data["ledger"]["measured"]
+        if measured is not None:
+            counts = ", ".join(f"{c} {n}" for c, n in measured["counts"].items() if n)
+            predicted = ", ".join(
+                f"{c} {n:.0f}" for c, n in data["ledger"]["predicted_mean"].items() if n
+            )
+            lines.append(f"| {name} | ledger | {counts} | {predicted} | | |")
     return "\n".join(lines) + "\n"
