@@ -336,3 +336,32 @@ def test_chaos_arguments_are_checked(tmp_path: Path) -> None:
     plain.write_text((TOPOLOGIES / "rc3-fast.yaml").read_text())
     none = runner.invoke(app, ["chaos", str(plain), "--predict-only"])
     assert none.exit_code == 1
+
+
+def test_the_verdict_lists_the_pages_the_webhook_got_beside_the_prediction(
+    tmp_path: Path,
+) -> None:
+    from bitcell_sim.cli.chaos import alert_rows
+
+    run = crafted_run(tmp_path)
+    assert alert_rows(run) == ()  # no monitoring: no alert rows
+    assert run.path is not None
+    (run.path / "meta.json").write_text(json.dumps({"genesis_time_unix_s": 1000.0}))
+
+    def note(t: float, status: str) -> str:
+        alert = {"status": status, "labels": {"alertname": "NodeDown", "node": "c"}}
+        payload = {"receiver": "oncall", "status": status, "groupKey": "g", "alerts": [alert]}
+        return json.dumps({"received_unix_s": 1000.0 + t, "payload": payload})
+
+    (run.path / "alerts.jsonl").write_text(note(35.0, "firing") + "\n" + note(41.0, "resolved"))
+    rows = alert_rows(RunRecords.read(run.path))
+    assert [(r["alert"], r["labels"], r["paged_s"], r["resolved_s"]) for r in rows] == [
+        ("NodeDown", {"node": "c"}, 35.0, 41.0)
+    ]
+    # c was never sampled down in the timeline: the prediction has no NodeDown page.
+    assert rows[0]["predicted"] is None
+    result = ChaosResult("crafted", (), None, {}, alerts=rows)
+    assert (
+        "| NodeDown | node=c | — | 35.0 s | 41.0 s |"
+        in write_verdict(result, tmp_path / "v")[1].read_text()
+    )

@@ -98,7 +98,7 @@ def _mean_ledger(runs: list[RunRecords]) -> dict[str, float]:
     }
 
 
-def _alerts(measured: RunRecords) -> tuple[dict[str, Any], ...]:
+def alert_rows(measured: RunRecords) -> tuple[dict[str, Any], ...]:
     """The pages the webhook got beside the predicted ones, when the monitoring ran."""
     if measured.path is None or not (measured.path / "alerts.jsonl").is_file():
         return ()
@@ -160,7 +160,7 @@ def run_scenario(
         measured_ledger,
         _mean_ledger(predicted),
         faults=tuple(f.to_dict() for f in run.window.faults),
-        alerts=_alerts(run),
+        alerts=alert_rows(run),
         plots=tuple(p for p in files.plots if p.name in _TIMELINE_PLOTS),
     )
     write_verdict(result, folder)
