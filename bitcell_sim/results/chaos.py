@@ -22,7 +22,6 @@ from bitcell_sim.results.compare import FAIL, PASS, UNKNOWN, overall_verdict
 from bitcell_sim.results.ledger import EndState, Ledger
 from bitcell_sim.results.metrics import run_metrics
 from bitcell_sim.results.runs import RunRecords
-from bitcell_sim.topology import Topology
 from bitcell_sim.topology.schema import ScenarioSpec
 
 
@@ -118,8 +117,9 @@ def _increase(during: float | None, baseline: float | None) -> float | None:
     return during / baseline - 1.0
 
 
-def baseline_span(topology: Topology, run: RunRecords) -> tuple[float, float] | None:
+def baseline_span(run: RunRecords) -> tuple[float, float] | None:
     """The no-fault period right before the first fault, ``scenario.baseline`` long."""
+    topology = run.topology
     spans = _fault_spans(run)
     if not spans:
         return None
@@ -135,7 +135,7 @@ def scenario_values(run: RunRecords) -> dict[str, float | None]:
     topology, window = run.topology, run.window
     round_s = topology.protocol.round_s
     spans = _fault_spans(run)
-    baseline = baseline_span(topology, run)
+    baseline = baseline_span(run)
     metrics = run_metrics(run)
     out: dict[str, float | None] = {}
 
