@@ -1,10 +1,8 @@
 """The consensus rules the model and the devnet share (PROTOCOL.md §3), all pure functions.
 
-``RoundSchedule`` maps wall time to (round, phase); ``winner(prev_hash, revealers)`` is the key
-minimising SHA-256(prev_hash ‖ key); ``fork_choice_key`` orders tips (longest, then lowest hash);
-``production_time_s`` dates a block from its header; ``pool_priority`` orders the pool;
-``commitment_hash`` binds a reveal to its commitment; ``is_syncing`` is the lag
-(``SYNCING_LAG_BLOCKS``) at which a node stops committing and building.
+``RoundSchedule`` maps wall time to (round, phase) and ``production_time_s`` dates a block;
+``winner``, ``fork_choice_key`` (longest, then lowest hash), ``pool_priority`` and
+``commitment_hash`` decide; ``is_syncing`` is the lag at which a node stops building.
 """
 
 from __future__ import annotations
