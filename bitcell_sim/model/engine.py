@@ -130,6 +130,8 @@ class Simulation:
             self.schedule,
             protocol.gossip.fanout,
             self.streams.nodes,
+            jitter=(jitter.distribution, jitter.scale_s),
+            jitter_key=self.streams.consensus_key,
         )
         self.validators = [index[v] for v in topology.validators]
         self.keys = {
@@ -265,45 +267,65 @@ class Simulation:
     ) -> list[tuple[int, int]]:
         """At the end of round ``r``'s reveal phase: which validators believe they won.
 
-        A node judges a commitment or reveal when its CPU gets to it, so a node with a backlog
-        sends its own late and counts others' late: a starved validator drops out of rounds.
+        A validator believes it won when the first validator of its tip's ranking whose
+        commitment and reveal it held in time is itself. A node judges a commitment or reveal
+        when its CPU gets to it, so a node with a backlog sends its own late and counts others'
+        late: a starved validator drops out of rounds. Only the messages a decision needs are
+        flooded, best-ranked first (usually one sender's); their jitter does not depend on which
+        others are flooded, so the outcome is the one of flooding every sender's.
         """
         commit_end_s = start_s + self.rounds.commit_s
         schedule = self.schedule
-        senders = [v for v in committing if not schedule.down_between(v, start_s, commit_end_s)]
+        senders = {v for v in committing if not schedule.down_between(v, start_s, commit_end_s)}
         if not senders:
             return []
-        origin = np.array(senders, dtype=np.int64)
-        commits = self.flood.spread_messages(
-            origin,
-            np.full(len(senders), start_s),
-            self.wire.commitment_frame_bytes,
-            self.jitters,
-            commit_backlog_s,
-        )
-        reveals = self.flood.spread_messages(
-            origin,
-            np.full(len(senders), commit_end_s),
-            self.wire.reveal_frame_bytes,
-            self.jitters,
-            reveal_backlog_s,
-        )
+        n = self.node_count
+        heard: dict[int, tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]] = {}
+
+        def heard_from(sender: int) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+            if sender not in heard:
+                origin = np.array([sender], dtype=np.int64)
+                commits = self.flood.spread_messages(
+                    origin,
+                    np.array([start_s]),
+                    self.wire.commitment_frame_bytes,
+                    np.array([2 * r * n + sender]),
+                    commit_backlog_s,
+                )
+                reveals = self.flood.spread_messages(
+                    origin,
+                    np.array([commit_end_s]),
+                    self.wire.reveal_frame_bytes,
+                    np.array([(2 * r + 1) * n + sender]),
+                    reveal_backlog_s,
+                )
+                heard[sender] = (commits[0], reveals[0])
+            return heard[sender]
+
         believers = []
         for v in self.validators:
             if not schedule.is_up(v, deadline_s):
                 continue
             since = schedule.up_since(v, deadline_s)  # a restart forgets what came before
-            c, rv = commits[:, v], reveals[:, v]
-            judged_c, judged_rv = c + commit_backlog_s[v], rv + reveal_backlog_s[v]
-            held = (judged_c < commit_end_s) & (c >= since) & (judged_rv < deadline_s)
-            held &= rv >= since
-            eligible = {senders[i] for i in np.flatnonzero(held)}
-            if v in eligible and self._winner(self.tip[v].hash, eligible) == v:
-                believers.append((v, self.incarnation[v]))
+            for candidate in self._ranking(self.tip[v].hash):
+                if candidate in senders:
+                    commits, reveals = heard_from(candidate)
+                    c, rv = commits[v], reveals[v]
+                    if (
+                        c + commit_backlog_s[v] < commit_end_s
+                        and c >= since
+                        and rv + reveal_backlog_s[v] < deadline_s
+                        and rv >= since
+                    ):
+                        if candidate == v:
+                            believers.append((v, self.incarnation[v]))
+                        break
+                if candidate == v:
+                    break  # v did not hold its own messages: it is not eligible
         return believers
 
-    def _winner(self, prev_hash: bytes, eligible: set[int]) -> int:
-        """``consensus.winner(prev_hash, keys of eligible)``, with the ranking cached per tip."""
+    def _ranking(self, prev_hash: bytes) -> list[int]:
+        """Validators in ``consensus.winner`` order for a tip (lowest ticket first), cached."""
         ranking = self._rankings.get(prev_hash)
         if ranking is None:
             if len(self._rankings) > 1024:
@@ -313,7 +335,7 @@ class Simulation:
                 key=lambda v: (ticket(prev_hash, self.keys[v]), self.keys[v]),
             )
             self._rankings[prev_hash] = ranking
-        return next(v for v in ranking if v in eligible)
+        return ranking
 
     def _build(self, node: int, r: int, incarnation: int, queued: bool = False) -> None:
         if not self.up[node] or self.incarnation[node] != incarnation or self._syncing(node):

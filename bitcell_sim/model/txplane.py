@@ -207,11 +207,11 @@ class TxPlane:
         heard = self.flood.spread_batched(
             node, submit_s, self.tx_frame_bytes, self.interval_s, self.validate_s, self.ticks
         )
-        reached = np.isfinite(heard)
-        reached[np.arange(len(tx)), node] = False
-        rows, cols = np.nonzero(reached)
-        self._offer_s = np.concatenate([self._offer_s, heard[rows, cols]])
-        self._offer_node = np.concatenate([self._offer_node, cols.astype(np.int64)])
+        reached = np.isfinite(heard)  # nodes x txs
+        reached[node, np.arange(len(tx))] = False
+        nodes, rows = np.nonzero(reached)
+        self._offer_s = np.concatenate([self._offer_s, heard[nodes, rows]])
+        self._offer_node = np.concatenate([self._offer_node, nodes.astype(np.int64)])
         self._offer_tx = np.concatenate([self._offer_tx, tx[rows]])
 
     # ---- what blocks do to pools ----------------------------------------------------------
