@@ -1,7 +1,7 @@
 """The ``bitcell-sim`` command: the only place that prints, exits, and wires the parts together.
 
-Each command group lives in its own module (``topology``, ``run``, ``devnet``, ``load``) and is
-registered on :data:`app` here. :func:`main` is the console entry point; every
+Each command group lives in its own module (``topology``, ``run``, ``sweep``, ``devnet``,
+``load``) and is registered on :data:`app` here. :func:`main` is the console entry point; every
 :class:`~bitcell_sim.errors.BitcellSimError` ends as a short message on stderr and exit 1.
 """
 
@@ -12,6 +12,7 @@ import typer
 from bitcell_sim.cli import devnet as devnet_commands
 from bitcell_sim.cli import load as load_commands
 from bitcell_sim.cli import run as run_command
+from bitcell_sim.cli import sweep as sweep_command
 from bitcell_sim.cli import topology as topology_commands
 from bitcell_sim.cli.common import run_app
 
@@ -26,6 +27,7 @@ app.add_typer(topology_commands.app, name="topology")
 app.add_typer(devnet_commands.app, name="devnet")
 app.command("load")(load_commands.load)
 app.command("run")(run_command.run)
+app.command("sweep")(sweep_command.sweep_command)
 
 
 def main() -> None:
