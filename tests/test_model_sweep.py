@@ -401,3 +401,26 @@ def test_a_dask_local_cluster_gives_the_serial_table(fast: Topology, small: pd.D
     serial = sweep(fast, GRID, seeds=(1, 2), workers=1)
     pd.testing.assert_frame_equal(clustered, serial)
     pd.testing.assert_frame_equal(clustered, small)
+
+
+def test_rc3_saturates_at_block_size_over_round_length() -> None:
+    rc3 = load_topology(TOPOLOGIES / "rc3.yaml")
+    loads = [10, 20, 30, 40, 50, 60, 80, 100, 120]
+    frame = sweep(
+        rc3,
+        {"duration": ["5 min"], "protocol.max_txs_per_block": [500, 1000], "tps": loads},
+        seeds=(1, 2),
+        workers=2,
+    )
+    mean = per_point(frame, how="mean")
+    for block, rows in mean.groupby("protocol.max_txs_per_block"):
+        capacity_tps = int(block) / rc3.protocol.round_s  # 33.3 and 66.7 TPS
+        # Below the capacity the network confirms what is offered (a knee, not a constant) ...
+        below = rows[rows["tps"] < 0.9 * capacity_tps]
+        assert len(below) >= 2
+        assert (below["steady_confirmed_tps"] > 0.98 * below["steady_offered_tps"]).all()
+        # ... and above it the confirmed rate levels off at max_txs_per_block / round.
+        saturation_tps = rows["steady_confirmed_tps"].max()
+        assert abs(saturation_tps - capacity_tps) <= 0.02 * capacity_tps, (block, saturation_tps)
+        above = rows[rows["tps"] > 1.2 * capacity_tps]
+        assert (abs(above["steady_confirmed_tps"] - capacity_tps) <= 0.02 * capacity_tps).all()
