@@ -9,7 +9,8 @@ Library code raises these; only the CLI prints them and exits. One base, one sub
      ├── NetemError         the link emulator refused or failed an operation
      ├── FaultError         a fault that cannot be applied
      ├── ModelError         the model was asked for something it cannot simulate
-     └── LoadError          a load run that cannot start or ended badly (e.g. a stalled chain)
+     ├── LoadError          a load run that cannot start or ended badly (e.g. a stalled chain)
+     └── ResultsError       a run folder that cannot be read, compared or reported
 """
 
 from __future__ import annotations
@@ -66,3 +67,7 @@ class ModelError(BitcellSimError):
 
 class LoadError(BitcellSimError):
     """A load run cannot start or ended badly."""
+
+
+class ResultsError(BitcellSimError):
+    """A run folder that cannot be read, compared or reported on."""

@@ -81,9 +81,10 @@ PUBLIC_API: dict[str, list[str]] = {
         "reject_category", "reject_reason", "summarize", "users_for_rate", "write_outputs",
     ],
     "bitcell_sim.results": [
-        "BLOCKS", "BLOCK_ARRIVALS", "NODE_TIMELINE", "RunFolder", "TABLES", "TRANSACTIONS",
-        "failed_expectations", "new_run_id", "read_table", "software_versions", "summarize",
-        "to_table", "write_table",
+        "BLOCKS", "BLOCK_ARRIVALS", "Comparison", "FAIL", "MetricComparison", "NODE_TIMELINE",
+        "PASS", "RunFolder", "RunRecords", "SideStats", "TABLES", "TRANSACTIONS", "UNKNOWN",
+        "compare", "failed_expectations", "new_run_id", "overall_verdict", "read_runs",
+        "read_table", "software_versions", "summarize", "to_table", "write_table",
     ],
 }  # fmt: skip
 

@@ -2,11 +2,23 @@
 
 :mod:`~bitcell_sim.results.records` defines the tables (blocks, block arrivals, transactions,
 node timeline); :class:`RunFolder` lays them out under ``results/<run-id>/``; :func:`summarize`
-computes a run's headline figures and judges its expectations. The terminal tables
-(:mod:`~bitcell_sim.results.table`) and plots (:mod:`~bitcell_sim.results.plots`, which imports
-matplotlib) are imported from their modules.
+computes a run's headline figures and judges its expectations. :func:`compare` judges the runs
+of two sides (:func:`read_runs`) metric by metric as PASS, FAIL or UNKNOWN. The terminal tables
+(:mod:`~bitcell_sim.results.table`), plots (:mod:`~bitcell_sim.results.plots`) and the
+comparison report (:mod:`~bitcell_sim.results.report`), which import matplotlib, are imported
+from their modules.
 """
 
+from bitcell_sim.results.compare import (
+    FAIL,
+    PASS,
+    UNKNOWN,
+    Comparison,
+    MetricComparison,
+    SideStats,
+    compare,
+    overall_verdict,
+)
 from bitcell_sim.results.records import (
     BLOCK_ARRIVALS,
     BLOCKS,
@@ -18,17 +30,28 @@ from bitcell_sim.results.records import (
     write_table,
 )
 from bitcell_sim.results.run_folder import RunFolder, new_run_id, software_versions
+from bitcell_sim.results.runs import RunRecords, read_runs
 from bitcell_sim.results.summary import failed_expectations, summarize
 
 __all__ = [
     "BLOCKS",
     "BLOCK_ARRIVALS",
+    "FAIL",
     "NODE_TIMELINE",
+    "PASS",
     "TABLES",
     "TRANSACTIONS",
+    "UNKNOWN",
+    "Comparison",
+    "MetricComparison",
     "RunFolder",
+    "RunRecords",
+    "SideStats",
+    "compare",
     "failed_expectations",
     "new_run_id",
+    "overall_verdict",
+    "read_runs",
     "read_table",
     "software_versions",
     "summarize",

@@ -40,7 +40,7 @@ def _per_node(timeline: pa.Table, column: str) -> dict[str, tuple[np.ndarray, np
     return out
 
 
-def _shade_faults(axes: Axes, topology: Topology) -> None:
+def shade_faults(axes: Axes, topology: Topology) -> None:
     seen: set[str] = set()
     for fault in topology.faults:
         target = "partition" if isinstance(fault, Partition) else fault.target
@@ -60,7 +60,7 @@ def height_plot(topology: Topology, timeline: pa.Table, path: Path) -> Path:
     axes = figure.add_subplot()
     for node, (times, heights) in _per_node(timeline, "height").items():
         axes.step(times, heights, where="post", label=node, linewidth=1)
-    _shade_faults(axes, topology)
+    shade_faults(axes, topology)
     axes.set_xlabel("time since genesis (s)")
     axes.set_ylabel("chain height")
     axes.set_title(f"{topology.general.name}: height per node")
@@ -106,7 +106,7 @@ def pool_plot(topology: Topology, timeline: pa.Table, path: Path) -> Path:
         linewidth=1,
         label="capacity",
     )
-    _shade_faults(axes, topology)
+    shade_faults(axes, topology)
     axes.set_xlabel("time since genesis (s)")
     axes.set_ylabel("txs in pool")
     axes.set_title(f"{topology.general.name}: pool size per node")

@@ -90,7 +90,7 @@ def tip_history(
     return history
 
 
-def _down_windows(topology: Topology) -> dict[str, list[tuple[float, float]]]:
+def down_windows(topology: Topology) -> dict[str, list[tuple[float, float]]]:
     windows: dict[str, list[tuple[float, float]]] = {n: [] for n in topology.node_names}
     for fault in topology.faults:
         if isinstance(fault, NodeDown | RegionDown):
@@ -179,12 +179,56 @@ def _floats(table: pa.Table, name: str) -> npt.NDArray[np.float64]:
     return np.asarray(column.to_numpy(zero_copy_only=False), dtype=np.float64)
 
 
+def propagation_samples(
+    topology: Topology, blocks: pa.Table, arrivals: pa.Table
+) -> list[tuple[str, str, float, bool]]:
+    """(producer, node, arrival − production, clear) for every arrival but the producer's.
+
+    ``clear`` marks blocks produced more than one round away from every fault window: a fault
+    just before production still delays a block (sync after it), so a round either side.
+    """
+    round_s = topology.protocol.round_s
+    produced_at = dict(
+        zip(
+            blocks.column("block_hash").to_pylist(),
+            blocks.column("produced_s").to_pylist(),
+            strict=True,
+        )
+    )
+    producer_of = dict(
+        zip(
+            blocks.column("block_hash").to_pylist(),
+            blocks.column("producer").to_pylist(),
+            strict=True,
+        )
+    )
+    fault_windows = [(f.start_s, f.end_s) for f in topology.faults]
+    out = []
+    for h, n, t in zip(
+        arrivals.column("block_hash").to_pylist(),
+        arrivals.column("node").to_pylist(),
+        arrivals.column("arrival_s").to_pylist(),
+        strict=True,
+    ):
+        if h not in produced_at or producer_of[h] == n:
+            continue
+        produced = produced_at[h]
+        clear = not _touches(fault_windows, produced - round_s, produced + round_s)
+        out.append((producer_of[h], n, t - produced, clear))
+    return out
+
+
 def summarize(
     topology: Topology,
     tables: Mapping[str, pa.Table],
     extras: Mapping[str, Any] | None = None,
+    load_window_s: tuple[float, float] | None = None,
 ) -> dict[str, Any]:
-    """The summary of a run: see the module docstring and docs/results.md."""
+    """The summary of a run: see the module docstring and docs/results.md.
+
+    ``load_window_s`` is the load window a measured run recorded; without it the window is the
+    topology's workload stages, cut at the run's end.
+    """
     blocks, arrivals = tables["blocks"], tables["block_arrivals"]
     transactions, timeline = tables["transactions"], tables["node_timeline"]
     duration_s = topology.general.duration_s
@@ -208,32 +252,9 @@ def summarize(
     }
 
     # ---- propagation: arrival at each node other than the producer, minus production ---
-    produced_at = dict(
-        zip(blocks.column("block_hash").to_pylist(), produced_s.tolist(), strict=True)
-    )
-    producer_of = dict(
-        zip(
-            blocks.column("block_hash").to_pylist(),
-            blocks.column("producer").to_pylist(),
-            strict=True,
-        )
-    )
-    delays: list[float] = []
-    clear_delays: list[float] = []  # blocks no fault could touch: normal-operation propagation
-    fault_windows = [(f.start_s, f.end_s) for f in topology.faults]
-    for h, n, t in zip(
-        arrivals.column("block_hash").to_pylist(),
-        arrivals.column("node").to_pylist(),
-        arrivals.column("arrival_s").to_pylist(),
-        strict=True,
-    ):
-        if h not in produced_at or producer_of[h] == n:
-            continue
-        delays.append(t - produced_at[h])
-        # A round either side: a fault just before production still delays it (sync after it).
-        around = (produced_at[h] - protocol.round_s, produced_at[h] + protocol.round_s)
-        if not _touches(fault_windows, *around):
-            clear_delays.append(t - produced_at[h])
+    samples = propagation_samples(topology, blocks, arrivals)
+    delays = [d for _, _, d, _ in samples]
+    clear_delays = [d for _, _, d, clear in samples if clear]
 
     # ---- transactions ------------------------------------------------------------------
     submit_s = _floats(transactions, "submit_s")
@@ -252,8 +273,10 @@ def summarize(
     first_rejection = float(submit_s[pool_full].min()) if pool_full.any() else None
 
     stages = topology.workload_stages()
-    load_start_s = stages[0][0]
-    load_end_s = min(stages[-1][1], duration_s)
+    if load_window_s is None:
+        load_start_s, load_end_s = stages[0][0], min(stages[-1][1], duration_s)
+    else:
+        load_start_s, load_end_s = load_window_s
     window_s = max(load_end_s - load_start_s, 0.0)
     in_window = confirmed & (confirm_s >= load_start_s) & (confirm_s <= load_end_s)
     half_s = load_start_s + window_s / 2
@@ -295,7 +318,7 @@ def summarize(
 
     # ---- faults ------------------------------------------------------------------------------
     history = tip_history(blocks, arrivals, topology.node_names)
-    down = _down_windows(topology)
+    down = down_windows(topology)
     faults = [_fault_recovery(topology, f, history, down, duration_s) for f in topology.faults]
 
     latency = confirm_s[confirmed] - submit_s[confirmed]

@@ -1,7 +1,8 @@
 """The topology schema: one validated, immutable object every part of bitcell-sim reads.
 
 :class:`Topology` holds ``general``, ``regions`` (with their RTT matrix), ``links``, ``nodes``,
-``peers``, ``protocol``, ``workload``, ``genesis``, ``faults``, ``expectations`` and ``devnet``.
+``peers``, ``protocol``, ``workload``, ``genesis``, ``faults``, ``expectations``,
+``validation`` (the tolerances of predicted vs measured) and ``devnet``.
 YAML keys carry units as strings ("64 ms"); Python attributes carry them in their names
 (``rtt_s``, ``bandwidth_bps``). Cross-field rules (unknown names, port clashes, a disconnected
 peer graph) raise :class:`~bitcell_sim.errors.TopologyError` with the path of every problem.
@@ -234,6 +235,87 @@ class ExpectationsSpec(Spec):
     rejection_rate_max: float | None = Field(default=None, ge=0, le=1)
 
 
+def _parse_fraction(value: object) -> float:
+    """A fraction from ``"10 %"`` or a plain number (0.1)."""
+    if isinstance(value, str) and value.strip().endswith("%"):
+        try:
+            return float(value.strip()[:-1]) / 100
+        except ValueError:
+            raise ValueError(f"{value!r} is not a percentage such as '10 %'") from None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    raise ValueError(f"{value!r} is not a percentage ('10 %') or a fraction (0.1)")
+
+
+Fraction = Annotated[
+    float,
+    BeforeValidator(_parse_fraction),
+    PlainSerializer(lambda v: f"{v * 100:g} %"),
+    Field(ge=0),
+]
+
+
+class ToleranceSpec(Spec):
+    """How far a prediction may be from a measurement: the larger of the two bounds."""
+
+    relative: Fraction = 0.0
+    absolute: float = Field(default=0.0, ge=0)
+
+    def allowed(self, measured: float) -> float:
+        return max(self.relative * abs(measured), self.absolute)
+
+
+class TimeToleranceSpec(ToleranceSpec):
+    """A tolerance whose absolute bound is a duration ("0.5 s")."""
+
+    absolute: Duration = Field(default=0.0, ge=0)
+
+
+def _tol(relative: float = 0.0, absolute: float = 0.0) -> Any:
+    return Field(default=ToleranceSpec(relative=relative, absolute=absolute))
+
+
+def _time_tol(relative: float = 0.0, absolute_s: float = 0.0) -> Any:
+    return Field(default=TimeToleranceSpec(relative=relative, absolute=absolute_s))
+
+
+class ValidationSpec(Spec):
+    """Per compared metric, how far the prediction may be from the measurement.
+
+    The defaults: 10 % for block, confirmation and throughput figures, 20 % or 0.5 s (the
+    larger) for recovery, reconvergence and time behind the best tip, 25 % for RPC latency,
+    ±1 for counts of forks and orphans (reorgs: 10 % or ±1). docs/validation.md lists them.
+    """
+
+    block_interval: TimeToleranceSpec = _time_tol(0.10)
+    block_propagation_p50: TimeToleranceSpec = _time_tol(0.10)
+    block_propagation_p95: TimeToleranceSpec = _time_tol(0.10)
+    block_propagation_p99: TimeToleranceSpec = _time_tol(0.10)
+    confirmation_latency_p50: TimeToleranceSpec = _time_tol(0.10)
+    confirmation_latency_p95: TimeToleranceSpec = _time_tol(0.10)
+    confirmation_latency_p99: TimeToleranceSpec = _time_tol(0.10)
+    confirmed_tps: ToleranceSpec = _tol(0.10)
+    steady_state_confirmed_tps: ToleranceSpec = _tol(0.10)
+    rejection_rate: ToleranceSpec = _tol(0.10, 0.01)
+    first_rejection: TimeToleranceSpec = _time_tol(0.10)
+    pool_peak: ToleranceSpec = _tol(0.10)
+    forks: ToleranceSpec = _tol(0.0, 1.0)
+    orphaned: ToleranceSpec = _tol(0.0, 1.0)
+    reorgs: ToleranceSpec = _tol(0.10, 1.0)
+    recovery: TimeToleranceSpec = _time_tol(0.20, 0.5)
+    reconvergence: TimeToleranceSpec = _time_tol(0.20, 0.5)
+    behind: TimeToleranceSpec = _time_tol(0.20, 0.5)
+    rpc_latency_p50: TimeToleranceSpec = _time_tol(0.25)
+    rpc_latency_p99: TimeToleranceSpec = _time_tol(0.25)
+
+    def tolerance(self, metric: str) -> ToleranceSpec:
+        """The tolerance of a metric family (``recovery``, ``block_propagation_p95``, ...)."""
+        if metric not in type(self).model_fields:
+            raise KeyError(metric)
+        tolerance: ToleranceSpec = getattr(self, metric)
+        return tolerance
+
+
 class DevnetSpec(Spec):
     host: str = "127.0.0.1"
     netem_port_base: Port = 24000
@@ -254,6 +336,7 @@ class Topology(Spec):
     genesis: GenesisSpec = GenesisSpec()
     faults: tuple[Fault, ...] = ()
     expectations: ExpectationsSpec = ExpectationsSpec()
+    validation: ValidationSpec = ValidationSpec()
     devnet: DevnetSpec = DevnetSpec()
 
     @model_validator(mode="before")
