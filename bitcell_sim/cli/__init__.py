@@ -2,8 +2,8 @@
 
 Each command group lives in its own module (``topology``, ``run``, ``sweep``, ``devnet``,
 ``load``, ``compare``) and is registered on :data:`app` here. :func:`main` is the console entry
-point; every
-:class:`~bitcell_sim.errors.BitcellSimError` ends as a short message on stderr and exit 1.
+point; every :class:`~bitcell_sim.errors.BitcellSimError` ends as a short message on stderr and
+exit 1.
 """
 
 from __future__ import annotations

@@ -60,6 +60,18 @@ NO_RELAY = -2
 ProgressCallback = Callable[[float, float], None]
 
 
+class _CountingEnvironment(simpy.Environment):
+    """A SimPy environment that counts the events it schedules (a cost figure)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.scheduled = 0
+
+    def schedule(self, event: simpy.Event, priority: int = 1, delay: float = 0) -> None:
+        self.scheduled += 1
+        super().schedule(event, priority, delay)  # type: ignore[arg-type]
+
+
 @dataclass
 class ModelResult:
     """A finished run: record tables by name, the model's counters, and timing."""
@@ -186,7 +198,7 @@ class Simulation:
         }
         self._timeline["sync_progress"] = []
         self.counters = {"reorgs": 0, "reorged_blocks": 0, "syncs": 0, "sync_failures": 0}
-        self.env = simpy.Environment()
+        self.env = _CountingEnvironment()
         self._ran = False
 
     # ---- running --------------------------------------------------------------------------
@@ -693,6 +705,7 @@ class Simulation:
             "txs_left_in_pools": int(np.any(self.txs.in_pool, axis=0).sum()),
             "tx_plane_windows": self.txs.windows,
             "tx_plane_spans": self.txs.spans,
+            "events": self.env.scheduled,
             **self.counters,
         }
 
