@@ -36,12 +36,13 @@ from bitcell_sim.model.overrides import apply_overrides
 from bitcell_sim.results.records import REJECT_POOL_FULL, REJECT_UNREACHABLE
 from bitcell_sim.results.summary import summarize
 from bitcell_sim.topology import Topology
-from bitcell_sim.topology.units import parse_duration, parse_rate
+from bitcell_sim.topology.units import format_duration, parse_duration, parse_rate
 
 #: Grid keys that are not paths in the topology file. ``round`` splits a round length into
 #: three equal phases (BitCell's 5 s + 5 s + 5 s is a 15 s round); ``tps`` and ``duration``
-#: act as the run command's ``--tps`` and ``--duration`` (see :func:`apply_overrides`).
-SHORTCUTS = ("round", "tps", "duration")
+#: act as the run command's ``--tps`` and ``--duration`` (see :func:`apply_overrides`);
+#: ``rtt_scale`` multiplies every RTT of the region matrix (2 = every link twice as slow).
+SHORTCUTS = ("round", "tps", "duration", "rtt_scale")
 
 #: The figure columns of a sweep row, each with the direction that is worse for capacity
 #: planning ("min": less is worse, "max": more is worse); :func:`per_point` uses it.
@@ -269,8 +270,8 @@ def point_topology(topology: Topology, values: Mapping[str, Any], seed: int) -> 
     """``topology`` with one grid point's values and ``seed`` applied, validated again.
 
     The shortcuts ``duration`` and ``tps`` go through :func:`apply_overrides` first; then
-    ``round`` sets the three phases to a third of it each; then the dotted paths are set as
-    they are. Numbers are SI (seconds, TPS); strings carry units as in a topology file.
+    ``round`` sets the three phases to a third of it each and ``rtt_scale`` multiplies the RTT
+    matrix; then the dotted paths are set as they are. Numbers are SI (seconds, TPS); strings carry units as in a topology file.
     """
     values = {key: _plain(value) for key, value in values.items()}
     duration_s = _seconds("duration", values["duration"]) if "duration" in values else None
@@ -288,6 +289,15 @@ def point_topology(topology: Topology, values: Mapping[str, Any], seed: int) -> 
             raise _grid_problem("round", f"round {values['round']!r} must be > 0")
         for phase in ("commit", "reveal", "battle"):
             data["protocol"][phase] = round_s / 3
+    if "rtt_scale" in values:
+        scale = values["rtt_scale"]
+        if isinstance(scale, bool) or not isinstance(scale, int | float) or not scale > 0:
+            raise _grid_problem("rtt_scale", f"rtt_scale {scale!r} must be a number > 0")
+        for region in data["regions"].values():
+            region["rtt"] = {
+                other: format_duration(parse_duration(rtt) * scale)
+                for other, rtt in region["rtt"].items()
+            }
     for key, value in values.items():
         if key not in SHORTCUTS:
             _set_path(data, key, value)
