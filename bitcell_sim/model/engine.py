@@ -193,10 +193,9 @@ class Simulation:
         self._arrival_block: list[int] = []
         self._arrival_node: list[int] = []
         self._arrival_s: list[float] = []
-        self._timeline: dict[str, list[Any]] = {
-            k: [] for k in ("time_s", "node", "up", "height", "tip_hash", "pool_size", "peers")
-        }
-        self._timeline["sync_progress"] = []
+        # One entry per sample: time, then per node up, height, tip block index, pool size,
+        # reachable peers and sync progress.
+        self._samples: list[tuple[float, *tuple[npt.NDArray[Any], ...]]] = []
         self.counters = {"reorgs": 0, "reorged_blocks": 0, "syncs": 0, "sync_failures": 0}
         self.env = _CountingEnvironment()
         self._ran = False
@@ -220,7 +219,7 @@ class Simulation:
         self.env.process(self._timeline_loop())
         self.env.run(until=self.duration_s)
         self.txs.advance(self.duration_s)
-        last = self._timeline["time_s"][-1] if self._timeline["time_s"] else -1.0
+        last = self._samples[-1][0] if self._samples else -1.0
         if last < self.duration_s:
             self._sample(self.duration_s)
         tables = self._tables()
@@ -595,25 +594,42 @@ class Simulation:
     def _sample(self, t_s: float) -> None:
         self.txs.advance(t_s)
         schedule = self.schedule
-        up = np.array([schedule.is_up(node, t_s) for node in range(self.node_count)])
+        n = self.node_count
+        up = ~schedule.down_at(np.arange(n), np.full(n, t_s))
         # Peers a node can reach now: up, and on its side of every active partition.
         reachable = self.adjacency & up[None, :] & up[:, None]
         for partition in schedule.partitions:
             if partition.start_s <= t_s < partition.end_s:
                 reachable &= partition.side[:, None] == partition.side[None, :]
-        peers = reachable.sum(axis=1).tolist()
-        columns = self._timeline
-        for node in range(self.node_count):
-            tip = self.tip[node]
-            best = max(self.best_known_height[node], tip.height)
-            columns["time_s"].append(t_s)
-            columns["node"].append(self.names[node])
-            columns["up"].append(bool(up[node]))
-            columns["height"].append(tip.height)
-            columns["tip_hash"].append(tip.hash_hex)
-            columns["pool_size"].append(int(self.txs.pool_size[node]))
-            columns["peers"].append(peers[node])
-            columns["sync_progress"].append(100.0 * tip.height / best if best else 100.0)
+        height = np.array([tip.height for tip in self.tip], dtype=np.int64)
+        best = np.maximum(np.array(self.best_known_height, dtype=np.int64), height)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            progress = np.where(best > 0, 100.0 * height / best, 100.0)
+        self._samples.append(
+            (
+                t_s,
+                up,
+                height,
+                np.array([tip.index for tip in self.tip], dtype=np.int64),
+                self.txs.pool_size.copy(),
+                reachable.sum(axis=1).astype(np.int64),
+                progress,
+            )
+        )
+
+    def _timeline_columns(self) -> dict[str, Any]:
+        times, up, height, tip, pool, peers, progress = zip(*self._samples, strict=True)
+        hashes = np.array([b.hash_hex for b in self.blocks], dtype=object)
+        return {
+            "time_s": np.repeat(np.array(times, dtype=np.float64), self.node_count),
+            "node": np.tile(np.array(self.names, dtype=object), len(times)),
+            "up": np.concatenate(up),
+            "height": np.concatenate(height),
+            "tip_hash": hashes[np.concatenate(tip)],
+            "pool_size": np.concatenate(pool),
+            "peers": np.concatenate(peers),
+            "sync_progress": np.concatenate(progress),
+        }
 
     # ---- records -----------------------------------------------------------------------------
 
@@ -685,7 +701,7 @@ class Simulation:
                 ),
             },
         )
-        timeline = to_table("node_timeline", self._timeline)
+        timeline = to_table("node_timeline", self._timeline_columns())
         return {
             "blocks": blocks,
             "block_arrivals": arrivals,

@@ -15,6 +15,7 @@ block events is processed in one step.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -32,6 +33,62 @@ BoolArray = npt.NDArray[np.bool_]
 ACCEPTED = 0
 POOL_FULL = 1
 UNREACHABLE = 2
+
+
+class OfferQueue:
+    """Gossip arrivals (time, node, tx) not processed yet, in the chunks floods made them.
+
+    Taking what is due by ``t_s`` costs what is taken, not what waits: a chunk wholly due is
+    taken whole, one not yet due is skipped by its earliest time, and one that straddles
+    ``t_s`` is sorted by time once and cut where ``t_s`` falls. (A window step used to scan
+    every offer in flight.) The order of what is taken is of no consequence: the tx plane
+    sorts it by node, time and tx.
+    """
+
+    def __init__(self) -> None:
+        # [time_s, node, tx, earliest_s, latest_s, sorted]
+        self._chunks: list[list[Any]] = []
+
+    def push(self, time_s: FloatArray, node: IntArray, tx: IntArray) -> None:
+        if len(time_s):
+            self._chunks.append([time_s, node, tx, time_s.min(), time_s.max(), False])
+
+    def any_due(self, t_s: float) -> bool:
+        return any(chunk[3] <= t_s for chunk in self._chunks)
+
+    def _cut(self, chunk: list[Any], t_s: float) -> int:
+        """How many of the chunk's offers are due by ``t_s`` (sorting it if it must be cut)."""
+        if chunk[4] <= t_s:
+            return len(chunk[0])
+        if chunk[3] > t_s:
+            return 0
+        if not chunk[5]:
+            order = np.argsort(chunk[0], kind="stable")
+            chunk[0], chunk[1], chunk[2] = chunk[0][order], chunk[1][order], chunk[2][order]
+            chunk[5] = True
+        return int(np.searchsorted(chunk[0], t_s, side="right"))
+
+    def due_nodes(self, t_s: float) -> IntArray:
+        parts = [chunk[1][: self._cut(chunk, t_s)] for chunk in self._chunks]
+        return np.concatenate(parts) if parts else np.empty(0, dtype=np.int64)
+
+    def pop(self, t_s: float) -> tuple[FloatArray, IntArray, IntArray]:
+        """Remove and return every offer due by ``t_s``."""
+        taken: list[tuple[FloatArray, IntArray, IntArray]] = []
+        kept = []
+        for chunk in self._chunks:
+            cut = self._cut(chunk, t_s)
+            if cut:
+                taken.append((chunk[0][:cut], chunk[1][:cut], chunk[2][:cut]))
+            if cut < len(chunk[0]):
+                if cut:
+                    chunk[0], chunk[1], chunk[2] = chunk[0][cut:], chunk[1][cut:], chunk[2][cut:]
+                    chunk[3] = chunk[0][0]
+                kept.append(chunk)
+        self._chunks = kept
+        if not taken:
+            return np.empty(0), np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
+        return tuple(np.concatenate(part) for part in zip(*taken, strict=True))  # type: ignore[return-value]
 
 
 class TxPlane:
@@ -73,9 +130,7 @@ class TxPlane:
         self.rpc_latency_s = np.full(count, np.nan)
         self._next_submit = 0
         self.done_s = -interval_s  # everything at or before this instant is processed
-        self._offer_s = np.empty(0)
-        self._offer_node = np.empty(0, dtype=np.int64)
-        self._offer_tx = np.empty(0, dtype=np.int64)
+        self._offers = OfferQueue()
         self._nodes = np.arange(node_count)
         self.windows = 0  # exact window steps taken (a cost figure for the benchmark)
         self.spans = 0  # whole-span steps taken
@@ -87,12 +142,11 @@ class TxPlane:
         submit_s = self.arrivals.submit_s
         while self.done_s < t_s:
             end = int(np.searchsorted(submit_s, t_s, side="right"))
-            due = self._offer_s <= t_s
-            if end == self._next_submit and not due.any():
+            if end == self._next_submit and not self._offers.any_due(t_s):
                 self.done_s = t_s
                 return
             room = self.capacity - self.pool_size
-            bound = np.bincount(self._offer_node[due], minlength=self.node_count)
+            bound = np.bincount(self._offers.due_nodes(t_s), minlength=self.node_count)
             bound += end - self._next_submit
             if np.all((room <= 0) | (room >= bound)):
                 self.spans += 1
@@ -128,13 +182,8 @@ class TxPlane:
             accepted = ~full[sub_node]
             self._propagate(sub_tx[accepted], sub_node[accepted], sub_s[accepted])
 
-        due = self._offer_s <= end_s
-        off_s, off_node, off_tx = self._offer_s[due], self._offer_node[due], self._offer_tx[due]
-        if due.any():
-            keep = ~due
-            self._offer_s = self._offer_s[keep]
-            self._offer_node = self._offer_node[keep]
-            self._offer_tx = self._offer_tx[keep]
+        off_s, off_node, off_tx = self._offers.pop(end_s)
+        if len(off_s):
             known = self.in_chain[off_node, off_tx] | self.in_pool[off_node, off_tx]
             off_s, off_node, off_tx = off_s[~known], off_node[~known], off_tx[~known]
 
@@ -210,9 +259,7 @@ class TxPlane:
         reached = np.isfinite(heard)  # nodes x txs
         reached[node, np.arange(len(tx))] = False
         nodes, rows = np.nonzero(reached)
-        self._offer_s = np.concatenate([self._offer_s, heard[nodes, rows]])
-        self._offer_node = np.concatenate([self._offer_node, nodes.astype(np.int64)])
-        self._offer_tx = np.concatenate([self._offer_tx, tx[rows]])
+        self._offers.push(heard[nodes, rows], nodes.astype(np.int64), tx[rows])
 
     # ---- what blocks do to pools ----------------------------------------------------------
 
