@@ -1,4 +1,4 @@
-"""Flood gossip: relays on receipt or in tx batches, fault losses, and the jitter streams."""
+"""Flood gossip: relays on receipt or in tx batches, fault losses, jitter, the offer queue."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from bitcell_sim.model.flood import Flood
 from bitcell_sim.model.links import Link, MessageJitter, TickJitter, standard_jitter
 from bitcell_sim.model.relax import JITTER_CODES, message_jitter_s
 from bitcell_sim.model.schedule import FaultSchedule
+from bitcell_sim.model.txplane import OfferQueue
 from bitcell_sim.topology import Topology, parse_topology
 
 BANDWIDTH_BPS = 8e6  # 1 byte per microsecond
@@ -274,3 +275,21 @@ def flood_of(topology: Topology) -> Flood:
         0,
         [],
     )
+
+
+def test_offer_queue_takes_exactly_what_is_due() -> None:
+    rng = np.random.default_rng(8)
+    queue, waiting = OfferQueue(0.05), []
+    for now in np.cumsum(rng.exponential(0.04, 300)):
+        count = int(rng.integers(0, 30))
+        times = now + rng.exponential(0.3, count)
+        nodes, txs = rng.integers(0, 9, count), rng.integers(0, 10**6, count)
+        queue.push(times, nodes, txs)
+        waiting += list(zip(times.tolist(), nodes.tolist(), txs.tolist(), strict=True))
+        t = float(now + rng.choice([0.0, 0.05, 0.5]))  # some calls look ahead
+        due = sorted(w for w in waiting if w[0] <= t)
+        assert queue.any_due(t) == bool(due)
+        assert sorted(queue.due_nodes(t).tolist()) == sorted(w[1] for w in due)
+        got = queue.pop(t)
+        assert sorted(zip(*(a.tolist() for a in got), strict=True)) == due
+        waiting = [w for w in waiting if w[0] > t]

@@ -14,8 +14,9 @@ block events is processed in one step.
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import math
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -36,59 +37,89 @@ UNREACHABLE = 2
 
 
 class OfferQueue:
-    """Gossip arrivals (time, node, tx) not processed yet, in the chunks floods made them.
+    """Gossip arrivals (time, node, tx) not processed yet, in buckets of one batch interval.
 
-    Taking what is due by ``t_s`` costs what is taken, not what waits: a chunk wholly due is
-    taken whole, one not yet due is skipped by its earliest time, and one that straddles
-    ``t_s`` is sorted by time once and cut where ``t_s`` falls. (A window step used to scan
-    every offer in flight.) The order of what is taken is of no consequence: the tx plane
-    sorts it by node, time and tx.
+    Taking what is due by ``t_s`` costs what is taken, not what waits (a window step used to
+    scan every offer in flight): buckets wholly before ``t_s``'s interval are taken whole, and
+    only the bucket of ``t_s`` itself is cut by time, sorted once when it is first cut. The
+    order of what is taken is of no consequence: the tx plane sorts it by node, time and tx.
     """
 
-    def __init__(self) -> None:
-        # [time_s, node, tx, earliest_s, latest_s, sorted]
-        self._chunks: list[list[Any]] = []
+    def __init__(self, interval_s: float) -> None:
+        self.interval_s = interval_s
+        self._buckets: dict[int, list[tuple[FloatArray, IntArray, IntArray]]] = {}
+        self._ticks: list[int] = []  # the buckets' keys, sorted
+        self._sorted: set[int] = set()  # buckets that are one part sorted by time
 
     def push(self, time_s: FloatArray, node: IntArray, tx: IntArray) -> None:
-        if len(time_s):
-            self._chunks.append([time_s, node, tx, time_s.min(), time_s.max(), False])
+        if not len(time_s):
+            return
+        bucket = np.floor(time_s / self.interval_s).astype(np.int64)
+        order = np.argsort(bucket, kind="stable")
+        bucket, time_s, node, tx = bucket[order], time_s[order], node[order], tx[order]
+        bounds = [0, *(np.flatnonzero(np.diff(bucket)) + 1).tolist(), len(bucket)]
+        for start, end in itertools.pairwise(bounds):
+            key = int(bucket[start])
+            if key not in self._buckets:
+                bisect.insort(self._ticks, key)
+                self._buckets[key] = []
+            self._buckets[key].append((time_s[start:end], node[start:end], tx[start:end]))
 
     def any_due(self, t_s: float) -> bool:
-        return any(chunk[3] <= t_s for chunk in self._chunks)
+        if not self._ticks:
+            return False
+        first, last = self._ticks[0], math.floor(t_s / self.interval_s)
+        if first != last:
+            return first < last
+        return bool(self._sorted_bucket(first)[0][0] <= t_s)
 
-    def _cut(self, chunk: list[Any], t_s: float) -> int:
-        """How many of the chunk's offers are due by ``t_s`` (sorting it if it must be cut)."""
-        if chunk[4] <= t_s:
-            return len(chunk[0])
-        if chunk[3] > t_s:
-            return 0
-        if not chunk[5]:
-            order = np.argsort(chunk[0], kind="stable")
-            chunk[0], chunk[1], chunk[2] = chunk[0][order], chunk[1][order], chunk[2][order]
-            chunk[5] = True
-        return int(np.searchsorted(chunk[0], t_s, side="right"))
+    def _sorted_bucket(self, key: int) -> tuple[FloatArray, IntArray, IntArray]:
+        """The bucket as one part sorted by time (merged once, when it is first cut)."""
+        parts = self._buckets[key]
+        if len(parts) > 1 or key not in self._sorted:
+            times, nodes, txs = (np.concatenate(p) for p in zip(*parts, strict=True))
+            order = np.argsort(times, kind="stable")
+            self._buckets[key] = parts = [(times[order], nodes[order], txs[order])]
+            self._sorted.add(key)
+        return parts[0]
+
+    def _due(self, t_s: float, remove: bool) -> list[tuple[FloatArray, IntArray, IntArray]]:
+        # Division is monotone, so time <= t_s puts a time in t_s's bucket or an earlier one.
+        last = math.floor(t_s / self.interval_s)
+        count = bisect.bisect_right(self._ticks, last)
+        taken: list[tuple[FloatArray, IntArray, IntArray]] = []
+        for key in self._ticks[:count]:
+            if key < last:
+                if remove:
+                    taken.extend(self._buckets.pop(key))
+                    self._sorted.discard(key)
+                else:
+                    taken.extend(self._buckets[key])
+                continue
+            times, nodes, txs = self._sorted_bucket(key)
+            cut = int(np.searchsorted(times, t_s, side="right"))
+            taken.append((times[:cut], nodes[:cut], txs[:cut]))
+            if remove and cut < len(times):
+                self._buckets[key] = [(times[cut:], nodes[cut:], txs[cut:])]
+                count -= 1  # t_s's bucket stays, with what is not due yet
+            elif remove:
+                del self._buckets[key]
+                self._sorted.discard(key)
+        if remove:
+            self._ticks = self._ticks[count:]
+        return taken
 
     def due_nodes(self, t_s: float) -> IntArray:
-        parts = [chunk[1][: self._cut(chunk, t_s)] for chunk in self._chunks]
+        parts = [nodes for _, nodes, _ in self._due(t_s, remove=False)]
         return np.concatenate(parts) if parts else np.empty(0, dtype=np.int64)
 
     def pop(self, t_s: float) -> tuple[FloatArray, IntArray, IntArray]:
         """Remove and return every offer due by ``t_s``."""
-        taken: list[tuple[FloatArray, IntArray, IntArray]] = []
-        kept = []
-        for chunk in self._chunks:
-            cut = self._cut(chunk, t_s)
-            if cut:
-                taken.append((chunk[0][:cut], chunk[1][:cut], chunk[2][:cut]))
-            if cut < len(chunk[0]):
-                if cut:
-                    chunk[0], chunk[1], chunk[2] = chunk[0][cut:], chunk[1][cut:], chunk[2][cut:]
-                    chunk[3] = chunk[0][0]
-                kept.append(chunk)
-        self._chunks = kept
+        taken = self._due(t_s, remove=True)
         if not taken:
             return np.empty(0), np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
-        return tuple(np.concatenate(part) for part in zip(*taken, strict=True))  # type: ignore[return-value]
+        times, nodes, txs = (np.concatenate(part) for part in zip(*taken, strict=True))
+        return times, nodes, txs
 
 
 class TxPlane:
@@ -130,7 +161,7 @@ class TxPlane:
         self.rpc_latency_s = np.full(count, np.nan)
         self._next_submit = 0
         self.done_s = -interval_s  # everything at or before this instant is processed
-        self._offers = OfferQueue()
+        self._offers = OfferQueue(interval_s)
         self._nodes = np.arange(node_count)
         self.windows = 0  # exact window steps taken (a cost figure for the benchmark)
         self.spans = 0  # whole-span steps taken
