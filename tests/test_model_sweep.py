@@ -424,3 +424,11 @@ def test_rc3_saturates_at_block_size_over_round_length() -> None:
         assert abs(saturation_tps - capacity_tps) <= 0.02 * capacity_tps, (block, saturation_tps)
         above = rows[rows["tps"] > 1.2 * capacity_tps]
         assert (abs(above["steady_confirmed_tps"] - capacity_tps) <= 0.02 * capacity_tps).all()
+
+
+def test_rtt_scale_multiplies_the_region_matrix(fast: Topology) -> None:
+    slow = point_topology(fast, {"rtt_scale": 2.5}, seed=1)
+    for a, b in (("us-east-1", "ap-southeast-1"), ("us-west-1", "us-west-2")):
+        assert slow.rtt_s(a, b) == pytest.approx(2.5 * fast.rtt_s(a, b))
+    with pytest.raises(TopologyError, match=r"rtt_scale: rtt_scale 0 must be a number > 0"):
+        point_topology(fast, {"rtt_scale": 0}, seed=1)

@@ -271,7 +271,8 @@ def point_topology(topology: Topology, values: Mapping[str, Any], seed: int) -> 
 
     The shortcuts ``duration`` and ``tps`` go through :func:`apply_overrides` first; then
     ``round`` sets the three phases to a third of it each and ``rtt_scale`` multiplies the RTT
-    matrix; then the dotted paths are set as they are. Numbers are SI (seconds, TPS); strings carry units as in a topology file.
+    matrix; then the dotted paths are set as they are. Numbers are SI (seconds, TPS); strings
+    carry units as in a topology file.
     """
     values = {key: _plain(value) for key, value in values.items()}
     duration_s = _seconds("duration", values["duration"]) if "duration" in values else None
