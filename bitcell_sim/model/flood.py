@@ -123,7 +123,6 @@ class Flood:
         heard = np.empty((len(origin), self.node_count))
         if len(origin) == 0:
             return heard
-        f = self.faults
         message_arrivals(
             np.asarray(origin, dtype=np.int64),
             np.asarray(start_s, dtype=np.float64),
@@ -138,16 +137,7 @@ class Flood:
             self.jitter_code,
             self.jitter_scale_s,
             self.jitter_key,
-            f.latency_start_s,
-            f.latency_end_s,
-            f.latency_extra_s,
-            f.latency_touch,
-            f.cut_start_s,
-            f.cut_end_s,
-            f.cut_links,
-            f.down_node,
-            f.down_start_s,
-            f.down_end_s,
+            self.faults,
         )
         return heard
 
@@ -171,7 +161,6 @@ class Flood:
         last = math.ceil((float(start_s.max()) + FIRST_HORIZON_S) / interval_s)
         spread_ticks = last - first  # initial relays sit in the ring as well as hops
         ring = self._ring_ticks(interval_s, validate_s, frame_bytes, spread_ticks)
-        f = self.faults
         while True:
             if ticks.active:
                 table, base = ticks.table(first, last)
@@ -191,20 +180,7 @@ class Flood:
                     table,
                     base,
                     self._no_use if use is None else use,
-                    f.latency_start_s,
-                    f.latency_end_s,
-                    f.latency_extra_s,
-                    f.latency_touch,
-                    f.cut_start_s,
-                    f.cut_end_s,
-                    f.cut_links,
-                    f.down_node,
-                    f.down_start_s,
-                    f.down_end_s,
-                    f.throttle_node,
-                    f.throttle_start_s,
-                    f.throttle_end_s,
-                    f.throttle_share,
+                    self.faults,
                 )
             except ValueError:  # a hop longer than the ring (extreme jitter): a bigger ring
                 ring *= 8

@@ -12,7 +12,7 @@ after validation" (txs). Jitter is drawn per (message, link) from a counter-base
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -32,9 +32,9 @@ _MIX_2 = np.uint64(0x94D049BB133111EB)
 _TO_UNIT = 1.0 / 9007199254740992.0  # 2**-53
 
 
-@dataclass(frozen=True)
-class FaultArrays:
-    """The fault windows a flood needs, as arrays indexed by window and link or node."""
+class FaultArrays(NamedTuple):
+    """The fault windows a flood needs, as arrays indexed by window and link or node (a tuple,
+    so that the kernels take it as one argument)."""
 
     latency_start_s: FloatArray
     latency_end_s: FloatArray
@@ -167,22 +167,25 @@ def message_arrivals(
     jitter_kind: int,
     jitter_scale_s: float,
     jitter_key: np.uint64,
-    latency_start_s: FloatArray,
-    latency_end_s: FloatArray,
-    latency_extra_s: FloatArray,
-    latency_touch: BoolArray,
-    cut_start_s: FloatArray,
-    cut_end_s: FloatArray,
-    cut_links: BoolArray,
-    down_node: IntArray,
-    down_start_s: FloatArray,
-    down_end_s: FloatArray,
+    faults: FaultArrays,
 ) -> None:
     """Fill ``heard`` (messages x nodes, inf = never): relay on receipt plus the CPU backlog.
 
     One Dijkstra search per message: a node's heard time is final when it is the smallest
     not yet settled, since every relay arrives after its sender heard the message.
     """
+    (
+        latency_start_s,
+        latency_end_s,
+        latency_extra_s,
+        latency_touch,
+        cut_start_s,
+        cut_end_s,
+        cut_links,
+        down_node,
+        down_start_s,
+        down_end_s,
+    ) = faults[:10]  # fmt: skip  (throttles do not delay consensus relays)
     n = heard.shape[1]
     link_count = len(link_dst)
     heap_t = np.empty(link_count + 1)
@@ -275,20 +278,7 @@ def batch_arrivals(
     tick_table: FloatArray,
     tick_base: int,
     use: BoolArray,
-    latency_start_s: FloatArray,
-    latency_end_s: FloatArray,
-    latency_extra_s: FloatArray,
-    latency_touch: BoolArray,
-    cut_start_s: FloatArray,
-    cut_end_s: FloatArray,
-    cut_links: BoolArray,
-    down_node: IntArray,
-    down_start_s: FloatArray,
-    down_end_s: FloatArray,
-    throttle_node: IntArray,
-    throttle_start_s: FloatArray,
-    throttle_end_s: FloatArray,
-    throttle_share: FloatArray,
+    faults: FaultArrays,
 ) -> int:
     """Fill ``heard`` (nodes x txs, inf = never) for txs relayed in batches at ticks.
 
@@ -303,6 +293,12 @@ def batch_arrivals(
     Returns -1, or the largest tick past the table's end that a batch needed (the result is
     then incomplete).
     """
+    (
+        latency_start_s, latency_end_s, latency_extra_s, latency_touch,
+        cut_start_s, cut_end_s, cut_links,
+        down_node, down_start_s, down_end_s,
+        throttle_node, throttle_start_s, throttle_end_s, throttle_share,
+    ) = faults  # fmt: skip
     n, m = heard.shape
     has_use = use.shape[0] > 0
     table_ticks = tick_table.shape[0]
