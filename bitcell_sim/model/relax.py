@@ -185,7 +185,7 @@ def message_arrivals(
         down_node,
         down_start_s,
         down_end_s,
-    ) = faults[:10]  # fmt: skip  (throttles do not delay consensus relays)
+    ) = faults[:10]  # throttles do not delay consensus relays
     n = heard.shape[1]
     link_count = len(link_dst)
     heap_t = np.empty(link_count + 1)
