@@ -25,7 +25,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from bitcell_sim.cli.common import console, err_console
+from bitcell_sim.cli.common import NoPlotsOption, ResultsDirOption, console, err_console
 from bitcell_sim.model.sweep import parse_set, plan_sweep, point_intervals, sweep
 from bitcell_sim.results import software_versions
 from bitcell_sim.results.sweep_folder import SweepFolder
@@ -109,12 +109,8 @@ def sweep_command(
             show_default=False,
         ),
     ] = None,
-    results_dir: Annotated[Path, typer.Option(help="Where run folders are created.")] = Path(
-        "results"
-    ),
-    no_plots: Annotated[
-        bool, typer.Option("--no-plots", help="Do not draw the PNG plots.")
-    ] = False,
+    results_dir: ResultsDirOption = Path("results"),
+    no_plots: NoPlotsOption = False,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
 ) -> None:
     """Run the model over a grid of parameters (Dask), resumable, with a table and plots."""
