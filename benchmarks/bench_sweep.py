@@ -18,6 +18,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -31,8 +32,11 @@ GRID = [
 ]  # fmt: skip
 
 
-def timed_sweep(folder: Path, *where: str) -> tuple[float, pd.DataFrame]:
-    command = [str(BIN), "sweep", str(ROOT / "topologies" / "rc3.yaml"), *GRID]
+def timed_sweep(
+    folder: Path, *where: str, topology: str = "rc3", grid: list[str] = GRID
+) -> tuple[float, pd.DataFrame]:
+    """Wall time of one sweep through the command (start-up included) and its table."""
+    command = [str(BIN), "sweep", str(ROOT / "topologies" / f"{topology}.yaml"), *grid]
     command += ["--run-id", "bench", "--results-dir", str(folder), "--no-plots", "--quiet", *where]
     started = time.perf_counter()
     subprocess.run(command, check=True, capture_output=True, text=True)
@@ -40,22 +44,28 @@ def timed_sweep(folder: Path, *where: str) -> tuple[float, pd.DataFrame]:
     return wall_s, pd.read_parquet(folder / "bench" / "sweep.parquet")
 
 
+def compare(workers: int, **sweep: Any) -> dict[str, Any]:
+    """The same sweep serially and on a LocalCluster of ``workers``."""
+    with tempfile.TemporaryDirectory() as tmp:
+        serial_s, serial = timed_sweep(Path(tmp) / "serial", "--serial", **sweep)
+        cluster_s, cluster = timed_sweep(Path(tmp) / "cluster", "--workers", str(workers), **sweep)
+    return {
+        "runs": len(serial),
+        "serial_wall_s": serial_s,
+        "cluster_wall_s": cluster_s,
+        "workers": workers,
+        "speedup": serial_s / cluster_s,
+        "tables_equal": bool(serial.equals(cluster)),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        serial_s, serial = timed_sweep(Path(tmp) / "serial", "--serial")
-        cluster_s, cluster = timed_sweep(Path(tmp) / "cluster", "--workers", str(args.workers))
-    row = {
-        "runs": len(serial),
-        "serial_wall_s": serial_s,
-        "cluster_wall_s": cluster_s,
-        "workers": args.workers,
-        "speedup": serial_s / cluster_s,
-        "tables_equal": bool(serial.equals(cluster)),
-    }
+    row = compare(args.workers)
+    serial_s, cluster_s = row["serial_wall_s"], row["cluster_wall_s"]
     print(f"| runs | serial | LocalCluster of {args.workers} | speed-up | same table |")
     print("|---:|---:|---:|---:|---|")
     print(
