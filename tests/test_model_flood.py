@@ -112,11 +112,10 @@ def test_jitter_draws_follow_the_link_emulator_definitions(distribution: str) ->
         assert draws.min() >= 0 and draws.mean() == pytest.approx(1.0, rel=0.05)
 
 
-def test_message_jitter_scalar_and_vector_draws_are_one_sequence() -> None:
-    one = MessageJitter("normal", 0.002, np.random.default_rng(9), block=4)
-    two = MessageJitter("normal", 0.002, np.random.default_rng(9), block=4)
-    singles = [one.sample_s() for _ in range(3)] + list(one.take_s(7)) + [one.sample_s()]
-    assert singles == list(two.take_s(11))
+def test_message_jitter_draws_in_blocks_as_one_sequence() -> None:
+    blocked = MessageJitter("normal", 0.002, np.random.default_rng(9), block=4)
+    whole = np.random.default_rng(9).standard_normal(12) * 0.002
+    assert [blocked.sample_s() for _ in range(12)] == list(whole)
 
 
 def test_tick_jitter_does_not_depend_on_the_order_of_questions() -> None:

@@ -50,30 +50,19 @@ class MessageJitter:
         self._buffer: list[float] = []
         self._position = 0
 
-    def _refill(self, at_least: int) -> None:
-        rest = self._buffer[self._position :]
-        draws = standard_jitter(self.distribution, self._rng, max(self._block, at_least))
-        self._buffer = rest + (draws * self.scale_s).tolist()
+    def _refill(self) -> None:
+        draws = standard_jitter(self.distribution, self._rng, self._block)
+        self._buffer = (draws * self.scale_s).tolist()
         self._position = 0
 
     def sample_s(self) -> float:
         if self.scale_s == 0.0:
             return 0.0
         if self._position >= len(self._buffer):
-            self._refill(1)
+            self._refill()
         value = self._buffer[self._position]
         self._position += 1
         return value
-
-    def take_s(self, count: int) -> FloatArray:
-        """The next ``count`` draws, as one array (the same values ``sample_s`` would give)."""
-        if self.scale_s == 0.0:
-            return np.zeros(count)
-        if self._position + count > len(self._buffer):
-            self._refill(count)
-        values = self._buffer[self._position : self._position + count]
-        self._position += count
-        return np.asarray(values, dtype=np.float64)
 
 
 class TickJitter:
