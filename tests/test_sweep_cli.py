@@ -199,3 +199,29 @@ def test_the_folder_holds_grid_table_points_and_plots(tmp_path: Path, rc3_fast_p
     )
     said = " ".join(other.output.replace("│", " ").split())
     assert other.exit_code == 2 and "holds another sweep" in said
+
+
+@pytest.mark.real
+def test_sigterm_saves_what_is_done_and_stops_the_cluster(
+    tmp_path: Path, rc3_fast_path: Path
+) -> None:
+    command = [str(BIN), "sweep", str(rc3_fast_path), *GRID, "--replications", "2"]
+    command += ["--run-id", "t", "--results-dir", str(tmp_path), "--no-plots", "--workers", "2"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    runs = tmp_path / "t" / "runs"
+    try:
+        deadline = time.monotonic() + 120
+        while not list(runs.glob("*.parquet")):
+            assert process.poll() is None, process.communicate()
+            assert time.monotonic() < deadline, "no run saved in 120 s"
+            time.sleep(0.05)
+        workers = psutil.Process(process.pid).children(recursive=True)
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 130 and "interrupted:" in stderr, stderr
+    _, alive = psutil.wait_procs(workers, timeout=20)
+    assert not alive, f"worker processes left running: {[p.pid for p in alive]}"

@@ -4,8 +4,9 @@ Every combination of the ``--set`` axes runs ``--replications`` times (seeds ``s
 ``seed+1``, ...), on a Dask LocalCluster of ``--workers`` processes, on an existing scheduler
 (``--scheduler tcp://HOST:PORT``), or in this process (``--serial``). Every run is built and
 validated first, so a bad path or value is an error before anything runs. Each finished run is
-saved at once in the sweep's run folder; the same command again (same grid, seeds, topology
-and software: the default run id is their hash) resumes and runs only what is missing.
+saved at once in the sweep's run folder; Ctrl-C or SIGTERM stops it and closes the cluster,
+and the same command again (same grid, seeds, topology and software: the default run id is
+their hash) resumes and runs only what is missing.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import hashlib
 import json
 import logging
 import os
+import signal
 import time
 from collections.abc import Iterator
 from concurrent.futures import Executor
@@ -33,8 +35,13 @@ from bitcell_sim.topology import load_topology
 
 #: Exit status after Ctrl-C (128 + SIGINT), as shells report it.
 INTERRUPTED_EXIT = 130
-#: Figures printed per point at the end (mean over replications).
+#: Figures printed per point at the end (mean over replications), for at most MAX_ROWS points.
 SHOWN = ("steady_confirmed_tps", "confirmation_p95_s", "rejection_rate", "forks")
+MAX_ROWS = 40
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt  # SIGTERM as Ctrl-C: save what is done, close the cluster
 
 
 @contextmanager
@@ -158,6 +165,7 @@ def sweep_command(
     )
     show_progress = not quiet and err_console.is_terminal
     started = time.perf_counter()
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         with (
             _executor(scheduler, workers, serial) as executor,
@@ -215,7 +223,10 @@ def _points_table(points: Any, keys: list[str]) -> Table:
     wide = points.pivot_table(
         index=["point", *keys], columns="figure", values=["mean", "ci_low", "ci_high"], sort=False
     )
-    for index, row in wide.iterrows():
+    for count, (index, row) in enumerate(wide.iterrows()):
+        if count == MAX_ROWS:
+            table.caption = f"{len(wide) - MAX_ROWS} more points in points.parquet"
+            break
         cells = [str(v) for v in index[1:]]
         for name in SHOWN:
             mean = row.get(("mean", name))
