@@ -7,9 +7,9 @@ reorg) or :meth:`clear_pool` (a node goes down).
 
 Why lazy and vectorized: a tx accepted in batch window ``(k·I, (k+1)·I]`` leaves its node at
 tick ``(k+1)·I`` at the earliest, so within one window every node's admissions depend only on
-txs accepted before it; windows are processed whole, across all nodes, with numpy. When every
-up pool is either full or has room for everything that can reach it, a whole span between
-block events is processed in one step.
+txs accepted before it; windows are processed whole, across all nodes, in one compiled step
+(:func:`~bitcell_sim.model.admit.admit_step`). When every up pool is either full or has room
+for everything that can reach it, a whole span between block events is processed in one step.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import math
 import numpy as np
 import numpy.typing as npt
 
+from bitcell_sim.model.admit import admit_step
 from bitcell_sim.model.flood import Flood
 from bitcell_sim.model.links import TickJitter
 from bitcell_sim.model.schedule import FaultSchedule
@@ -149,10 +150,12 @@ class TxPlane:
         self.schedule = schedule
         self.tx_frame_bytes = tx_frame_bytes
         self.cpu_busy_s = cpu_busy_s  # shared with block imports: one CPU per node
-        self.in_pool = np.zeros((node_count, count), dtype=np.bool_)
-        self.in_chain = np.zeros((node_count, count), dtype=np.bool_)
+        # Tx-major (txs x nodes): a step's arrivals are a few txs at many nodes, so what it
+        # reads and writes is a few contiguous rows, not a cache miss per (node, tx).
+        self.in_pool = np.zeros((count, node_count), dtype=np.bool_)
+        self.in_chain = np.zeros((count, node_count), dtype=np.bool_)
         # Arrival order at each node (int32: half the memory of int64 on big runs).
-        self.order = np.full((node_count, count), -1, dtype=np.int32)
+        self.order = np.full((count, node_count), -1, dtype=np.int32)
         self._next_order = np.zeros(node_count, dtype=np.int64)
         self.pool_size = np.zeros(node_count, dtype=np.int64)
         self.pool_peak = np.zeros(node_count, dtype=np.int64)
@@ -162,7 +165,12 @@ class TxPlane:
         self._next_submit = 0
         self.done_s = -interval_s  # everything at or before this instant is processed
         self._offers = OfferQueue(interval_s)
-        self._nodes = np.arange(node_count)
+        self._throttles = (
+            np.array([w.node for w in schedule.throttles], dtype=np.int64),
+            np.array([w.start_s for w in schedule.throttles], dtype=np.float64),
+            np.array([w.end_s for w in schedule.throttles], dtype=np.float64),
+            np.array([w.share for w in schedule.throttles], dtype=np.float64),
+        )
         self.windows = 0  # exact window steps taken (a cost figure for the benchmark)
         self.spans = 0  # whole-span steps taken
 
@@ -214,72 +222,19 @@ class TxPlane:
             self._propagate(sub_tx[accepted], sub_node[accepted], sub_s[accepted])
 
         off_s, off_node, off_tx = self._offers.pop(end_s)
-        if len(off_s):
-            known = self.in_chain[off_node, off_tx] | self.in_pool[off_node, off_tx]
-            off_s, off_node, off_tx = off_s[~known], off_node[~known], off_tx[~known]
-
-        node = np.concatenate([sub_node, off_node])
-        time_s = np.concatenate([sub_s, off_s])
-        tx = np.concatenate([sub_tx, off_tx])
-        local = np.zeros(len(node), dtype=np.bool_)
-        local[: len(sub_node)] = True
-        order = np.lexsort((tx, time_s, node))
-        node, time_s, tx, local = node[order], time_s[order], tx[order], local[order]
-        group_start = np.searchsorted(node, self._nodes, side="left")
-        if whole_span:
-            admit = ~full[node]
-        else:
-            rank = np.arange(len(node)) - group_start[node]
-            admit = rank < (self.capacity - self.pool_size)[node]
-
-        self._charge_cpu(node, time_s, tx, local, group_start)
-        self.outcome[tx[local & ~admit]] = POOL_FULL
-        self.gossip_dropped_full += np.bincount(node[~local & ~admit], minlength=self.node_count)
-        in_node, in_tx = node[admit], tx[admit]
-        if len(in_node):
-            self.in_pool[in_node, in_tx] = True
-            counts = np.bincount(in_node, minlength=self.node_count)
-            starts = np.searchsorted(in_node, self._nodes, side="left")
-            rank = np.arange(len(in_node)) - starts[in_node]
-            self.order[in_node, in_tx] = self._next_order[in_node] + rank
-            self._next_order += counts
-            self.pool_size += counts
-            np.maximum(self.pool_peak, self.pool_size, out=self.pool_peak)
+        throttles = self._throttles
+        mine = admit_step(
+            sub_tx, sub_node, sub_s, off_tx, off_node, off_s, whole_span, self.capacity,
+            self.validate_s, *throttles, self.in_pool, self.in_chain, self.order,
+            self._next_order, self.pool_size, self.pool_peak, self.gossip_dropped_full,
+            self.outcome, self.rpc_latency_s, self.cpu_busy_s,
+        )  # fmt: skip
         if not whole_span:
-            mine = local & admit
-            self._propagate(tx[mine], node[mine], time_s[mine])
+            self._propagate(sub_tx[mine], sub_node[mine], sub_s[mine])
         self._next_submit = end
         self.done_s = end_s
         # Every later batch leaves after done_s (sends follow admissions, which follow it).
         self.ticks.forget_before(math.floor(end_s / self.interval_s))
-
-    def _charge_cpu(
-        self,
-        node: IntArray,
-        time_s: FloatArray,
-        tx: IntArray,
-        local: BoolArray,
-        group_start: IntArray,
-    ) -> None:
-        """Validation work of every tx a node looked at (sorted by node, then time).
-
-        The node's CPU is busy until at least the end of its last validation and at least its
-        earlier backlog plus all this work: exact when idle and when saturated, an estimate in
-        between. A submission's RPC latency is its validation plus the backlog it found.
-        """
-        if len(node) == 0:
-            return
-        cost = np.full(len(node), self.validate_s)
-        if self.schedule.throttles:
-            cost = self.validate_s / self.schedule.cpu_share_at(node, time_s)
-        busy = self.cpu_busy_s
-        wait = np.maximum(busy[node] - time_s, 0.0)
-        self.rpc_latency_s[tx[local]] = (cost + wait)[local]
-        work = np.bincount(node, weights=cost, minlength=self.node_count)
-        group_end = np.searchsorted(node, self._nodes, side="right") - 1
-        has = group_end >= group_start
-        last_done = np.where(has, time_s[group_end] + cost[group_end], -np.inf)
-        busy[:] = np.where(has, np.maximum(busy + work, last_done), busy)
 
     def _propagate(self, tx: IntArray, node: IntArray, submit_s: FloatArray) -> None:
         if len(tx) == 0:
@@ -296,11 +251,11 @@ class TxPlane:
 
     def select(self, node: int, limit: int) -> IntArray:
         """Up to ``limit`` pool txs of ``node``: highest gas price first, then arrival order."""
-        candidates = np.flatnonzero(self.in_pool[node])
+        candidates = np.flatnonzero(self.in_pool[:, node])
         if len(candidates) == 0:
             return candidates.astype(np.int64)
         # pool_priority(gas_price, arrival) = (-gas_price, arrival): lexsort's last key leads.
-        order = np.lexsort((self.order[node, candidates], -self.arrivals.gas_price[candidates]))
+        order = np.lexsort((self.order[candidates, node], -self.arrivals.gas_price[candidates]))
         return candidates[order[:limit]].astype(np.int64)
 
     def apply_chain(self, node: int, adopted: IntArray, orphaned: IntArray) -> None:
@@ -310,22 +265,22 @@ class TxPlane:
         even past capacity (nothing accepted is lost).
         """
         if len(orphaned):
-            self.in_chain[node, orphaned] = False
+            self.in_chain[orphaned, node] = False
         if len(adopted):
-            self.in_chain[node, adopted] = True
-            removed = adopted[self.in_pool[node, adopted]]
-            self.in_pool[node, removed] = False
+            self.in_chain[adopted, node] = True
+            removed = adopted[self.in_pool[adopted, node]]
+            self.in_pool[removed, node] = False
             self.pool_size[node] -= len(removed)
         if len(orphaned):
-            back = orphaned[~self.in_chain[node, orphaned] & ~self.in_pool[node, orphaned]]
-            self.in_pool[node, back] = True
-            fresh = back[self.order[node, back] < 0]
-            self.order[node, fresh] = self._next_order[node] + np.arange(len(fresh))
+            back = orphaned[~self.in_chain[orphaned, node] & ~self.in_pool[orphaned, node]]
+            self.in_pool[back, node] = True
+            fresh = back[self.order[back, node] < 0]
+            self.order[fresh, node] = self._next_order[node] + np.arange(len(fresh))
             self._next_order[node] += len(fresh)
             self.pool_size[node] += len(back)
             self.pool_peak[node] = max(self.pool_peak[node], self.pool_size[node])
 
     def clear_pool(self, node: int) -> None:
         """The node stopped: its pool is gone (its chain is kept)."""
-        self.in_pool[node] = False
+        self.in_pool[:, node] = False
         self.pool_size[node] = 0
