@@ -10,7 +10,8 @@ Library code raises these; only the CLI prints them and exits. One base, one sub
      ├── FaultError         a fault that cannot be applied
      ├── ModelError         the model was asked for something it cannot simulate
      ├── LoadError          a load run that cannot start or ended badly (e.g. a stalled chain)
-     └── ResultsError       a run folder that cannot be read, compared or reported
+     ├── ResultsError       a run folder that cannot be read, compared or reported
+     └── DeployError        a topology that cannot be exported as a deployment, or measured there
 """
 
 from __future__ import annotations
@@ -71,3 +72,7 @@ class LoadError(BitcellSimError):
 
 class ResultsError(BitcellSimError):
     """A run folder that cannot be read, compared or reported on."""
+
+
+class DeployError(BitcellSimError):
+    """A topology that cannot be exported as a deployment, or a deployment not measured."""

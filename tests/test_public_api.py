@@ -10,6 +10,10 @@ import importlib
 import pytest
 
 PUBLIC_API: dict[str, list[str]] = {
+    "bitcell_sim.deploy": [
+        "Export", "FORMATS", "NodeProgram", "PROGRAMS", "deployment_files", "export_deployment",
+        "node_config", "node_program", "parse_genesis_time",
+    ],
     "bitcell_sim": [
         "BitcellSimError", "DevnetError", "FaultError", "LoadError", "ModelError", "NetemError",
         "RpcError", "Topology", "TopologyError", "__version__", "load_topology",

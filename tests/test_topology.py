@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import textwrap
@@ -127,6 +128,14 @@ def test_gml_export_parses_with_latency_and_loss() -> None:
     assert graph.edges[0, 1]["latency"] == "50 ms"
     assert graph.edges[0, 1]["packet_loss"] == 0.0
     assert graph.edges[0, 0]["latency"] == "1 ms"  # self-loop: inside the region
+
+
+def test_gml_latencies_have_whole_magnitudes(rc3_path: Path) -> None:
+    # Shadow parses integer magnitudes: RC3's 91.5 ms RTT is a 45750 us one-way latency.
+    graph = nx.parse_gml(to_gml(load_topology(rc3_path)), label="id")
+    latencies = {edge["latency"] for _, _, edge in graph.edges(data=True)}
+    assert "45750 us" in latencies
+    assert all(re.fullmatch(r"\d+ (s|ms|us|ns)", text) for text in latencies)
 
 
 # ---- bad input: each message pinned, with the field path -----------------------------------

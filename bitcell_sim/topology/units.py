@@ -134,6 +134,16 @@ def format_duration(seconds: float) -> str:
     return f"{_trim(seconds * 1e3)} ms"
 
 
+def format_integer_duration(seconds: float, sep: str = " ") -> str:
+    """A duration in the largest of s, ms, us, ns that holds it as a whole number
+    (``0.04575 -> "45750 us"``): Shadow and Go duration strings want integer magnitudes."""
+    nanoseconds = round(seconds * 1e9)
+    for unit, scale in (("s", 10**9), ("ms", 10**6), ("us", 10**3)):
+        if nanoseconds % scale == 0:
+            return f"{nanoseconds // scale}{sep}{unit}"
+    return f"{nanoseconds}{sep}ns"
+
+
 def format_bandwidth(bits_per_s: float) -> str:
     """A bandwidth as Shadow writes it: ``1e8 -> "100 Mbit"``."""
     for unit, scale in (("Gbit", 1e9), ("Mbit", 1e6), ("Kbit", 1e3)):
