@@ -3,8 +3,10 @@
 Starts the devnet of a topology (default rc3-fast; ports shifted to a free block, state in a
 temporary folder), sends pre-signed fresh-key transactions open loop at ``--tps`` for
 ``--duration`` seconds spread round-robin over the nodes, and reports RPC latency p50/p99/max,
-the admitted and rejected counts, CPU per node and for the emulator (from /proc), then the
-highest rate one node admits (closed loop, ``--concurrency`` clients, ``--burst`` seconds).
+the admitted and rejected counts, CPU per node and for the emulator (from /proc) and per
+admitted tx, then the highest rate one node admits (closed loop, ``--concurrency`` clients,
+``--burst`` seconds). The client is a bare asyncio HTTP/1.1 keep-alive client: a full HTTP
+client library costs more CPU per request than a node does and would measure itself.
 
     .venv/bin/python benchmarks/bench_devnet.py [--topology topologies/rc3-fast.yaml]
         [--tps 100] [--duration 300] [--json out.json]
@@ -27,10 +29,8 @@ import numpy as np
 
 from bitcell_sim.devnet import Devnet, cpu_seconds, down, up
 from bitcell_sim.devnet.ports import relocated_copy
-from bitcell_sim.errors import RpcError
 from bitcell_sim.protocol.keys import KeyPair
 from bitcell_sim.protocol.metrics import parse_prometheus_samples
-from bitcell_sim.protocol.rpc_client import AsyncRpcClient
 from bitcell_sim.protocol.transaction import sign_transaction
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -62,20 +62,55 @@ class Outcome:
             self.rejected[key] = self.rejected.get(key, 0) + 1
 
 
-async def _send(client: AsyncRpcClient, raw: bytes, outcome: Outcome) -> None:
+class BareClient:
+    """``eth_sendRawTransaction`` over kept-alive connections to one node (one request in
+    flight per connection; a new connection when all are busy)."""
+
+    def __init__(self, url: str) -> None:
+        host, port = url.removeprefix("http://").split(":")
+        self.host, self.port = host, int(port)
+        self._idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+        self._all: list[asyncio.StreamWriter] = []
+
+    async def send(self, raw: bytes) -> str | None:
+        """The error message of the answer, or None if the tx was admitted."""
+        if self._idle:
+            reader, writer = self._idle.pop()
+        else:
+            reader, writer = await asyncio.open_connection(self.host, self.port)
+            self._all.append(writer)
+        body = b'{"jsonrpc":"2.0","method":"eth_sendRawTransaction","params":["0x%s"],"id":1}' % (
+            raw.hex().encode()
+        )
+        writer.write(
+            b"POST /rpc HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+        )
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+        answer = json.loads(await reader.readexactly(length))
+        self._idle.append((reader, writer))
+        error = answer.get("error")
+        return None if error is None else str(error.get("message"))
+
+    async def close(self) -> None:
+        for writer in self._all:
+            writer.close()
+
+
+async def _send(client: BareClient, raw: bytes, outcome: Outcome) -> None:
     start = time.perf_counter()
-    error = None
     try:
-        await client.send_raw_transaction(raw)
-    except RpcError as exc:
-        error = str(exc)
+        error = await client.send(raw)
+    except (OSError, ValueError, asyncio.IncompleteReadError) as exc:
+        error = f"transport: {exc}"
     outcome.add(time.perf_counter() - start, error)
 
 
 async def open_loop(urls: list[str], raws: list[bytes], tps: float) -> Outcome:
     """Send ``raws`` at ``tps`` on schedule whatever the answers (round-robin over nodes)."""
     outcome = Outcome()
-    clients = [AsyncRpcClient(url, timeout_s=10.0) for url in urls]
+    clients = [BareClient(url) for url in urls]
     tasks = []
     start = time.perf_counter()
     try:
@@ -91,7 +126,7 @@ async def open_loop(urls: list[str], raws: list[bytes], tps: float) -> Outcome:
         await asyncio.gather(*tasks)
     finally:
         for client in clients:
-            await client.aclose()
+            await client.close()
     return outcome
 
 
@@ -100,9 +135,9 @@ async def closed_loop(url: str, raws: list[bytes], concurrency: int, seconds: fl
     outcome = Outcome()
     queue = iter(raws)
     deadline = time.perf_counter() + seconds
-    clients = [AsyncRpcClient(url, timeout_s=10.0) for _ in range(concurrency)]
+    clients = [BareClient(url) for _ in range(concurrency)]
 
-    async def worker(client: AsyncRpcClient) -> None:
+    async def worker(client: BareClient) -> None:
         while time.perf_counter() < deadline:
             raw = next(queue, None)
             if raw is None:
@@ -113,7 +148,7 @@ async def closed_loop(url: str, raws: list[bytes], concurrency: int, seconds: fl
         await asyncio.gather(*(worker(c) for c in clients))
     finally:
         for client in clients:
-            await client.aclose()
+            await client.close()
     return outcome
 
 
@@ -182,6 +217,12 @@ def table_rows(
     assert isinstance(cpu, dict)
     for name, pct in cpu.items():
         rows.append(f"| CPU {name} | {pct:.1f} % of one core |")
+    per_tx = figures["node_cpu_us_per_tx"]
+    assert isinstance(per_tx, dict)
+    rows.append(
+        f"| node CPU per admitted tx (each node sees every tx) | {per_tx['median']:.0f} µs "
+        f"median ({per_tx['min']:.0f}-{per_tx['max']:.0f}) per node |"
+    )
     rows.append(
         f"| one node admits (closed loop, {args.concurrency} clients, {args.burst:g} s) | "
         f"{burst.admitted / args.burst:.0f} TPS (p50 {percentile_ms(burst.latencies_s, 50):.1f} "
@@ -232,6 +273,12 @@ def main() -> int:
                 for name in cpu_before
                 if name in cpu_after
             }
+            # Every node imports every tx (gossip, then in a block): CPU per admitted tx.
+            per_tx_us = [
+                1e6 * (cpu_after[name] - cpu_before[name]) / max(load.admitted, 1)
+                for name in nodes
+                if name in cpu_before and name in cpu_after
+            ]
             heights = {}
             for name in nodes:
                 health = devnet.health(name)
@@ -257,6 +304,11 @@ def main() -> int:
             "max": max(load.latencies_s) * 1e3 if load.latencies_s else float("nan"),
         },
         "cpu_pct_of_one_core": {**dict(sorted(cpu_pct.items())), "load generator": own_pct},
+        "node_cpu_us_per_tx": {
+            "median": float(np.median(per_tx_us)),
+            "min": min(per_tx_us),
+            "max": max(per_tx_us),
+        },
         "server_rpc_latency_bucket": {
             "p50": bucket_quantile_ms(buckets_before, buckets_after, 0.50),
             "p99": bucket_quantile_ms(buckets_before, buckets_after, 0.99),

@@ -9,8 +9,9 @@ Library code raises these; only the CLI prints them and exits. One base, one sub
      ├── NetemError         the link emulator refused or failed an operation
      ├── FaultError         a fault that cannot be applied
      ├── ModelError         the model was asked for something it cannot simulate
+     ├── MonitoringError    a monitoring config or tool (Prometheus, Alertmanager, HAProxy) failed
      ├── LoadError          a load run that cannot start or ended badly (e.g. a stalled chain)
-     ├── ResultsError       a run folder that cannot be read, compared or reported
+     ├── ResultsError       a run folder or record table that cannot be written, read or compared
      └── DeployError        a topology that cannot be exported as a deployment, or measured there
 """
 
@@ -66,12 +67,16 @@ class ModelError(BitcellSimError):
     """The model cannot simulate what it was asked to."""
 
 
+class MonitoringError(BitcellSimError):
+    """A monitoring configuration, tool or process cannot be made, checked or reached."""
+
+
 class LoadError(BitcellSimError):
     """A load run cannot start or ended badly."""
 
 
 class ResultsError(BitcellSimError):
-    """A run folder that cannot be read, compared or reported on."""
+    """A run folder or record table that cannot be written, read, compared or reported on."""
 
 
 class DeployError(BitcellSimError):

@@ -1,10 +1,19 @@
 """BitCell JSON-RPC load test: signed transactions at an open-loop target rate, plus reads.
 
     locust -f loadtests/rpc.py --headless --topology topologies/rc3-fast.yaml
-    locust -f loadtests/rpc.py --host http://127.0.0.1:8545          # web UI, one node
+    locust -f loadtests/rpc.py --host http://127.0.0.1:8545                # web UI, one node
+    locust -f loadtests/rpc.py --host http://127.0.0.1:8545 --headless -t 30s --tps 50
 
-The rate, shape, senders, confirmation watcher and result files come from bitcell_sim.load
-(docs/load.md); this file only declares the tasks and their weights.
+With ``--topology`` the topology's arrival schedule (the model's: same times, nodes and gas
+prices) is replayed to its nodes; with a bare ``--host`` the load is ``--tps`` (default 100)
+for ``--duration`` (default 60 s, or ``-t`` if shorter), Poisson unless ``--arrival constant``,
+``--seed`` its seed. ``--tps`` means what it means for ``bitcell-sim run`` (a constant rate over
+the workload's window, its start kept) and ``--duration`` what it means for ``bitcell-sim load``
+(how long the load lasts). Locust's ``-t`` ends the run at that time at the latest (drain included:
+give a ``--duration`` shorter than ``-t`` to leave time for confirmations), ``-u`` fixes the
+user count (default: sized to the rate and grown for answers that are slow) and ``-r`` the
+spawn rate. The rest (senders, watcher, result files) is bitcell_sim.load (docs/load.md); this
+file only declares the tasks and their weights.
 """
 
 from locust import task
@@ -44,5 +53,5 @@ class RpcUser(BitcellUser):
         self.read(Method.GET_PENDING_BLOCK_INFO)
 
 
-# One user class per region of --topology (weighted by the workload), or one for --host.
+# The runnable user class (its host: --host, or the first node of --topology).
 globals().update(declare_users(RpcUser))

@@ -70,7 +70,14 @@ def check_node_configs(folder: Path, topo: Topology, genesis: float) -> None:
     exported = load_topology(folder / "topology.yaml")
     assert exported == topo
     for node in topo.node_names:
-        settings = NodeSettings.resolve(load_config(folder / f"{node}.json"), exported)
+        config = load_config(folder / f"{node}.json")
+        # The key file sits beside the config, where the container mounts both.
+        key_file = folder / config.p2p_key_file.name
+        assert key_file.stat().st_mode & 0o077 == 0
+        settings = NodeSettings.resolve(
+            config.model_copy(update={"p2p_key_file": key_file}), exported
+        )
+        assert settings.p2p_keys[node] == settings.p2p_keypair.public_key
         assert settings.name == node
         assert settings.config.genesis_time_unix_s == genesis
         assert settings.peers == {p: (p, topo.nodes[p].p2p_port) for p in topo.peer_map[node]}
@@ -195,12 +202,22 @@ def test_kubernetes_export_validates_against_the_schemas(name: str, tmp_path: Pa
             "statefulset.kubernetes.io/pod-name": pods[node]
         }
 
-    # The node configs inside the ConfigMap load as the node reads them.
     config_map = next(m for m in manifests if m["kind"] == "ConfigMap")
     folder = tmp_path / "etc"
     folder.mkdir()
-    for key, text in config_map["data"].items():
+    # The node configs inside the ConfigMap, with the key files of the Secret projected beside
+    # them (the pods' config volume), load as the node reads them.
+    secret = next(m for m in manifests if m["kind"] == "Secret")
+    statefulset = next(m for m in manifests if m["kind"] == "StatefulSet")
+    volume = statefulset["spec"]["template"]["spec"]["volumes"][0]
+    assert volume["projected"]["sources"] == [
+        {"configMap": {"name": config_map["metadata"]["name"]}},
+        {"secret": {"name": secret["metadata"]["name"]}},
+    ]
+    for key, text in {**config_map["data"], **secret["stringData"]}.items():
         (folder / key).write_text(text)
+        if key.endswith(".p2p.key"):
+            (folder / key).chmod(0o600)
     check_node_configs(folder, topo, GENESIS)
 
     for path in sorted((out / "chaos").rglob("*.yaml")):
@@ -422,7 +439,7 @@ def test_cli_export_and_its_errors(tmp_path: Path) -> None:
     rc3 = str(TOPOLOGIES / "rc3-chaos.yaml")
     ok = bitcell_sim("deploy", "export", rc3, str(tmp_path / "s"), "--format", "shadow")
     assert ok.returncode == 0, ok.stderr
-    assert "wrote 11 files of the shadow export" in ok.stdout
+    assert "wrote 18 files of the shadow export" in ok.stdout  # 4 + a config and a key per node
     assert "not expressible in shadow: network partition" in ok.stderr
     for args, message in (
         (["--format", "helm"], "unknown format 'helm'"),

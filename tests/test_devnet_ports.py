@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from bitcell_sim.devnet import plan_devnet
+from bitcell_sim.devnet.monitor import monitoring_port_owners
 from bitcell_sim.devnet.ports import block_size, relocate_ports, relocated_copy
 from bitcell_sim.errors import DevnetError, TopologyError
 from bitcell_sim.loopback import BLOCK_HIGH, BLOCK_LOW, free_port, free_port_block, free_ports
@@ -63,7 +64,10 @@ def test_relocated_ports_and_links_stay_in_the_block() -> None:
     assert min(ports) == 26000 and max(ports) < 26000 + block_size(data)
     first = plan.nodes[next(iter(data["nodes"]))]
     assert (first.rpc_port, first.p2p_port, first.metrics_port) == (26000, 26001, 26002)
-    assert plan.control_port == 26000 + 3 * len(data["nodes"])
+    after_nodes = 26000 + 3 * len(data["nodes"])
+    monitoring = parse_topology(yaml.safe_dump(moved)).monitoring.ports()
+    assert sorted(monitoring.values()) == list(range(after_nodes, after_nodes + len(monitoring)))
+    assert plan.control_port == after_nodes + len(monitoring)
 
 
 def test_relocated_copy_keeps_nodes_and_merges_sections(tmp_path: Path) -> None:
@@ -85,3 +89,16 @@ def test_relocated_copy_keeps_nodes_and_merges_sections(tmp_path: Path) -> None:
 def test_relocated_copy_rejects_a_bad_change(tmp_path: Path) -> None:
     with pytest.raises(TopologyError, match="tx_pool_capcity"):
         relocated_copy(RC3_FAST, tmp_path / "t.yaml", protocol={"tx_pool_capcity": 5})
+
+
+def test_monitoring_ports_join_the_plan_and_clash_with_link_listeners() -> None:
+    data = relocate_ports(yaml.safe_load(RC3_FAST.read_text()), 26000)
+    topology = parse_topology(yaml.safe_dump(data))
+    owners = monitoring_port_owners(topology)
+    plan = plan_devnet(topology, services=tuple(owners))
+    assert set(owners) <= set(plan.ports())
+    # A link listener sits on netem_port_base + 1: the topology cannot see it, the plan does.
+    data["monitoring"]["haproxy_port"] = data["devnet"]["netem_port_base"] + 1
+    clashing = parse_topology(yaml.safe_dump(data))
+    with pytest.raises(DevnetError, match=r"planned twice.*monitoring haproxy_port"):
+        plan_devnet(clashing, services=tuple(monitoring_port_owners(clashing)))

@@ -9,6 +9,7 @@ scheduler, and ``down`` leaving no process. Error paths start their own small de
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -23,6 +24,7 @@ import pytest
 from bitcell_sim.devnet import Devnet, ProcessRecord, cpu_seconds, down, is_running, up
 from bitcell_sim.devnet.ports import relocated_copy
 from bitcell_sim.devnet.processes import start_ticks
+from bitcell_sim.devnet.state import EMULATOR
 from bitcell_sim.errors import DevnetError, RpcError
 from bitcell_sim.faults import (
     ChaosScheduler,
@@ -42,14 +44,22 @@ pytestmark = [pytest.mark.real]
 ROOT = Path(__file__).resolve().parent.parent
 GOLDEN_ID = "0x746f184b90bdbfc41b8d46dcd311ed75fd44131029190c2cf4e3dbb6b6d409ed"
 RECIPIENT = KeyPair.from_seed("recipient").public_key
+GOLDEN_SENDER = KeyPair.from_seed("test-seed")
 US = ("us-east-1", "us-east-2", "us-west-1", "us-west-2")
 EU_AP = ("eu-central-1", "eu-central-2", "ap-southeast-1")
 
 
 def shifted_topology(source: Path, target: Path, keep: tuple[str, ...] | None = None) -> Path:
     """A copy of ``source`` whose every port lies in a fresh free block (optionally only the
-    nodes in ``keep``, peered full mesh)."""
-    return relocated_copy(source, target, keep=keep, devnet={"genesis_delay": "2 s"})
+    nodes in ``keep``, peered full mesh); the golden vector's sender is funded at genesis (its
+    tx moves 1000 units)."""
+    return relocated_copy(
+        source,
+        target,
+        keep=keep,
+        devnet={"genesis_delay": "2 s"},
+        genesis={"accounts": {"0x" + GOLDEN_SENDER.public_key.hex(): 10**6}},
+    )
 
 
 def processes_mentioning(text: str) -> list[int]:
@@ -224,6 +234,15 @@ def test_cli_status_logs_and_fault_list(devnet: Devnet) -> None:
     assert bad.returncode == 1 and "unknown node 'nobody'" in bad.stderr
     listed = cli("fault", "list", "--state-dir", state)
     assert listed.returncode == 0 and "no active faults" in listed.stdout
+    assert "readable by others" not in status.stderr + listed.stderr
+    token = devnet.state.token_path
+    token.chmod(0o644)
+    try:
+        warned = cli("status", "--state-dir", state)
+        assert warned.returncode == 0
+        assert "warning:" in warned.stderr and "is readable by others (mode 0644)" in warned.stderr
+    finally:
+        token.chmod(0o600)
 
 
 @pytest.mark.timeout(30)
@@ -361,6 +380,50 @@ def test_chaos_scheduler_plays_a_region_outage_and_reverts(devnet: Devnet) -> No
     offsets = [offset for offset, _ in report.done]
     assert 0.9 < offsets[0] < 2.5 and 5.9 < offsets[1] < 8.0, offsets
     assert all(devnet.is_running(n) for n in ("us-west-1", "us-west-2"))
+    wait_for_common_tip(urls(devnet), timeout_s=60.0)
+
+
+def healths(devnet: Devnet) -> dict[str, tuple[str | None, int | None]]:
+    return {
+        name: (health.status, health.peer_count)
+        for name in devnet.node_names
+        for health in [devnet.health(name)]
+    }
+
+
+def wait_healths(devnet: Devnet, want: dict[str, tuple[str, int]], timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while (seen := healths(devnet)) != want:
+        assert time.monotonic() < deadline, seen
+        time.sleep(0.3)
+
+
+@pytest.mark.timeout(150)
+def test_a_dead_emulator_is_reported_and_mended_without_restarting_nodes(
+    devnet: Devnet,
+) -> None:
+    state = str(devnet.state.root)
+    faults = DevnetFaults(devnet)
+    cut = faults.partition([["ap-southeast-1"]])  # in force across the restart
+    pids = {name: devnet.record(name).pid for name in devnet.node_names}  # type: ignore[union-attr]
+    emulator = devnet.record(EMULATOR)
+    assert emulator is not None
+    os.kill(emulator.pid, signal.SIGKILL)
+    # every link went through it: after a round alone each node says so on /health
+    wait_healths(devnet, {name: ("isolated", 0) for name in devnet.node_names}, 30)
+    assert all(devnet.health(name).status_code == 503 for name in devnet.node_names)
+    status = cli("status", "--state-dir", state)
+    assert status.returncode == 0, status.stderr
+    assert "emulator: down" in status.stdout and "devnet restart-emulator" in status.stdout
+    assert status.stdout.count("isolated") == len(devnet.node_names)
+
+    mended = cli("restart-emulator", "--state-dir", state)
+    assert mended.returncode == 0, mended.stderr
+    others = {name: ("ok", 5) for name in devnet.node_names if name != "ap-southeast-1"}
+    wait_healths(devnet, {**others, "ap-southeast-1": ("isolated", 0)}, 40)  # still cut
+    faults.revert(cut.id)
+    wait_healths(devnet, {name: ("ok", 6) for name in devnet.node_names}, 40)
+    assert {name: devnet.record(name).pid for name in devnet.node_names} == pids  # type: ignore[union-attr]
     wait_for_common_tip(urls(devnet), timeout_s=60.0)
 
 

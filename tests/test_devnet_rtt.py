@@ -5,7 +5,9 @@ A four-node rc3-fast devnet (us-east-1, us-east-2, eu-central-1, ap-southeast-1:
 times its keepalive Ping -> Pong to each peer and exports it on /metrics. Every one of the 12
 directed links must measure its configured RTT within 10 % (or 5 ms); 50 ms added on
 eu-central-1 must raise its six links by ~100 ms (50 ms each way of each round trip) and
-leave the others alone; reverting must bring them back.
+leave the others alone; reverting must bring them back. 50 ms added on the two-node region
+us-east must raise its eight boundary links and leave the link inside the region alone, as the
+model does (tests/test_model_delivery.py).
 """
 
 from __future__ import annotations
@@ -140,6 +142,39 @@ def test_added_latency_raises_both_directions_by_two_one_way_delays(devnet: Devn
         for measured_s in (before[link], slowed[link] - (0.100 if link in touched else 0.0)):
             assert abs(measured_s - expected_s) <= max(0.1 * expected_s, 0.005), (link, measured_s)
         assert abs(restored[link] - expected_s) <= max(0.1 * expected_s, 0.005), link
+
+
+@pytest.mark.timeout(60)
+def test_added_latency_on_a_two_node_region_leaves_the_link_inside_it_alone(
+    devnet: Devnet,
+) -> None:
+    wait_for_peer_rtts(devnet, timeout_s=20.0)
+    configured = {r.link: r.configured_rtt_s for r in read_peer_rtts(devnet)}
+    before = interval_means(devnet, 0.0, 4.0)
+    faults = DevnetFaults(devnet)
+    fault = faults.add_latency("us-east", 0.050)
+    try:
+        slowed = interval_means(devnet, 1.5, 5.0)
+    finally:
+        faults.revert(fault.id)
+    inside = {"us-east-1->us-east-2", "us-east-2->us-east-1"}
+    boundary = {
+        link for link in configured if sum(n.startswith("us-east") for n in link.split("->")) == 1
+    }
+    assert set(fault.links) == boundary and len(boundary) == 8
+    lines = [
+        f"{link:30} before {before[link] * 1000:6.1f}  +50 ms on us-east {slowed[link] * 1000:6.1f}"
+        for link in configured
+    ]
+    print("\nmean RTT (ms)\n" + "\n".join(lines))
+    for link in configured:
+        rise_s = slowed[link] - before[link]
+        if link in boundary:
+            assert 0.085 <= rise_s <= 0.115, (link, rise_s)
+        else:
+            assert abs(rise_s) <= 0.010, (link, rise_s)
+    for link in inside:
+        assert abs(slowed[link] - configured[link]) <= 0.005, link
 
 
 @pytest.mark.timeout(30)

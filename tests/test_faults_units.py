@@ -1,4 +1,4 @@
-"""Fault link selection, the timeline and scheduler, the journal, and real CPU throttling."""
+"""The fault timeline and scheduler, the journal, and real CPU throttling."""
 
 from __future__ import annotations
 
@@ -18,16 +18,13 @@ from bitcell_sim.faults import (
     FaultEvent,
     append_event,
     apply_throttle,
-    boundary_links,
     detect_backend,
     fault_timeline,
-    partition_links,
     read_events,
     release_throttle,
-    resolve_targets,
 )
 from bitcell_sim.faults.throttle import cgroup1_cpu_root, cgroup2_root
-from bitcell_sim.topology import load_topology, parse_topology
+from bitcell_sim.topology import parse_topology
 
 FAULTS = """
 general: {name: f}
@@ -38,31 +35,6 @@ faults:
   - {kind: partition, groups: [[n2]], start: 5 s, duration: 2 s}
   - {kind: added_latency, target: n3, latency: 50 ms, start: 0 s, duration: 1 s}
 """
-
-
-def test_partition_cuts_every_directed_link_across(rc3_fast_path: Path) -> None:
-    topology = load_topology(rc3_fast_path)
-    fault_sides = [
-        set(resolve_targets(topology, ["eu-central", "ap-southeast"])),
-        set(resolve_targets(topology, ["us-east", "us-west"])),
-    ]
-    links = partition_links(topology, fault_sides)
-    assert len(links) == 2 * 3 * 4  # both directions of every (EU/AP, US) pair
-    assert ("eu-central-1", "us-east-1") in links and ("us-east-1", "eu-central-1") in links
-    assert ("eu-central-1", "ap-southeast-1") not in links
-
-
-def test_added_latency_touches_links_in_and_out_of_a_region(rc3_fast_path: Path) -> None:
-    topology = load_topology(rc3_fast_path)
-    links = boundary_links(topology, topology.nodes_in_region("us-east"))
-    assert len(links) == 2 * 2 * 5
-    assert ("us-east-1", "us-east-2") not in links  # within the region: unchanged
-    assert len(boundary_links(topology, ["ap-southeast-1"])) == 12
-
-
-def test_unknown_target_is_named(rc3_fast_path: Path) -> None:
-    with pytest.raises(FaultError, match=r"unknown node or region 'mars'"):
-        resolve_targets(load_topology(rc3_fast_path), ["mars"])
 
 
 def test_timeline_orders_reverts_before_applies_at_equal_times() -> None:

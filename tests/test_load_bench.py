@@ -22,5 +22,5 @@ def test_bench_load_smoke() -> None:
         check=True,
     ).stdout
     assert "build one fresh signed tx (no I/O):" in out
-    assert "| target TPS | achieved TPS |" in out
+    assert "| target TPS | scheduled TPS | achieved TPS |" in out
     assert out.count("\n| 20 | ") == 1

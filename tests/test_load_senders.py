@@ -2,42 +2,29 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 from bitcell_sim.errors import LoadError
-from bitcell_sim.load import FreshSenders, FundedSenders, TxFactory, load_rng, recipient_key
+from bitcell_sim.load import FreshSenders, FundedSenders, TxFactory, recipient_key
 from bitcell_sim.protocol import decode_raw_transaction
 from bitcell_sim.protocol.identity import funded_sender
 
 
-def factory(size_bytes: int = 194, low: int = 1_000, high: int = 1_010) -> TxFactory:
-    return TxFactory(recipient_key("net"), load_rng(1, 2, 0), low, high, size_bytes)
-
-
-def test_built_transactions_are_admissible_and_sized() -> None:
-    f = factory(size_bytes=250)
+def test_built_transactions_are_admissible_sized_and_carry_the_gas_price() -> None:
+    f = TxFactory(recipient_key("net"), tx_size_bytes=250)
     lease = FreshSenders().acquire()
-    tx = f.build(lease.keypair, lease.nonce or 0, lease.amount)
+    tx = f.build(lease.keypair, lease.nonce or 0, lease.amount, gas_price=1_234_567)
     raw = tx.encode()
-    assert len(raw) == 250 and tx.data == bytes(56)
+    assert len(raw) == 250 and tx.data == bytes(56) and tx.gas_price == 1_234_567
     again = decode_raw_transaction(raw)  # the node's own checks: decode + low-S signature
     assert again == tx and tx.nonce == 0 and tx.amount == 0 and tx.gas_limit == 21_000
 
 
-def test_gas_price_varies_within_the_range() -> None:
-    f = factory(low=5, high=9)
-    prices = [f.gas_price() for _ in range(10_000)]
-    assert set(prices) == {5, 6, 7, 8, 9}
-    # Uniform: no price takes much more than its fifth.
-    assert max(np.bincount(prices)[5:]) < 2_200
-
-
 def test_factory_errors() -> None:
-    with pytest.raises(LoadError, match=r"gas price range \[10, 5\]"):
-        factory(low=10, high=5)
     with pytest.raises(LoadError, match=r"tx_size_bytes\(=100\) must be >= 194"):
-        factory(size_bytes=100)
+        TxFactory(recipient_key("net"), tx_size_bytes=100)
+    with pytest.raises(LoadError, match=r"gas_price\(=0\) must be > 0"):
+        TxFactory(recipient_key("net")).build(FreshSenders().acquire().keypair, 0, 0, 0)
 
 
 def test_fresh_senders_are_new_keys_at_nonce_zero() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bitcell_sim.load import Endpoint, LoadSession, RateProfile, plan_from_host
+from bitcell_sim.load import Endpoint, LoadSession, Slot, host_workload, plan_from_host
 from bitcell_sim.load.session import END_DRAIN_TIMEOUT, END_DRAINED, END_STALL
 from bitcell_sim.protocol.identity import funded_sender
 from tests.test_load_watcher import Clock, FakeChain
@@ -23,19 +23,30 @@ def test_session_records_and_confirms() -> None:
     s = session(clock, chain, genesis_unix_s=90.0)
     assert (s.now_s(), s.run_start_s, s.load_time_s()) == (10.0, 10.0, 0.0)
     slots = []
-    while (slot := s.take_slot("endpoint")) is not None:
+    while (slot := s.take_slot()) is not None:
         slots.append(slot)
-    assert len(slots) == 20
+    schedule = s.arrivals
+    assert len(slots) == len(schedule) == len(s.pacer)
+    assert [x.index for x in slots] == list(range(len(schedule)))
+    assert [x.gas_price for x in slots] == schedule.gas_price.tolist()
+    assert [x.due_s for x in slots] == schedule.submit_s.tolist()  # the host's load starts at 0
     s.tick()  # baseline
     lease = s.lease()
     assert lease is not None
-    tx = s.build(lease)
+    tx = s.build(lease, slots[0])
+    assert tx.gas_price == slots[0].gas_price
     clock.t = 100.3
-    s.note_lag(0.25)
-    record = s.record(lease, tx, "n", s.now_s(), 0.002, result="0x" + tx.tx_id().hex())
+    s.note_lag(Slot(0.25, 0, "n", 1))
+    token = s.request_sent()
+    clock.t = 100.9
+    assert (s.in_flight, s.stuck(0.5), s.stuck(0.7)) == (1, 1, 0)
+    s.request_answered(token)
+    clock.t = 100.3
+    record = s.record(lease, tx, "n", s.now_s(), 0.002, slots[0], "0x" + tx.tx_id().hex())
     assert record.accepted and record.submit_s == pytest.approx(10.3)
-    assert s.status.lags_s == [pytest.approx(0.05)]
-    other = s.build(s.lease())  # type: ignore[arg-type]
+    assert s.status.lags_s == [pytest.approx(0.05)] and s.in_flight == 0
+    assert s.sent == [(0, record.tx_id)]
+    other = s.build(s.lease(), slots[1])  # type: ignore[arg-type]
     rejected = s.record(
         s.lease(),  # type: ignore[arg-type]
         other,
@@ -60,7 +71,7 @@ def test_session_ends_after_the_drain_or_on_a_stall() -> None:
     s = session(clock, chain)
     s.tick()
     lease = s.lease()
-    tx = s.build(lease)  # type: ignore[arg-type]
+    tx = s.build(lease, Slot(0.0, 0, "n", 5))  # type: ignore[arg-type]
     s.record(lease, tx, "n", s.now_s(), 0.001, result=tx.tx_id().hex())  # type: ignore[arg-type]
     for t in (100.5, 101.5, 102.5, 103.5, 104.5):
         clock.t = t
@@ -91,7 +102,8 @@ def test_funded_session_takes_its_share_of_the_accounts() -> None:
     assert keys[-1] is None
     assert [k.keypair for k in keys[:2] if k] == [funded_sender("net", 1), funded_sender("net", 3)]
     assert s.lease() is None and s.status.not_submitted == {"no idle funded sender": 1}
-    assert RateProfile.constant(10, 2).total_count == 20
+    # Rank 1 of 2 takes the schedule's txs 1, 3, 5, ...
+    assert [s.take_slot().index for _ in range(3)] == [1, 3, 5]  # type: ignore[union-attr]
 
 
 def test_watching_every_node_confirms_each_tx_at_its_own_node() -> None:
@@ -100,13 +112,14 @@ def test_watching_every_node_confirms_each_tx_at_its_own_node() -> None:
     base = plan_from_host("http://127.0.0.1:1", tps=10, duration_s=2, round_s=1)
     plan = base.with_overrides(
         endpoints=(Endpoint("a", "endpoint", "http://a"), Endpoint("b", "endpoint", "http://b")),
+        workload=host_workload("a", 10, 2, "poisson", 1),
         watch_node="all",
         stall_window_s=2.0,
     )
     s = LoadSession(plan, {"a": a, "b": b}, start_unix_s=100.0, clock=clock)
     s.tick()
     lease = s.lease()
-    tx = s.build(lease)  # type: ignore[arg-type]
+    tx = s.build(lease, Slot(0.0, 0, "b", 5))  # type: ignore[arg-type]
     record = s.record(lease, tx, "b", s.now_s(), 0.001, result=tx.tx_id().hex())  # type: ignore[arg-type]
     a.add([record.tx_id])  # the block reached node a first
     clock.t = 100.5
@@ -118,7 +131,7 @@ def test_watching_every_node_confirms_each_tx_at_its_own_node() -> None:
     assert record.confirm_s == pytest.approx(0.7) and record.height == 1
     assert set(s.status.to_dict()["watch"]) == set()  # filled in when the run ends
     # Node b stops making blocks while a new tx is pending: not a stall while a moves on.
-    other = s.build(s.lease())  # type: ignore[arg-type]
+    other = s.build(s.lease(), Slot(0.0, 1, "a", 5))  # type: ignore[arg-type]
     s.record(s.lease(), other, "a", s.now_s(), 0.001, result=other.tx_id().hex())  # type: ignore[arg-type]
     for t in (101.0, 102.0, 103.5):
         clock.t = t

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
@@ -10,16 +11,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bitcell_sim.errors import LoadError
+from bitcell_sim.errors import LoadError, ResultsError
 from bitcell_sim.load import (
     LoadPlan,
-    RateProfile,
-    RateStage,
     TxRecord,
     distribution,
     format_summary,
     parse_seconds,
     plan_from_host,
+    plan_from_options,
     plan_from_topology,
     prepare_run_dir,
     read_outputs,
@@ -28,7 +28,13 @@ from bitcell_sim.load import (
     write_outputs,
 )
 from bitcell_sim.load.txlog import columns_of
-from bitcell_sim.topology import parse_topology
+from bitcell_sim.topology import (
+    RateProfile,
+    RateStage,
+    apply_overrides,
+    arrival_schedule,
+    parse_topology,
+)
 
 
 def test_importing_load_does_not_import_locust_or_gevent() -> None:
@@ -44,16 +50,20 @@ def test_plan_from_rc3(rc3_path: Path) -> None:
     topology = parse_topology(rc3_path.read_text())
     plan = plan_from_topology(topology)
     assert len(plan.endpoints) == 7 and plan.endpoints[0].url == "http://127.0.0.1:8545"
-    assert plan.regions == ("us-east", "us-west", "eu-central", "ap-southeast")
-    assert plan.region_weights["ap-southeast"] == pytest.approx(1 / 7)
     assert (plan.round_s, plan.stall_window_s, plan.drain_s) == (15.0, 60.0, 45.0)
     assert plan.poll_interval_s == 0.75 and plan.watch_node == "all"
     assert plan.watched == plan.endpoints
     assert plan_from_topology(topology, watch_node="us-west-2").watched[0].node == "us-west-2"
     assert plan.profile.mean_tps == 100 and plan.duration_s == 600
-    assert [e.node for e in plan.endpoints_in("us-west")] == ["us-west-1", "us-west-2"]
+    assert plan.endpoint_for("us-west-2").url == "http://127.0.0.1:8548"
     assert LoadPlan.from_dict(json.loads(json.dumps(plan.to_dict()))) == plan
-    short = plan_from_topology(topology, tps=20, duration_s=30, senders="fresh", users=9)
+    # The plan's schedule is the model's.
+    mine, model = plan.workload.draw(), arrival_schedule(topology)
+    assert mine.submit_s.tolist() == model.submit_s.tolist()
+    assert mine.node_names().tolist() == model.node_names().tolist()
+    assert mine.gas_price.tolist() == model.gas_price.tolist()
+    short_topology, _ = apply_overrides(topology, tps=20, load_duration_s=30)
+    short = plan_from_topology(short_topology, senders="fresh", users=9)
     assert (short.profile.total_count, short.users) == (600, 9)
     assert short.users_at(0.0) == 9
 
@@ -79,10 +89,19 @@ def test_plan_from_host() -> None:
     assert parse_seconds("2 min") == 120 and parse_seconds("90") == 90
 
 
+def test_plan_start_keeps_the_schedule_on_the_round_grid(rc3_path: Path) -> None:
+    fast, _ = apply_overrides(parse_topology(rc3_path.read_text()), tps=10)
+    plan = plan_from_topology(fast, genesis_unix_s=1000.0)  # rounds of 15 s, load from 0 s
+    assert plan.start_unix_s(999.0) == 1000.0  # genesis still ahead: the scheduled times
+    assert plan.start_unix_s(1000.0) == 1000.0
+    assert plan.start_unix_s(1031.0) == 1045.0  # whole rounds later
+    assert plan_from_host("http://127.0.0.1:1").start_unix_s(1031.0) == 1031.0
+
+
 def test_users_for_rate() -> None:
-    assert users_for_rate(100, classes=4) == 50 + 8
-    assert users_for_rate(100, classes=4, processes=2) == 50 + 16
-    assert users_for_rate(0, classes=1) == 2
+    assert users_for_rate(100, nodes=4) == 50 + 8
+    assert users_for_rate(100, nodes=4, processes=2) == 50 + 16
+    assert users_for_rate(0, nodes=1) == 2
 
 
 def records_for_test() -> list[TxRecord]:
@@ -157,5 +176,35 @@ def test_outputs_round_trip(tmp_path: Path, rc3_path: Path) -> None:
         prepare_run_dir(run_dir, topology)
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "notes.txt").write_text("x")
-    with pytest.raises(LoadError, match=r"is not a run folder .* notes\.txt"):
+    with pytest.raises(ResultsError, match=r"is not a run folder .* notes\.txt"):
         prepare_run_dir(tmp_path / "other", None)
+
+
+def locust_options(**given: object) -> argparse.Namespace:
+    """The locustfile's options as Locust parses them (None: not given)."""
+    names = (
+        "topology", "tps", "duration", "senders", "arrival", "load_users", "poll_interval",
+        "drain", "genesis_unix", "network", "round", "watch_node", "seed",
+    )  # fmt: skip
+    values: dict[str, object] = {n: None for n in names}
+    return argparse.Namespace(**{**values, "stall_rounds": 4.0, **given})
+
+
+def test_locust_options_override_the_topology_as_the_run_command_does(rc3_fast_path: Path) -> None:
+    plan, topology = plan_from_options(
+        locust_options(topology=str(rc3_fast_path), tps="40", duration="30", seed=5), None
+    )
+    assert topology is not None and topology.general.seed == 5
+    assert topology.workload_stages() == ((10.0, 40.0, 40.0, 40.0),)  # workload.start kept
+    assert plan.origin_s == 10.0 and plan.duration_s == 30.0
+    model = arrival_schedule(topology)
+    assert plan.workload.draw().submit_s.tolist() == model.submit_s.tolist()
+    # -t shortens a longer workload when --duration is not given; a host run lasts -t.
+    _, cut = plan_from_options(locust_options(topology=str(rc3_fast_path)), None, run_time_s=20)
+    assert cut is not None and cut.workload_stages() == ((10.0, 30.0, 100.0, 100.0),)
+    host, _ = plan_from_options(locust_options(tps="50 TPS"), "http://127.0.0.1:9", 12)
+    assert (host.duration_s, host.profile.mean_tps, host.is_host) == (12.0, 50.0, True)
+    with pytest.raises(LoadError, match="give --topology FILE or --host URL"):
+        plan_from_options(locust_options(), None)
+    with pytest.raises(LoadError, match="--tps 'fast' is not a rate"):
+        plan_from_options(locust_options(tps="fast"), "http://127.0.0.1:9")

@@ -13,6 +13,7 @@ from bitcell_sim.model.relax import JITTER_CODES, message_jitter_s
 from bitcell_sim.model.schedule import FaultSchedule
 from bitcell_sim.model.txplane import OfferQueue
 from bitcell_sim.topology import Topology, parse_topology
+from bitcell_sim.topology.jitter import JITTER_DISTRIBUTIONS
 
 BANDWIDTH_BPS = 8e6  # 1 byte per microsecond
 AB_S, BC_S = 0.030, 0.050  # one-way latencies
@@ -71,8 +72,9 @@ def test_a_tx_validated_exactly_on_a_tick_leaves_on_that_tick() -> None:
 
 def test_partition_and_down_relay_stop_the_flood() -> None:
     cut = line("[{kind: partition, groups: [[a]], start: 0 s, duration: 1 s}]")
+    # Healed at 1 s, the cut connections are redialled at 1.6 s: a message at 1.7 s gets through.
     heard = flood_of(cut).spread_messages(
-        np.array([0, 0]), np.array([0.5, 1.5]), 10, np.array([0, 1])
+        np.array([0, 0]), np.array([0.5, 1.7]), 10, np.array([0, 1])
     )
     assert np.isinf(heard[0, 1:]).all() and np.isfinite(heard[1]).all()
     down = line("[{kind: node_down, target: b, start: 0 s, duration: 1 s}]")
@@ -145,6 +147,7 @@ def test_consensus_jitter_is_a_pure_function_with_the_link_emulator_moments(
     else:
         assert draws.min() >= 0 and draws.mean() == pytest.approx(1.0, rel=0.05)
     assert message_jitter_s(JITTER_CODES["none"], 1.0, key, 1, 1) == 0.0
+    assert set(JITTER_CODES) == set(JITTER_DISTRIBUTIONS)  # every law of the topology's
 
 
 def test_a_message_gets_the_same_jitter_whichever_messages_flood_with_it() -> None:

@@ -20,22 +20,22 @@ from tests.test_model_determinism import FAULTS
 
 PINNED = {
     "faults": {
-        "blocks": "086b8a60c3791b21",
-        "block_arrivals": "e7a3e29632a14aaa",
-        "transactions": "2aa53c7f1d299dfb",
-        "node_timeline": "9857226faa27e894",
+        "blocks": "5314cf95c348582b",
+        "block_arrivals": "876eeadb548afdc5",
+        "transactions": "7eb3b2a23df80a7c",
+        "node_timeline": "6159cb244cddc8ac",
     },
     "rc3": {
-        "blocks": "e82b8fe336146d18",
-        "block_arrivals": "84779503e2f716cb",
-        "transactions": "cfde02efe184567c",
-        "node_timeline": "7baa118e2f7c43ff",
+        "blocks": "ec6f26c3b13c4881",
+        "block_arrivals": "26ece90c1c38e765",
+        "transactions": "eb00ad86699f142d",
+        "node_timeline": "6d9b571baa0917de",
     },
     "global-56": {
-        "blocks": "1fd0336ce2320184",
-        "block_arrivals": "a66b461790adba74",
-        "transactions": "cde8839b8664ecaf",
-        "node_timeline": "790286b34d83db6e",
+        "blocks": "eb08a40b9897fc1f",
+        "block_arrivals": "de18e565ea26bda5",
+        "transactions": "bf3d381bec6e5930",
+        "node_timeline": "0fc290c1db11c3a2",
     },
 }
 

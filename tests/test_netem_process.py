@@ -44,6 +44,7 @@ LINKS = {
     "live": LinkParams(latency_s=0.010),
     "authz": LinkParams(latency_s=0.001),
     "eof": LinkParams(latency_s=0.030),
+    "slowed": LinkParams(latency_s=0.010, bandwidth_bps=100e6),
 }
 
 
@@ -261,6 +262,34 @@ def test_bandwidth_changes_live_and_resets(running: Running) -> None:
         assert took_s < 0.05, took_s
 
 
+@pytest.mark.parametrize("restore", ["reset", "set_bandwidth"])
+def test_restoring_a_slowed_link_delivers_what_waited_at_once(
+    running: Running, restore: str
+) -> None:
+    size = 20_000
+    index = running.probe.accepted
+    with socket.create_connection(("127.0.0.1", running.port("slowed"))) as sock:
+        sock.sendall(b"h")
+        running.probe.wait_for(1, 5.0, index)
+        running.client.set_bandwidth(["slowed"], 1)  # 1 bit/s: 20 kB would take 44 hours
+        sock.sendall(b"y" * size)
+        time.sleep(1.0)
+        assert running.probe.connections[index].size_bytes == 1  # stuck in the transmitter
+        start_s = time.monotonic()
+        if restore == "reset":
+            (state,) = running.client.reset(["slowed"])
+        else:
+            (state,) = running.client.set_bandwidth(["slowed"], 100e6)
+        assert state.current == LINKS["slowed"]
+        took_s = running.probe.wait_for(size + 1, 5.0, index) - start_s
+        assert took_s < 0.25, took_s  # 10 ms of latency, 1.6 ms on the wire
+        # and the link carries new bytes at its configured rate again
+        start_s = time.monotonic()
+        sock.sendall(b"z" * size)
+        took_s = running.probe.wait_for(2 * size + 1, 5.0, index) - start_s
+        assert took_s < 0.1, took_s
+
+
 def test_half_close_is_delivered_after_the_data(running: Running) -> None:
     with socket.create_connection(("127.0.0.1", running.port("eof")), timeout=5) as sock:
         sock.sendall(b"last words")
@@ -337,7 +366,31 @@ def test_control_api_errors_are_clear(running: Running) -> None:
         response = http.post("/links/heal", json={"links": "authz"}, headers=headers)
         assert response.status_code == 400
         assert response.json()["error"] == "links='authz' must be a list of link names or \"all\""
+        # never a 500: bytes that are not UTF-8, nesting deeper than the parser, infinities
+        for body, message in (
+            (b'{"links": ["\xff\xfe"]}', "not UTF-8"),
+            (b'{"links": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", "nested too deeply"),
+            (b'{"links": ["authz"], "extra_latency_s": 1e400}', "must be a finite number"),
+            (b'{"links": ["authz"], "extra_latency_s": NaN}', "must be a finite number"),
+            (b" " * (2 * 1024 * 1024), "request body over"),
+        ):
+            response = http.post("/links/latency", content=body, headers=headers)
+            assert response.status_code == 400, body[:40]
+            assert message in response.json()["error"]
     assert client.link("authz").current == LINKS["authz"]
+
+
+def test_a_token_file_others_can_read_is_warned_about(tmp_path: Path) -> None:
+    with ProbeServer() as probe:
+        links = write_links_file(
+            tmp_path / "links.json", [LinkSpec(name="x", listen_port=0, target_port=probe.port)]
+        )
+        token = _write_token(tmp_path)
+        token.chmod(0o644)
+        emulator = EmulatorProcess.start(links, token, log_file=tmp_path / "netem.log")
+        assert emulator.stop() == 0
+    log = (tmp_path / "netem.log").read_text()
+    assert "WARNING" in log and "is readable by others (mode 0644)" in log
 
 
 def test_client_reports_an_unreachable_emulator() -> None:

@@ -13,7 +13,16 @@ from bitcell_sim.node.pool import PoolEntry
 from bitcell_sim.node.sigcache import SignatureCache
 from bitcell_sim.node.store import ChainStore
 from bitcell_sim.protocol.account import Account
+from bitcell_sim.protocol.arrivals import (
+    VIA_GOSSIP,
+    VIA_ORPHAN,
+    VIA_SYNC,
+    BlockArrival,
+    read_arrivals,
+    read_tx_ids,
+)
 from bitcell_sim.protocol.block import Block, genesis_block, make_block
+from bitcell_sim.protocol.errors import ProtocolError
 from bitcell_sim.protocol.keys import KeyPair
 from bitcell_sim.protocol.transaction import Transaction, sign_transaction
 
@@ -108,10 +117,13 @@ def test_longer_branch_wins_and_reports_orphaned_blocks(tmp_path: Path) -> None:
     a1 = grow(a, V1, pay(ALICE, 100, 0))
     b1 = grow(b, V2, pay(BOB, 7, 0))
     b2 = grow(b, V2)
-    assert a.import_block(b1).status in (ImportStatus.SIDE, ImportStatus.CANONICAL)
+    first = a.import_block(b1)  # a tie at height 1: the lower hash wins
+    assert first.status in (ImportStatus.SIDE, ImportStatus.CANONICAL)
     result = a.import_block(b2)
-    assert result.status is ImportStatus.CANONICAL and result.is_reorg
-    assert [blk.hash() for blk in result.disconnected] in ([a1.hash()], [])
+    assert result.status is ImportStatus.CANONICAL
+    # a1 is orphaned by whichever import made b's branch canonical
+    switched = result if first.status is ImportStatus.SIDE else first
+    assert switched.is_reorg and [blk.hash() for blk in switched.disconnected] == [a1.hash()]
     assert a.canonical == b.canonical
     assert a.account(ALICE.public_key) == Account(10_000, 0)
     assert a.account(BOB.public_key) == Account(9_993, 1)
@@ -164,3 +176,42 @@ def test_failed_switch_restores_the_old_branch(tmp_path: Path) -> None:
     assert (a.canonical, a.state.root()) == before
     child = make_block(V2, bad.header, [], bytes(32), 3001)
     assert a.import_block(child).status is ImportStatus.ORPHAN  # bad was never stored
+
+
+def test_every_stored_block_gets_one_arrival_record_in_its_own_commit(tmp_path: Path) -> None:
+    """Canonical, side and reorging imports are recorded (with their tx ids and how they came);
+    known, orphan and invalid ones are not; the record is in the database the block is in."""
+    times = iter(float(t) for t in range(100, 200))
+    names = {V1.public_key: "v1"}
+    a = Chain(
+        ChainStore(tmp_path / "a"), genesis_block(NETWORK, 1000, ALLOC), ALLOC, REWARD, 10,
+        SignatureCache(), producer_name=lambda key: names.get(key, key.hex()),
+        produced_unix_s=lambda header: header.timestamp + 0.5, clock=lambda: next(times),
+    )  # fmt: skip
+    b = open_chain(tmp_path / "b")
+    a1 = grow(a, V1, pay(ALICE, 100, 0), timestamp=2000)
+    b1 = grow(b, V2, pay(BOB, 7, 0), timestamp=2001)
+    b2 = grow(b, V2, timestamp=2004)
+    assert a.import_block(b2, via=VIA_ORPHAN).status is ImportStatus.ORPHAN
+    side = a.import_block(b1, via=VIA_SYNC)
+    reorg = a.import_block(b2, via=VIA_SYNC)
+    assert a.import_block(b2).status is ImportStatus.KNOWN
+    forged = replace(pay(ALICE, 1, 1), signature=bytes(64))
+    bad = make_block(V1, a.tip.header, [forged], bytes(32), 2005)
+    assert a.import_block(bad).status is ImportStatus.INVALID
+    a.store.close()
+
+    records = read_arrivals(tmp_path / "a")
+    hashes = [r.block_hash for r in records]
+    assert hashes == [a1.hash(), b1.hash(), b2.hash()]  # in arrival order
+    own, first, second = records
+    assert (side.arrival_unix_s, reorg.arrival_unix_s) == (first.arrival_unix_s, 102.0)
+    assert own == BlockArrival(
+        a1.hash(), 1, a1.header.prev_hash, "v1", 2000.5, 1, len(a1.encode()), VIA_GOSSIP, 100.0
+    )
+    assert (first.producer, first.via, first.height) == (V2.public_key.hex(), VIA_SYNC, 1)
+    assert (second.parent_hash, second.tx_count) == (b1.hash(), 0)
+    tx_ids = read_tx_ids(tmp_path / "a", [b1.hash(), b2.hash(), bytes(32)])
+    assert tx_ids == {b1.hash(): [b1.transactions[0].tx_id()], b2.hash(): []}
+    with pytest.raises(ProtocolError, match="no chain database"):
+        read_arrivals(tmp_path / "absent")

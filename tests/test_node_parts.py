@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from bitcell_sim.errors import DevnetError
-from bitcell_sim.node.config import NodeSettings, load_config, parse_host_port
+from bitcell_sim.node.config import NodeSettings, load_config, parse_host_port, write_p2p_key
 from bitcell_sim.node.harness import topology_document
 from bitcell_sim.node.metrics import NodeMetrics
 from bitcell_sim.node.node import production_time_s
@@ -179,6 +179,8 @@ def _write(tmp_path: Path, config: dict[str, object]) -> Path:
     topo.write_text(
         yaml.safe_dump(topology_document("cfg", {"a": "validator", "b": "full"}, ports))
     )
+    keys = {name: KeyPair.from_seed(f"cfg-p2p-{name}") for name in ("a", "b")}
+    write_p2p_key(tmp_path / "a.key", keys["a"])
     path = tmp_path / "a.json"
     base = {
         "node": "a",
@@ -186,6 +188,8 @@ def _write(tmp_path: Path, config: dict[str, object]) -> Path:
         "data_dir": "data",
         "genesis_time_unix_s": 1.0,
         "peers": {"b": "127.0.0.1:30005"},
+        "p2p_key_file": "a.key",
+        "p2p_keys": {name: key.public_key.hex() for name, key in keys.items()},
     }
     path.write_text(json.dumps({**base, **config}))
     return path
@@ -207,6 +211,19 @@ def test_config_resolves_relative_paths_and_peers(tmp_path: Path) -> None:
         ({"node": "zzz"}, r"node 'zzz' is not in topology .*\(nodes: a, b\)"),
         ({"peers": {"q": "127.0.0.1:1"}}, r"peers \['q'\] are not in the topology"),
         ({"peers": {"a": "127.0.0.1:1"}}, r"cannot peer with itself"),
+        (
+            {"p2p_keys": {"a": KeyPair.from_seed("cfg-p2p-a").public_key.hex()}},
+            r"p2p_keys must name every node of the topology; missing b",
+        ),
+        (
+            {"p2p_keys": {"a": "02zz", "b": "03"}},
+            r"p2p_keys: Value error, a: '02zz' is not a compressed",
+        ),
+        ({"p2p_key_file": "missing.key"}, r"p2p_key_file .*missing\.key: No such file"),
+        (
+            {"p2p_key_file": "t.yaml"},
+            r"p2p_key_file .*t\.yaml: not a secret key \(64 hex digits\)",
+        ),
     ],
 )
 def test_config_mistakes_are_named(tmp_path: Path, config: dict[str, object], message: str) -> None:

@@ -2,19 +2,27 @@
 
 One single-validator node (module fixture, killed by pid in teardown) answers every method;
 result shapes, every documented error row, the HTTP-level refusals, /health on both ports and
-the Prometheus catalogue are checked against it over real sockets.
+the Prometheus catalogue are checked against it over real sockets, and so are its HTTP bounds:
+one body limit, slow and silent connections closed, a connection cap, malformed requests
+answered 400 with one WARNING per client, never a 500.
 """
 
 from __future__ import annotations
 
+import asyncio
+import gzip
 import re
+import socket
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 
-from bitcell_sim.node.harness import LocalNet, NodeProcess, wait_for
+from bitcell_sim.node.harness import HOST, LocalNet, NodeProcess, wait_for
+from bitcell_sim.node.http import BODY_TIMEOUT_S, HEADER_TIMEOUT_S
+from bitcell_sim.node.rpc import RPC_LIMITS
 from bitcell_sim.protocol import jsonrpc as j
 from bitcell_sim.protocol.admission import (
     MAX_GAS_LIMIT,
@@ -41,7 +49,13 @@ HASH = re.compile(r"^0x[0-9a-f]{64}$")
 
 @pytest.fixture(scope="module")
 def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodeProcess]:
-    net = LocalNet(tmp_path_factory.mktemp("rpc"), {"v": "validator"}, name=NETWORK)
+    # The golden vector moves 1000 units: its sender is funded at genesis.
+    net = LocalNet(
+        tmp_path_factory.mktemp("rpc"),
+        {"v": "validator"},
+        name=NETWORK,
+        accounts={GOLDEN.public_key: 10**6},
+    )
     try:
         net.start()
         yield net.nodes["v"]
@@ -259,8 +273,12 @@ def test_wrong_version_is_invalid_request(node: NodeProcess) -> None:
 # ---- eth_sendRawTransaction admission ------------------------------------------------------
 
 
-def fresh(gas_price: int = 10**9, gas_limit: int = 21000, nonce: int = 0) -> Transaction:
-    return sign_transaction(KeyPair.generate(), RECIPIENT, 1, gas_limit, gas_price, nonce=nonce)
+def fresh(
+    gas_price: int = 10**9, gas_limit: int = 21000, nonce: int = 0, amount: int = 0
+) -> Transaction:
+    return sign_transaction(
+        KeyPair.generate(), RECIPIENT, amount, gas_limit, gas_price, nonce=nonce
+    )
 
 
 def send_error(node: NodeProcess, tx: Transaction | str) -> dict[str, Any]:
@@ -322,6 +340,8 @@ def test_admission_errors(node: NodeProcess) -> None:
             fresh(gas_limit=MAX_GAS_LIMIT + 1),
             f"Gas limit {MAX_GAS_LIMIT + 1} exceeds maximum allowed {MAX_GAS_LIMIT}",
         ),
+        # An unknown sender has no balance: a tx moving value could never apply.
+        (fresh(amount=1), MSG_INSUFFICIENT_BALANCE),
     ]
     for bad, message in rows:
         assert send_error(node, bad) == {"code": -32602, "message": message, "data": None}
@@ -455,7 +475,10 @@ def test_pending_txs_gauge_follows_the_pool(node: NodeProcess) -> None:
 
     before, info = pending()
     assert before == info
-    # fresh senders without funds and amount > 0 never apply: they stay pending
+    # right after a block is built (round end = commit start) there is a round to spare
+    wait_phase(node, "battle")
+    wait_phase(node, "commit")
+    before, info = pending()
     for _ in range(3):
         result(node, "eth_sendRawTransaction", [raw(fresh())])
     after, info = pending()
@@ -478,3 +501,121 @@ def test_log_names_events(node: NodeProcess) -> None:
     assert re.search(r"INFO v: started node=v role=validator height=\d+", text)
     assert re.search(r"block produced height=\d+ hash=[0-9a-f]{12} proposer=v txs=\d+", text)
     assert " ERROR " not in text
+
+
+# ---- bounded HTTP --------------------------------------------------------------------------
+
+
+def padded_request(size: int) -> bytes:
+    """A valid eth_blockNumber request of exactly ``size`` bytes."""
+    head, tail = b'{"jsonrpc":"2.0","method":"eth_blockNumber","params":["', b'"],"id":1}'
+    return head + b"a" * (size - len(head) - len(tail)) + tail
+
+
+def test_one_body_limit_for_chunked_and_content_length(node: NodeProcess) -> None:
+    url = f"{node.rpc_url}/rpc"
+    headers = {"Content-Type": "application/json"}
+
+    def send(body: bytes, chunked: bool) -> httpx.Response:
+        content: Any = iter([body[i : i + 65536] for i in range(0, len(body), 65536)])
+        return httpx.post(
+            url, content=content if chunked else body, headers=headers, trust_env=False
+        )
+
+    for chunked in (False, True):
+        assert send(padded_request(j.MAX_BODY_BYTES), chunked).status_code == 200
+        over = send(padded_request(j.MAX_BODY_BYTES + 1), chunked)
+        assert over.status_code == 413, chunked
+        assert over.text == "Failed to buffer the request body: length limit exceeded"
+
+
+def test_content_encoding_is_not_decoded_and_never_a_500(node: NodeProcess) -> None:
+    url = f"{node.rpc_url}/rpc"
+    ok = b'{"jsonrpc":"2.0","method":"eth_blockNumber","id":1}'
+    for encoding in ("gzip", "deflate", "br", "x-unknown"):
+        headers = {"Content-Type": "application/json", "Content-Encoding": encoding}
+        plain = httpx.post(url, content=ok, headers=headers, trust_env=False)
+        assert plain.status_code == 200, encoding  # read as is, as axum without a decoder
+        packed = httpx.post(url, content=gzip.compress(ok), headers=headers, trust_env=False)
+        assert packed.status_code == 400 and packed.text.startswith(j.BODY_INVALID_JSON_PREFIX)
+
+
+def test_an_id_out_of_f64_range_is_refused(node: NodeProcess) -> None:
+    for number in ("1e400", "-1e400", "1" + "0" * 400 + ".5"):
+        body = f'{{"jsonrpc":"2.0","method":"eth_blockNumber","id":{number}}}'.encode()
+        response = httpx.post(
+            f"{node.rpc_url}/rpc",
+            content=body,
+            headers={"Content-Type": "application/json"},
+            trust_env=False,
+        )
+        assert response.status_code == 400, number
+        assert response.text.startswith(j.BODY_INVALID_JSON_PREFIX)
+        assert "out of range" in response.text
+
+
+def test_slow_and_silent_connections_are_closed(node: NodeProcess) -> None:
+    port = node.rpc_port
+
+    async def held(partial: bytes) -> float:
+        reader, writer = await asyncio.open_connection(HOST, port)
+        writer.write(partial)
+        start = time.monotonic()
+        try:
+            while await asyncio.wait_for(reader.read(65536), 30):
+                pass
+        finally:
+            writer.close()
+        return time.monotonic() - start
+
+    async def all_three() -> list[float]:
+        return list(
+            await asyncio.gather(
+                held(b""),
+                held(b"POST /rpc HTTP/1.1\r\nHost: x\r\n"),
+                held(
+                    b"POST /rpc HTTP/1.1\r\nContent-Type: application/json\r\n"
+                    b"Content-Length: 100\r\n\r\n{"
+                ),
+            )
+        )
+
+    silent_s, slow_header_s, slow_body_s = asyncio.run(all_three())
+    assert silent_s < HEADER_TIMEOUT_S + 2 and slow_header_s < HEADER_TIMEOUT_S + 2
+    assert slow_body_s < BODY_TIMEOUT_S + 2
+
+
+def test_connections_beyond_the_cap_are_refused(node: NodeProcess) -> None:
+    cap = RPC_LIMITS.max_connections
+
+    async def flood() -> tuple[int, bytes]:
+        held = [await asyncio.open_connection(HOST, node.rpc_port) for _ in range(cap)]
+        try:
+            await asyncio.sleep(0.3)
+            reader, writer = await asyncio.open_connection(HOST, node.rpc_port)
+            answer = await asyncio.wait_for(reader.read(65536), 5)
+            writer.close()
+            return len(held), answer
+        finally:
+            for _, held_writer in held:
+                held_writer.close()
+
+    opened, answer = asyncio.run(flood())
+    assert opened == cap
+    assert answer.startswith(b"HTTP/1.1 503 ")
+    wait_for(lambda: httpx.get(f"{node.rpc_url}/health", trust_env=False).status_code, 10)
+
+
+def test_malformed_http_is_a_400_and_one_warning(node: NodeProcess) -> None:
+    def warnings() -> int:
+        return node.log_text().count("malformed HTTP request from 127.0.0.1")
+
+    before = warnings()
+    for _ in range(5):
+        with socket.create_connection((HOST, node.rpc_port), timeout=5) as sock:
+            sock.sendall(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n")
+            assert sock.recv(100).startswith(b"HTTP/1.1 400 ")
+    time.sleep(0.2)
+    assert warnings() - before <= 1 and warnings() >= 1
+    text = node.log_text()
+    assert "Traceback" not in text and " ERROR " not in text

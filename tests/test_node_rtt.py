@@ -25,14 +25,24 @@ from bitcell_sim.devnet.rtt import (
     parse_peer_rtts,
 )
 from bitcell_sim.netem import LinkParams
-from bitcell_sim.node import peers
-from bitcell_sim.node.peers import Framer, PeerLink, Traffic, payload_variant
+from bitcell_sim.node.peers import (
+    ConnectionLimits,
+    Framer,
+    P2PIdentity,
+    PeerLink,
+    Traffic,
+    payload_variant,
+)
 from bitcell_sim.node.rtt import RttTracker, render_peer_rtts
+from bitcell_sim.protocol.keys import KeyPair
 from bitcell_sim.protocol.metrics import parse_prometheus
-from bitcell_sim.protocol.p2p import Handshake, Ping, Pong, encode_frame
+from bitcell_sim.protocol.p2p import Ping, Pong, encode_frame
+from tests.p2p_peer import async_handshake_as_listener
 
-PEER_KEY = b"\x02" + b"\x11" * 32
-OUR_KEY = b"\x03" + b"\x22" * 32
+PEER = KeyPair.from_seed("rtt-peer")
+OURS = KeyPair.from_seed("rtt-us")
+GENESIS = b"\x42" * 32
+IDENTITY = P2PIdentity(OURS, GENESIS, {PEER.public_key: "b"})
 
 
 def test_first_sample_seeds_the_mean_then_ewma_and_window_minimum() -> None:
@@ -134,7 +144,7 @@ class SlowPongPeer:
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections += 1
-        writer.write(encode_frame(Handshake(PEER_KEY)))
+        await async_handshake_as_listener(reader, writer, PEER, GENESIS)
         tasks = [] if self.answer else [asyncio.create_task(self._chatter(writer))]
         framer = Framer()
         try:
@@ -158,11 +168,16 @@ class SlowPongPeer:
             self.server.close()
 
 
-async def _run_link(peer: SlowPongPeer, seconds: float, ping_interval_s: float) -> PeerLink:
+async def _run_link(
+    peer: SlowPongPeer,
+    seconds: float,
+    ping_interval_s: float,
+    limits: ConnectionLimits | None = None,
+) -> PeerLink:
     port = await peer.start()
     link = PeerLink(
-        "b", "127.0.0.1", port, OUR_KEY, PEER_KEY, Traffic(), lambda _: None, lambda _: None,
-        ping_interval_s=ping_interval_s,
+        "b", "127.0.0.1", port, IDENTITY, PEER.public_key, Traffic(), lambda _: None,
+        lambda _: None, ping_interval_s=ping_interval_s, limits=limits or ConnectionLimits(),
     )  # fmt: skip
     task = asyncio.create_task(link.run())
     try:
@@ -189,10 +204,10 @@ def test_peer_link_times_each_ping_and_keeps_one_in_flight() -> None:
     assert link.rtt.ewma_s == pytest.approx(delay_s, abs=0.015)
 
 
-def test_an_unanswered_ping_drops_the_connection(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(peers, "DEAD_AFTER_S", 0.3)
+def test_an_unanswered_ping_drops_the_connection() -> None:
     peer = SlowPongPeer(0.0, answer=False)
-    link = asyncio.run(_run_link(peer, 1.5, ping_interval_s=0.050))
+    limits = ConnectionLimits(idle_timeout_s=0.3)
+    link = asyncio.run(_run_link(peer, 1.5, ping_interval_s=0.050, limits=limits))
     # Never silent (the peer keeps sending), yet each connection's one Ping went unanswered.
     assert link.connects >= 2 and peer.connections >= 2
     # One Ping per connection: none is sent while the previous one is unanswered.

@@ -49,6 +49,31 @@ def test_root_matches_protocol_state_root(
     assert dict(state.items()) == expected
 
 
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.binary(min_size=1, max_size=1), st.binary(min_size=30, max_size=30)),
+        min_size=1,
+        max_size=20,
+        unique=True,
+    ),
+    st.integers(0, 2**64 - 1),
+)
+def test_root_tracks_writes_and_deletes_within_one_leaf(
+    suffixes: list[tuple[bytes, bytes]], balance: int
+) -> None:
+    # Every key in the same leaf (equal bytes 1-2): the leaf's sorted entries must stay exact.
+    keys = [parity + b"\xab\xcd" + rest for parity, rest in suffixes]
+    state, expected = LedgerState(), {}
+    for i, key in enumerate(keys):
+        state[key] = expected[key] = Account(balance, i)
+        assert state.root() == state_root(expected)
+    for key in keys[::2]:
+        del state[key]
+        del expected[key]
+        assert state.root() == state_root(expected)
+
+
 def test_apply_block_moves_funds_and_credits_reward() -> None:
     state = funded()
     tx = sign_transaction(KEYS[0], KEYS[2].public_key, 300, 21000, 10**9, nonce=0)

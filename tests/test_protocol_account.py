@@ -23,21 +23,30 @@ def test_state_root_empty_is_zero() -> None:
     assert state_root({}) == bytes(32)
 
 
-def test_state_root_is_sorted_and_exact() -> None:
+def test_state_root_is_the_merkle_root_of_the_accounts_by_leaf() -> None:
     accounts = {B.public_key: Account(5, 1), A.public_key: Account(7, 0)}
     reordered = dict(reversed(list(accounts.items())))
     assert state_root(accounts) == state_root(reordered)
-    first, second = sorted(accounts)
-    expected = hashlib.sha256(
-        first
-        + accounts[first].balance.to_bytes(8, "little")
-        + accounts[first].nonce.to_bytes(8, "little")
-        + second
-        + accounts[second].balance.to_bytes(8, "little")
-        + accounts[second].nonce.to_bytes(8, "little")
-    ).digest()
-    assert state_root(accounts) == expected
+
+    def entry(key: bytes) -> bytes:
+        account = accounts[key]
+        return key + account.balance.to_bytes(8, "little") + account.nonce.to_bytes(8, "little")
+
+    # Built by hand: each key in the leaf of its bytes 1-2, then four 16-ary levels up.
+    level = {int.from_bytes(k[1:3], "big"): b"\x00" + entry(k) for k in sorted(accounts)}
+    digests = {i: hashlib.sha256(body).digest() for i, body in level.items()}
+    assert len(digests) == 2  # A and B fall in different leaves
+    for _ in range(4):
+        parents = {i >> 4 for i in digests}
+        digests = {
+            p: hashlib.sha256(
+                b"\x01" + b"".join(digests.get(p * 16 + c, bytes(32)) for c in range(16))
+            ).digest()
+            for p in parents
+        }
+    assert state_root(accounts) == digests[0]
     assert state_root({A.public_key: Account(7, 1)}) != state_root({A.public_key: Account(7, 0)})
+    assert state_root({}) == bytes(32)
 
 
 def test_transfer_debits_credits_and_bumps_nonce() -> None:

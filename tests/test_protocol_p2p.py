@@ -1,4 +1,5 @@
-"""Peer frames: the node's seven messages byte for byte, the devnet's extras, framing."""
+"""Peer frames: the node's seven messages byte for byte, the devnet's extras, framing, and the
+authenticated handshake's proofs."""
 
 from __future__ import annotations
 
@@ -21,17 +22,22 @@ from bitcell_sim.protocol.p2p import (
     GetBlocks,
     GetPeers,
     Handshake,
+    Hello,
+    HelloProof,
     Message,
     Peers,
     Ping,
     Pong,
     Reveal,
+    Role,
     Status,
     TransactionMessage,
     decode_message,
     encode_frame,
     encode_message,
+    prove,
     read_message,
+    verify_proof,
     write_message,
 )
 from bitcell_sim.protocol.transaction import sign_transaction
@@ -55,6 +61,8 @@ ALL: list[Message] = [
     GetBlocks(from_height=5, max_count=100),
     Blocks((GENESIS, B1)),
     Status(height=1, tip_hash=B1.hash()),
+    Hello(KEY.public_key, PREV, b"\x05" * 32),
+    HelloProof(b"\x06" * 64),
 ]
 
 
@@ -85,7 +93,7 @@ def test_round_trip(message: Message) -> None:
 
 def test_extra_indices() -> None:
     indices = [type(m).INDEX for m in ALL]
-    assert indices == list(range(12))
+    assert indices == list(range(14))
 
 
 def test_signed_consensus_messages() -> None:
@@ -102,8 +110,8 @@ def test_signed_consensus_messages() -> None:
 
 
 def test_unknown_variant_and_truncation() -> None:
-    with pytest.raises(DecodeError, match=r"integer `12`, expected variant index 0 <= i < 12"):
-        decode_message((12).to_bytes(4, "little"))
+    with pytest.raises(DecodeError, match=r"integer `14`, expected variant index 0 <= i < 14"):
+        decode_message((14).to_bytes(4, "little"))
     with pytest.raises(DecodeError, match=UNEXPECTED_EOF):
         decode_message(encode_message(TransactionMessage(GOLDEN_TX))[:100])
     with pytest.raises(DecodeError, match=UNEXPECTED_EOF):
@@ -208,3 +216,33 @@ def test_block_hash_survives_gossip() -> None:
     decoded = decode_message(encode_message(BlockMessage(B1)))
     assert isinstance(decoded, BlockMessage)
     assert decoded.block.hash() == B1.hash() == hashlib.sha256(B1.header.encode()).digest()
+
+
+DIALER = KeyPair.from_seed("dialer")
+LISTENER = KeyPair.from_seed("listener")
+
+
+def test_handshake_frames_are_small() -> None:
+    hello = Hello.fresh(DIALER.public_key, PREV)
+    assert len(encode_frame(hello)) == 113 and len(hello.challenge) == 32
+    assert Hello.fresh(DIALER.public_key, PREV).challenge != hello.challenge  # fresh each time
+    assert len(encode_frame(HelloProof(bytes(64)))) == 80
+
+
+def test_a_proof_holds_for_its_role_and_its_handshake_only() -> None:
+    ours, theirs = Hello.fresh(DIALER.public_key, PREV), Hello.fresh(LISTENER.public_key, PREV)
+    from_listener = prove(LISTENER, Role.LISTENER, ours, theirs)
+    from_dialer = prove(DIALER, Role.DIALER, ours, theirs)
+    assert verify_proof(from_listener, Role.LISTENER, ours, theirs)
+    assert verify_proof(from_dialer, Role.DIALER, ours, theirs)
+    # not as the other role (a listener's proof relayed to someone expecting a dialer's)
+    assert not verify_proof(from_listener, Role.DIALER, theirs, ours)
+    assert not verify_proof(from_dialer, Role.LISTENER, ours, theirs)
+    # not in another handshake (another challenge, another network)
+    again = Hello.fresh(DIALER.public_key, PREV)
+    assert not verify_proof(from_listener, Role.LISTENER, again, theirs)
+    other_net = Hello(DIALER.public_key, bytes(32), ours.challenge)
+    assert not verify_proof(from_listener, Role.LISTENER, other_net, theirs)
+    # not by a key that did not sign it
+    impostor = Hello(KEY.public_key, PREV, theirs.challenge)
+    assert not verify_proof(from_listener, Role.LISTENER, ours, impostor)

@@ -285,3 +285,24 @@ def test_write_report_from_the_library(sides: tuple[Path, Path], tmp_path: Path)
     predicted, measured = read_runs(sides[0]), read_runs(sides[1])
     files = write_report(compare(predicted, measured), predicted, measured, tmp_path / "r")
     assert files.html.is_file() and files.markdown.is_file() and len(files.plots) == 6
+
+
+def test_comparison_json_round_trip_and_the_docs_table(sides: tuple[Path, Path]) -> None:
+    from bitcell_sim.results.compare import Comparison
+    from bitcell_sim.results.report import TABLE_BEGIN, TABLE_END, splice_table, validation_table
+
+    predicted, measured = read_runs(sides[0]), read_runs(sides[1])
+    comparison = compare(predicted, measured)
+    again = Comparison.from_json(json.loads(json.dumps(comparison.to_json())))
+    assert again.to_json() == comparison.to_json()
+    case = sides[1].parent / "validation" / "case"
+    write_report(comparison, predicted, measured, case)
+    table = validation_table([case])
+    assert (
+        "| **validation/case** | overall | | | | | **FAIL** (19 PASS, 5 FAIL, 0 UNKNOWN) |" in table
+    )
+    row = "| validation/case | confirmation_latency_p50 | 2.000 s (2.000 s – 2.000 s) | 2.500 s |"
+    assert row + " −20.0 % | 10 % | FAIL |" in table
+    assert "block_propagation_p50[r1→r2]" not in table  # a passing non-headline row
+    doc = f"intro\n{TABLE_BEGIN}\nold\n{TABLE_END}\nrest\n"
+    assert splice_table(doc, table) == f"intro\n{TABLE_BEGIN}\n{table}{TABLE_END}\nrest\n"

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import textwrap
 
+import pyarrow.compute as pc
 import pytest
 from rich.console import Console
 
-from bitcell_sim.results import to_table
+from bitcell_sim.results import TABLES, FaultWindow, RunWindow, to_table
 from bitcell_sim.results.summary import distribution, summarize, tip_history
 from bitcell_sim.results.table import summary_tables
 from bitcell_sim.topology import Topology, parse_topology
@@ -157,3 +158,38 @@ def test_expectations_pass_fail_and_not_applicable() -> None:
         console.print(table)
     text = console.export_text()
     assert "node_recovery_max" in text and "FAIL" in text and "3.00 s" in text
+
+
+def test_a_measured_window_is_summarized_from_its_own_bounds_and_faults() -> None:
+    """A window that starts after genesis, with no load and a fault still open at its end."""
+    records = tables()
+    late = {
+        name: records[name].filter(pc.field("block_hash") != "01")
+        for name in ("blocks", "block_arrivals")
+    }
+    empty_load = {"transactions": TABLES["transactions"].empty_table()}
+    measured = {**records, **late, **empty_load}
+    still_down = FaultWindow(
+        kind="node_down", target="b", start_s=35.0, end_s=None, nodes=("b",),
+        down=(("b", 35.0, None),),
+    )  # fmt: skip
+    window = RunWindow(start_s=20.0, end_s=50.0, faults=(still_down,))
+    summary = summarize(topology("{confirmed_tps_min: 1 TPS, node_recovery_max: 1 min}"),
+                        measured, window=window)  # fmt: skip
+    assert summary["duration_s"] == 30.0 and summary["window_s"] == [20.0, 50.0]
+    # Block 01 is before the window: 02 -> 03 is the only interval (none from genesis).
+    assert summary["blocks"]["interval_s"] == distribution([15.0])
+    assert summary["throughput"]["offered_tps"] is None
+    assert summary["pool"]["fill_estimate_s"] is None
+    assert summary["pool"]["first_rejection_after_load_start_s"] is None
+    (fault,) = summary["faults"]
+    assert fault["end_s"] is None and fault["recovery_s"] is None
+    # Every propagation sample of 03 and 0f is within a round of the open fault (35 s on).
+    assert summary["block_propagation_clear_s"]["count"] == 0
+    status = {e["name"]: e["status"] for e in summary["expectations"]}
+    assert status == {"node_recovery_max": "FAIL", "confirmed_tps_min": "N/A"}
+    console = Console(width=160, record=True)
+    for table in summary_tables(summary):
+        console.print(table)
+    text = console.export_text()
+    assert "35 s-, still in force" in text and "never" in text

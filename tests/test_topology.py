@@ -17,9 +17,11 @@ from bitcell_sim.topology import (
     link_params,
     load_topology,
     parse_topology,
+    partition_sides,
     peer_graph,
     to_gml,
 )
+from bitcell_sim.topology.loader import MAX_FILE_BYTES
 
 from .conftest import TOPOLOGIES
 
@@ -90,7 +92,7 @@ def test_partition_with_one_group_cuts_it_from_the_rest() -> None:
     topo = parse_topology(
         MINIMAL + "faults:\n  - {kind: partition, groups: [[b]], start: 5 s, duration: 10 s}\n"
     )
-    sides = topo.partition_sides(topo.faults[0])  # type: ignore[arg-type]
+    sides = partition_sides(topo, topo.faults[0].groups)  # type: ignore[union-attr]
     assert sides == (frozenset({"n3"}), frozenset({"n1", "n2"}))
 
 
@@ -236,15 +238,19 @@ def test_missing_file() -> None:
         load_topology("/nonexistent/t.yaml")
 
 
-def test_cli_check_exits_1_without_traceback(tmp_path: Path) -> None:
-    bad = tmp_path / "bad.yaml"
-    bad.write_text(MINIMAL + "faults: [{kind: node_down, target: n9, start: 1 s, duration: 5 s}]\n")
-    result = subprocess.run(
-        [sys.executable, "-m", "bitcell_sim", "topology", "check", str(bad)],
+def check_cli(path: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "bitcell_sim", "topology", "check", str(path)],
         capture_output=True,
         text=True,
         timeout=60,
     )
+
+
+def test_cli_check_exits_1_without_traceback(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(MINIMAL + "faults: [{kind: node_down, target: n9, start: 1 s, duration: 5 s}]\n")
+    result = check_cli(bad)
     assert result.returncode == 1
     assert "faults[0].target" in result.stderr
     assert "unknown node 'n9'" in result.stderr
@@ -252,11 +258,114 @@ def test_cli_check_exits_1_without_traceback(tmp_path: Path) -> None:
 
 
 def test_cli_check_ok(rc3_path: Path) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "bitcell_sim", "topology", "check", str(rc3_path)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = check_cli(rc3_path)
     assert result.returncode == 0, result.stderr
     assert "7 nodes (7 validators) in 4 regions, 21 peer links" in result.stdout
+
+
+# ---- hostile and careless files: a clear error, never a traceback, never a silent merge ----
+
+
+def problems_of(text: str) -> list[str]:
+    with pytest.raises(TopologyError) as info:
+        parse_topology(text)
+    return [f"{path}: {message}" if path else message for path, message in info.value.problems]
+
+
+def test_duplicate_keys_are_refused_with_both_lines() -> None:
+    node_twice = MINIMAL.replace("  n3: {region: b}\n", "  n3: {region: b}\n  n1: {region: b}\n")
+    assert problems_of(node_twice) == ["nodes.n1 (line 9): duplicate key 'n1' (first at line 6)"]
+    section_twice = MINIMAL + "protocol: {commit: 1 s}\nprotocol: {reveal: 1 s}\n"
+    assert problems_of(section_twice) == [
+        "protocol (line 10): duplicate key 'protocol' (first at line 9)"
+    ]
+    assert problems_of(MINIMAL + "general: {seed: 1, seed: 2}\n") == [
+        "general.seed (line 9): duplicate key 'seed' (first at line 9)"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ("general: {duration: 1e308 h}", "bad duration '1e308 h': more than a year"),
+        ("general: {duration: 400 days}", "bad duration '400 days': unknown unit"),
+        ("general: {duration: 9000 h}", "bad duration '9000 h': more than a year"),
+        ("links: {bandwidth: 1e300 Gbit}", "more than 1 Pbit/s"),
+        ("links: {bandwidth: 0.001 bit}", "greater than or equal to 1"),
+        ("workload: {tps: 1e20 TPS}", "bad rate '1e20 TPS': more than 10 million per second"),
+        ("protocol: {commit: 1 ns}", "greater than or equal to 0.001"),
+        ("protocol: {tx_pool_capacity: 1000000000000}", "less than or equal to 10000000"),
+        ("general: {seed: 18446744073709551616}", "less than or equal to 18446744073709551615"),
+        ("workload: {region_weights: {a: .inf}}", "'.inf' is not a finite number"),
+        ("workload: {region_weights: {a: .nan}}", "'.nan' is not a finite number"),
+        (
+            "faults: [{kind: cpu_throttle, target: n1, share: 1.0e+999, "
+            "start: 1 s, duration: 1 s}]",
+            "'1.0e+999' is not a finite number",
+        ),
+    ],
+)
+def test_non_finite_and_absurd_quantities_are_refused(extra: str, message: str) -> None:
+    problems = problems_of(MINIMAL + extra + "\n")
+    assert any(message in p for p in problems), problems
+
+
+def test_huge_integers_and_deep_nesting_are_clear_errors() -> None:
+    digits = "9" * 5001
+    assert problems_of(MINIMAL + f"general: {{seed: {digits}}}\n") == [
+        "general.seed (line 9): an integer of 5,001 digits is too large for any field"
+    ]
+    deep = MINIMAL + "general: {description: " + "[" * 5000 + "]" * 5000 + "}\n"
+    assert problems_of(deep) == ["the YAML is nested too deeply (more than 32 levels)"]
+    nested = MINIMAL + "general: {description: " + "[" * 40 + "]" * 40 + "}\n"
+    assert any("nested deeper than 32 levels" in p for p in problems_of(nested))
+
+
+def test_alias_expansion_is_bounded() -> None:
+    bomb = "x: &x [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]\n"
+    for name, previous in zip("yzuvw", "xyzuv", strict=True):
+        bomb += f"{name}: &{name} [{', '.join([f'*{previous}'] * 10)}]\n"
+    problems = problems_of(
+        MINIMAL.replace("regions:", "anchors:\n" + textwrap.indent(bomb, "  ") + "regions:")
+    )
+    assert any(
+        p.startswith("the YAML expands to 1,") and p.endswith("at most 1,000,000") for p in problems
+    ), problems
+
+
+def test_a_fault_that_starts_after_the_run_is_refused() -> None:
+    text = MINIMAL + (
+        "general: {duration: 60 s}\n"
+        "faults: [{kind: node_down, target: n1, start: 60 s, duration: 5 s}]\n"
+    )
+    assert problems_of(text) == [
+        "faults[0].start (line 10): starts at 60 s, when the run is over (general.duration is 60 s)"
+    ]
+    parse_topology(text.replace("start: 60 s", "start: 59 s"))  # may run past the end
+
+
+def test_files_over_the_size_limit_are_refused_unread(tmp_path: Path) -> None:
+    big = tmp_path / "big.yaml"
+    big.write_text(MINIMAL + "#" * MAX_FILE_BYTES + "\n")
+    with pytest.raises(TopologyError, match=r"big\.yaml is 4,194,\d+ bytes: more than the 4 MiB"):
+        load_topology(big)
+    with pytest.raises(TopologyError, match="more than the 4 MiB"):
+        parse_topology(big.read_text())
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        MINIMAL + "nodes: {n9: {region: a}}\n",
+        MINIMAL + "general: {seed: " + "7" * 5001 + "}\n",
+        "a: " + "[" * 5000 + "]" * 5000 + "\n",
+    ],
+    ids=["duplicate", "huge-int", "deep"],
+)
+def test_cli_check_says_what_is_wrong_without_traceback(tmp_path: Path, body: str) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(body)
+    result = check_cli(bad)
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: invalid topology")
+    assert "Traceback" not in result.stderr + result.stdout

@@ -1,39 +1,67 @@
 """The ``bitcell-sim`` command: the only place that prints, exits, and wires the parts together.
 
 Each command group lives in its own module (``topology``, ``run``, ``sweep``, ``devnet``,
-``load``, ``compare``, ``deploy``) and is registered on :data:`app` here. :func:`main` is the
-console entry point; every :class:`~bitcell_sim.errors.BitcellSimError` ends as a short message
-on stderr and exit 1.
+``monitoring``, ``load``, ``compare``, ``calibrate``, ``deploy``); :func:`main` (the console entry
+point) imports only the one named on the command line, so ``bitcell-sim run`` loads neither the
+devnet, the emulator nor the load side. Every :class:`~bitcell_sim.errors.BitcellSimError` ends as a
+short message on stderr and exit 1.
 """
 
 from __future__ import annotations
 
+import importlib
+import sys
+from collections.abc import Sequence
+from typing import Any
+
 import typer
 
-from bitcell_sim.cli import compare as compare_command
-from bitcell_sim.cli import deploy as deploy_commands
-from bitcell_sim.cli import devnet as devnet_commands
-from bitcell_sim.cli import load as load_commands
-from bitcell_sim.cli import run as run_command
-from bitcell_sim.cli import sweep as sweep_command
-from bitcell_sim.cli import topology as topology_commands
 from bitcell_sim.cli.common import run_app
 
-app = typer.Typer(
-    name="bitcell-sim",
-    help="Predict, then measure, what a multi-region BitCell network does.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    add_completion=False,
-)
-app.add_typer(topology_commands.app, name="topology")
-app.add_typer(devnet_commands.app, name="devnet")
-app.add_typer(deploy_commands.app, name="deploy")
-app.command("load")(load_commands.load)
-app.command("run")(run_command.run)
-app.command("sweep")(sweep_command.sweep_command)
-app.command("compare")(compare_command.compare_command)
+# Command name -> (module, attribute, a group of subcommands or one command).
+COMMANDS: dict[str, tuple[str, str, bool]] = {
+    "topology": ("bitcell_sim.cli.topology", "app", True),
+    "devnet": ("bitcell_sim.cli.devnet", "app", True),
+    "monitoring": ("bitcell_sim.cli.monitoring", "app", True),
+    "deploy": ("bitcell_sim.cli.deploy", "app", True),
+    "load": ("bitcell_sim.cli.load", "load", False),
+    "run": ("bitcell_sim.cli.run", "run", False),
+    "sweep": ("bitcell_sim.cli.sweep", "sweep_command", False),
+    "compare": ("bitcell_sim.cli.compare", "compare_command", False),
+    "calibrate": ("bitcell_sim.cli.calibrate", "calibrate_command", False),
+}
+
+
+def build_app(names: Sequence[str] | None = None) -> typer.Typer:
+    """The command with the groups ``names`` (default: all) registered."""
+    app = typer.Typer(
+        name="bitcell-sim",
+        help="Predict, then measure, what a multi-region BitCell network does.",
+        no_args_is_help=True,
+        pretty_exceptions_enable=False,
+        add_completion=False,
+    )
+
+    @app.callback()
+    def _group() -> None:
+        """Predict, then measure, what a multi-region BitCell network does."""
+
+    for name in names or COMMANDS:
+        module, attribute, is_group = COMMANDS[name]
+        target = getattr(importlib.import_module(module), attribute)
+        if is_group:
+            app.add_typer(target, name=name)
+        else:
+            app.command(name)(target)
+    return app
 
 
 def main() -> None:
-    run_app(app)
+    wanted = sys.argv[1] if len(sys.argv) > 1 and sys.argv[1] in COMMANDS else None
+    run_app(build_app([wanted] if wanted else None))
+
+
+def __getattr__(name: str) -> Any:
+    if name == "app":  # the whole command, for tests and embedding
+        return build_app()
+    raise AttributeError(name)

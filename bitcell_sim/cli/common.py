@@ -1,14 +1,19 @@
-"""What every command shares: the consoles, common options, errors as a message and exit 1.
+"""What every command shares: the consoles, common options, errors as a message and exit 1,
+signals.
 
 :func:`run_app` runs a Typer app so that a :class:`~bitcell_sim.errors.BitcellSimError` prints
 as ``error: …`` on stderr with exit status 1 and no traceback.
+:func:`raise_on_sigterm` makes SIGTERM unwind like Ctrl-C, so a command that started processes
+stops them on its way out.
 """
 
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from pathlib import Path
+from types import FrameType
 from typing import Annotated
 
 import typer
@@ -26,6 +31,15 @@ err_console = Console(stderr=True, width=_WIDTH)
 #: Options shared by the commands that write run folders.
 ResultsDirOption = Annotated[Path, typer.Option(help="Where run folders are created.")]
 NoPlotsOption = Annotated[bool, typer.Option("--no-plots", help="Do not draw the PNG plots.")]
+
+
+def raise_on_sigterm() -> None:
+    """Turn SIGTERM into KeyboardInterrupt so cleanup code runs as on Ctrl-C."""
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, handler)
 
 
 def run_app(app: typer.Typer) -> None:

@@ -1,15 +1,16 @@
-"""``bitcell-sim devnet up|status|logs|down|chaos|fault …``: run and break a local devnet.
+"""``bitcell-sim devnet up|status|logs|collect|down|restart-emulator|chaos|fault …``: run and
+break a local devnet.
 
-Thin wiring over :mod:`bitcell_sim.devnet` (start, inspect, stop) and :mod:`bitcell_sim.faults`
-(manual faults and the chaos scheduler); every command takes ``--state-dir`` (default .devnet).
+Thin wiring over :mod:`bitcell_sim.devnet` (start, inspect, collect a measured run folder, stop)
+and :mod:`bitcell_sim.faults` (manual faults, the chaos scheduler, mending a dead emulator);
+every command takes ``--state-dir`` (default .devnet) and warns when the emulator's token file is
+readable by others.
 """
 
 from __future__ import annotations
 
-import signal
 import time
 from pathlib import Path
-from types import FrameType
 from typing import Annotated
 
 import typer
@@ -23,12 +24,22 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from bitcell_sim.cli.common import console, err_console
+from bitcell_sim.cli.common import console, err_console, raise_on_sigterm
+from bitcell_sim.cli.report import report_run
 from bitcell_sim.devnet import Devnet, UpEvent, devnet_status, down, read_peer_rtts, up
+from bitcell_sim.devnet.collect import collect as collect_records
+from bitcell_sim.devnet.collect import settled_until_s
+from bitcell_sim.devnet.monitor import (
+    MONITORING_PROCESSES,
+    has_monitoring,
+    monitoring_status,
+    monitoring_urls,
+)
 from bitcell_sim.devnet.processes import tail_lines
 from bitcell_sim.devnet.state import EMULATOR
 from bitcell_sim.errors import DevnetError, FaultError
 from bitcell_sim.faults import BACKENDS, ChaosScheduler, DevnetFaults, TimelineStep, describe
+from bitcell_sim.results import RunFolder, new_run_id
 from bitcell_sim.topology import load_topology
 from bitcell_sim.topology.units import format_duration, parse_duration_arg
 
@@ -42,20 +53,22 @@ StateDirOption = Annotated[
 DEFAULT_STATE_DIR = Path(".devnet")
 
 
+def _open(state_dir: Path) -> Devnet:
+    devnet = Devnet.open(state_dir)
+    warning = devnet.state.token_warning()
+    if warning:
+        err_console.print(f"[yellow]warning:[/] {warning}", soft_wrap=True, highlight=False)
+    return devnet
+
+
+_HEALTH_COLOURS = {"ok": "green", "starting": "yellow", "syncing": "yellow", "isolated": "red"}
+
+
 def _duration(text: str, what: str) -> float:
     try:
         return parse_duration_arg(text)
     except ValueError as exc:
         raise DevnetError(f"{what}: {exc}") from None
-
-
-def _raise_on_sigterm() -> None:
-    """Turn SIGTERM into KeyboardInterrupt so cleanup code runs as on Ctrl-C."""
-
-    def handler(signum: int, frame: FrameType | None) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, handler)
 
 
 # ---- up / status / logs / down ----------------------------------------------------------------
@@ -70,11 +83,19 @@ def up_command(
         typer.Option(help="Genesis = now + this (default: the topology's devnet.genesis_delay)."),
     ] = None,
     timeout: Annotated[str, typer.Option(help="Give up if not all ready by then.")] = "60 s",
+    monitoring: Annotated[
+        bool,
+        typer.Option(
+            "--monitoring",
+            help="Also start Prometheus, Alertmanager, the webhook receiver and HAProxy.",
+        ),
+    ] = False,
 ) -> None:
-    """Start the topology's nodes and link emulator; wait until all are healthy and peered."""
+    """Start the topology's nodes and link emulator; wait until all are healthy and peered
+    (with --monitoring, then the monitoring stack around them)."""
     delay_s = None if genesis_delay is None else _duration(genesis_delay, "--genesis-delay")
     timeout_s = _duration(timeout, "--timeout")
-    _raise_on_sigterm()
+    raise_on_sigterm()
     with Progress(
         SpinnerColumn(),
         TextColumn("{task.description}"),
@@ -91,6 +112,7 @@ def up_command(
             "emulator": "link emulator",
             "nodes": "starting nodes",
             "ready": "healthy + peered",
+            "monitoring": "monitoring",
         }
 
         def on_event(event: UpEvent) -> None:
@@ -108,6 +130,7 @@ def up_command(
             genesis_delay_s=delay_s,
             timeout_s=timeout_s,
             on_event=on_event,
+            monitoring=monitoring,
         )
     status = devnet_status(devnet)
     table = Table(title=f"devnet {devnet.meta.name} is up ({state_dir})")
@@ -123,6 +146,8 @@ def up_command(
             "-" if node.height is None else str(node.height),
         )
     console.print(table)
+    if monitoring:
+        _print_monitoring_urls(devnet)
     starts_in_s = devnet.meta.genesis_time_unix_s - time.time()
     when = f"in {starts_in_s:.1f} s" if starts_in_s > 0 else f"{-starts_in_s:.1f} s ago"
     console.print(
@@ -131,6 +156,64 @@ def up_command(
         + (f" --state-dir {state_dir}" if state_dir != DEFAULT_STATE_DIR else ""),
         soft_wrap=True,
     )
+
+
+def _print_monitoring_urls(devnet: Devnet) -> None:
+    urls = monitoring_urls(devnet.topology, devnet.meta.host)
+    console.print(
+        f"monitoring: Prometheus {urls.prometheus}  Alertmanager {urls.alertmanager}  "
+        f"RPC front door {urls.rpc}/rpc  HAProxy stats {urls.haproxy_stats}/  "
+        f"notifications -> {devnet.state.alerts_path}",
+        soft_wrap=True,
+        highlight=False,
+    )
+
+
+def _print_monitoring(devnet: Devnet) -> None:
+    """The stack's processes and URLs, Prometheus's targets, alerts and HAProxy's servers."""
+    snapshot = monitoring_status(devnet)
+    states = "  ".join(
+        f"{name} {'[green]up[/]' if up else '[red]down[/]'}"
+        for name, up in snapshot.processes.items()
+    )
+    console.print(f"monitoring: {states}", highlight=False)
+    _print_monitoring_urls(devnet)
+    for error in snapshot.errors:
+        console.print(f"  [yellow]{error}[/]", soft_wrap=True)
+    if snapshot.targets:
+        table = Table(title="Prometheus targets")
+        for column in ("job", "target", "health", "last error"):
+            table.add_column(column, overflow="fold")
+        for target in snapshot.targets:
+            colour = "green" if target.health == "up" else "red"
+            table.add_row(
+                target.job,
+                target.node or target.instance,
+                f"[{colour}]{target.health}[/]",
+                target.last_error,
+            )
+        console.print(table)
+    alerts = sorted(snapshot.alerts, key=lambda a: (a.state != "firing", a.name))
+    if not alerts and snapshot.processes.get("prometheus"):
+        console.print("alerts: none pending or firing")
+    for alert in alerts:
+        where = ", ".join(
+            f"{k}={v}" for k, v in sorted(alert.labels.items()) if k in ("node", "region", "peer")
+        )
+        colour = "red" if alert.state == "firing" else "yellow"
+        console.print(
+            f"  [{colour}]{alert.state}[/] {alert.name} {where} (since {alert.active_at})",
+            highlight=False,
+        )
+    down_servers = [f"{b}/{s}: {st}" for (b, s), st in snapshot.servers.items() if st != "UP"]
+    if snapshot.servers:
+        console.print(
+            f"HAProxy: {len(snapshot.servers) - len(down_servers)} of {len(snapshot.servers)} "
+            "servers UP" + (f"; {', '.join(down_servers)}" if down_servers else ""),
+            highlight=False,
+            soft_wrap=True,
+        )
+    console.print(f"webhook notifications: {snapshot.notifications}")
 
 
 def _ms(seconds: float | None) -> str:
@@ -178,21 +261,27 @@ def status(
         ),
     ] = False,
 ) -> None:
-    """Each node's process, chain, peers, phase, pool and sync; the emulator's live faults
-    (with --peers: the RTT each node measures to each peer against the links)."""
-    devnet = Devnet.open(state_dir)
+    """Each node's process, chain, peers, phase, pool and sync; the emulator's live faults;
+    the monitoring stack's URLs, target health and alerts (with --peers: the RTT each node
+    measures to each peer against the links)."""
+    devnet = _open(state_dir)
     snapshot = devnet_status(devnet)
     table = Table(title=f"devnet {snapshot.name}")
-    for column in ("node", "region", "state", "height", "tip", "peers", "phase", "pool", "sync"):
+    columns = ("node", "region", "state", "health", "height", "tip", "peers", "phase", "pool")
+    for column in (*columns, "sync"):
         table.add_column(column, overflow="fold")
     for node in snapshot.nodes:
         state = "[green]up[/]" if node.up else "[red]down[/]"
         if node.up and node.error:
             state = "[yellow]up, no answer[/]"
+        health = node.health or "-"
+        if node.health in _HEALTH_COLOURS:
+            health = f"[{_HEALTH_COLOURS[node.health]}]{node.health}[/]"
         table.add_row(
             node.name,
             node.region,
             state,
+            health,
             "-" if node.height is None else str(node.height),
             (node.tip_hash or "-")[:12],
             "-" if node.peers is None else str(node.peers),
@@ -201,8 +290,16 @@ def status(
             "-" if node.sync_pct is None else f"{node.sync_pct:.0f}%",
         )
     console.print(table)
-    emulator = "[green]up[/]" if snapshot.emulator_up else "[red]down[/]"
-    console.print(f"emulator: {emulator}", highlight=False)
+    if snapshot.emulator_up:
+        console.print("emulator: [green]up[/]", highlight=False)
+    else:
+        console.print(
+            "emulator: [red]down[/]: every P2P link goes through it, so the nodes cannot reach "
+            "each other (their chains fork); mend it with: bitcell-sim devnet restart-emulator"
+            + (f" --state-dir {state_dir}" if state_dir != DEFAULT_STATE_DIR else ""),
+            highlight=False,
+            soft_wrap=True,
+        )
     if snapshot.emulator_error:
         console.print(f"  [yellow]{snapshot.emulator_error}[/]", soft_wrap=True)
     for fault in snapshot.link_faults:
@@ -217,13 +314,23 @@ def status(
     active = DevnetFaults(devnet).active()
     for item in active:
         console.print(f"  fault #{item.id} {item.kind} {item.target}", highlight=False)
+    if has_monitoring(devnet):
+        _print_monitoring(devnet)
     if peers:
         console.print(_peer_rtt_table(devnet))
 
 
 @app.command()
 def logs(
-    name: Annotated[str, typer.Argument(help="A node name, or 'emulator'.", show_default=False)],
+    name: Annotated[
+        str,
+        typer.Argument(
+            help="A node name, 'emulator', or one of the monitoring stack's: "
+            + ", ".join(MONITORING_PROCESSES)
+            + ".",
+            show_default=False,
+        ),
+    ],
     state_dir: StateDirOption = DEFAULT_STATE_DIR,
     lines: Annotated[int, typer.Option("-n", "--lines", min=0, help="Lines to show.")] = 40,
     follow: Annotated[
@@ -232,7 +339,7 @@ def logs(
 ) -> None:
     """Print the last lines of a node's (or the emulator's) log."""
     devnet = Devnet.open(state_dir)
-    if name != EMULATOR:
+    if name != EMULATOR and name not in MONITORING_PROCESSES:
         devnet.check_node(name)
     path = devnet.state.log_path(name)
     if not path.exists():
@@ -259,6 +366,51 @@ def logs(
         return
 
 
+@app.command()
+def collect(
+    state_dir: StateDirOption = DEFAULT_STATE_DIR,
+    since: Annotated[
+        str | None,
+        typer.Option(help="Start of the interval, in seconds since genesis (default 0)."),
+    ] = None,
+    until: Annotated[
+        str | None,
+        typer.Option(help="End of the interval since genesis (default: the last round end)."),
+    ] = None,
+    last: Annotated[
+        str | None, typer.Option(help="The interval is this long, up to its end (not --since).")
+    ] = None,
+    run_id: Annotated[
+        str | None, typer.Option(help="Run folder name (default <network>-devnet-<UTC time>).")
+    ] = None,
+    results_dir: Annotated[Path, typer.Option(help="Where run folders are created.")] = Path(
+        "results"
+    ),
+    no_plots: Annotated[bool, typer.Option("--no-plots", help="Do not draw the plots.")] = False,
+) -> None:
+    """Write a measured run folder of the devnet's records in an interval (blocks, arrivals,
+    node timeline; faults from the journal) and print its summary."""
+    if since is not None and last is not None:
+        raise DevnetError("give --since or --last, not both")
+    devnet = Devnet.open(state_dir)
+    until_s = settled_until_s(devnet) if until is None else _duration(until, "--until")
+    since_s = 0.0 if since is None else _duration(since, "--since")
+    if last is not None:
+        since_s = max(until_s - _duration(last, "--last"), 0.0)
+    folder = RunFolder.create(
+        results_dir, run_id or new_run_id(devnet.topology, "devnet"), devnet.topology
+    )
+    collected = collect_records(devnet, folder, since_s=since_s, until_s=until_s)
+    report_run(folder, plots=not no_plots)
+    rows = ", ".join(f"{name} {count:,}" for name, count in collected.rows.items())
+    console.print(
+        f"collected {since_s:.1f}-{until_s:.1f} s since genesis ({rows}); run folder: "
+        f"{folder.path}",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
 @app.command("down")
 def down_command(
     state_dir: StateDirOption = DEFAULT_STATE_DIR,
@@ -278,6 +430,18 @@ def down_command(
         console.print(f"the devnet in {result.state_dir} is not running; nothing to stop")
     if result.purged:
         console.print(f"deleted {result.state_dir}")
+
+
+@app.command("restart-emulator")
+def restart_emulator(state_dir: StateDirOption = DEFAULT_STATE_DIR) -> None:
+    """Start the link emulator again (stopping it first if it still runs), with the link faults
+    in force; the nodes keep running and reconnect by themselves."""
+    devnet = _open(state_dir)
+    was_running = DevnetFaults(devnet).restart_emulator()
+    console.print(
+        f"link emulator {'restarted' if was_running else 'started again'} "
+        f"({devnet.meta.control_url}); nodes reconnect within ~2 s"
+    )
 
 
 # ---- chaos ----------------------------------------------------------------------------------
@@ -301,7 +465,7 @@ def chaos(
     ] = "auto",
 ) -> None:
     """Play a topology's fault list on the running devnet; revert everything at the end."""
-    devnet = Devnet.open(state_dir)
+    devnet = _open(state_dir)
     faults_source = load_topology(topology).faults if topology else devnet.topology.faults
     if not faults_source:
         raise FaultError(f"{topology or devnet.state.topology_path} has no faults to play")
@@ -315,7 +479,7 @@ def chaos(
         f"playing {len(faults_source)} fault(s) until t = {last_s:g} s after "
         f"{'now' if from_now else 'genesis'}; Ctrl-C reverts everything"
     )
-    _raise_on_sigterm()
+    raise_on_sigterm()
 
     def on_step(offset_s: float, step: TimelineStep) -> None:
         console.print(
@@ -337,7 +501,7 @@ def chaos(
 
 
 def _faults(state_dir: Path, backend: str = "auto") -> DevnetFaults:
-    return DevnetFaults.open(state_dir, throttle_backend=backend)
+    return DevnetFaults(_open(state_dir), throttle_backend=backend)
 
 
 @fault_app.command()

@@ -17,9 +17,9 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from bitcell_sim.cli.common import NoPlotsOption, ResultsDirOption, console, err_console
+from bitcell_sim.errors import ResultsError
 from bitcell_sim.model import apply_overrides, simulate
-from bitcell_sim.results import RunFolder, new_run_id, software_versions
-from bitcell_sim.results.plots import write_plots
+from bitcell_sim.results import RunFolder, RunWindow, new_run_id, software_versions
 from bitcell_sim.results.summary import failed_expectations, summarize
 from bitcell_sim.results.table import summary_tables
 from bitcell_sim.topology import load_topology
@@ -74,7 +74,7 @@ def run(
             err_console.print(f"override {change}", highlight=False)
     try:
         folder = RunFolder.create(results_dir, run_id or new_run_id(topo, "model"), topo)
-    except (ValueError, FileExistsError) as exc:
+    except ResultsError as exc:
         raise typer.BadParameter(str(exc), param_hint="--run-id") from None
 
     started = time.time()
@@ -116,9 +116,13 @@ def run(
             "sim_seconds_per_wall_second": result.speedup,
             "created_unix_s": started,
             "software": software_versions(),
+            **RunWindow.of_topology(topo).to_meta(),
         },
     )
     if not no_plots:
+        # matplotlib only when plots are drawn: it is most of this command's start-up time.
+        from bitcell_sim.results.plots import write_plots
+
         write_plots(topo, result.tables, folder.subfolder("plots"))
 
     for table in summary_tables(summary):

@@ -15,7 +15,6 @@ import hashlib
 import json
 import logging
 import os
-import signal
 import time
 from collections.abc import Iterator
 from concurrent.futures import Executor
@@ -27,7 +26,13 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from bitcell_sim.cli.common import NoPlotsOption, ResultsDirOption, console, err_console
+from bitcell_sim.cli.common import (
+    NoPlotsOption,
+    ResultsDirOption,
+    console,
+    err_console,
+    raise_on_sigterm,
+)
 from bitcell_sim.model.sweep import parse_set, plan_sweep, point_intervals, sweep
 from bitcell_sim.results import software_versions
 from bitcell_sim.results.sweep_folder import SweepFolder
@@ -38,10 +43,6 @@ INTERRUPTED_EXIT = 130
 #: Figures printed per point at the end (mean over replications), for at most MAX_ROWS points.
 SHOWN = ("steady_confirmed_tps", "confirmation_p95_s", "rejection_rate", "forks")
 MAX_ROWS = 40
-
-
-def _interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt  # SIGTERM as Ctrl-C: save what is done, close the cluster
 
 
 @contextmanager
@@ -165,7 +166,7 @@ def sweep_command(
     )
     show_progress = not quiet and err_console.is_terminal
     started = time.perf_counter()
-    signal.signal(signal.SIGTERM, _interrupt)
+    raise_on_sigterm()  # SIGTERM as Ctrl-C: save what is done, close the cluster
     try:
         with (
             _executor(scheduler, workers, serial) as executor,

@@ -25,6 +25,7 @@ from bitcell_sim.topology import (
     Partition,
     RegionDown,
     Topology,
+    fault_scope,
 )
 from bitcell_sim.topology.units import format_integer_duration
 
@@ -115,7 +116,7 @@ def fault_chaos(
         spec = {"action": "pod-failure", "mode": "all", "selector": selector}
         return [_object("PodChaos", name, namespace, {**spec, "duration": duration})]
     if isinstance(fault, Partition):
-        sides = topology.partition_sides(fault)
+        sides = fault_scope(topology, fault).sides
         return [
             _object(
                 "NetworkChaos",
@@ -136,7 +137,7 @@ def fault_chaos(
             for i, j in itertools.combinations(range(len(sides)), 2)
         ]
     if isinstance(fault, AddedLatency):
-        inside = set(topology.resolve(fault.target))
+        inside = set(fault_scope(topology, fault).nodes)
         outside = every - inside
         if not outside:  # no link has exactly one end in the target: nothing to delay
             return []

@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 
 from bitcell_sim.deploy.naming import node_labels
-from bitcell_sim.deploy.program import CONFIG_DIR, DATA_DIR, NodeProgram, node_config
+from bitcell_sim.deploy.program import CONFIG_DIR, DATA_DIR, NodeProgram, P2PKeys, node_config
 from bitcell_sim.topology import Topology, dump_topology
 
 NETWORK = "bitcell"
@@ -58,7 +58,7 @@ def compose_document(topology: Topology, program: NodeProgram) -> dict[str, Any]
 
 
 def compose_files(
-    topology: Topology, program: NodeProgram, genesis_time_unix_s: float
+    topology: Topology, program: NodeProgram, genesis_time_unix_s: float, keys: P2PKeys
 ) -> dict[str, str]:
     """Every file of the compose export, by path relative to the output folder."""
     files = {
@@ -69,7 +69,9 @@ def compose_files(
     if program.kind == "devnet":
         files["Dockerfile"] = DOCKERFILE
         for node in topology.node_names:
-            files[f"config/{node}.json"] = _json(node_config(topology, node, genesis_time_unix_s))
+            config = node_config(topology, node, genesis_time_unix_s, keys)
+            files[f"config/{node}.json"] = _json(config)
+            files[f"config/{P2PKeys.file_name(node)}"] = keys.secrets[node]
     return files
 
 

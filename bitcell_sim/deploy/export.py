@@ -2,13 +2,15 @@
 
 :func:`deployment_files` renders the files of ``compose``, ``kubernetes`` or ``shadow`` by path;
 :func:`export_deployment` checks the names, writes them into ``outdir`` (refusing a non-empty
-folder unless ``overwrite``) and returns an :class:`Export`. :func:`parse_genesis_time` reads the
+folder unless ``overwrite``; secret key files readable by their owner only) and returns an
+:class:`Export`. :func:`parse_genesis_time` reads the
 shared genesis every node of a deployment needs (Unix seconds or ISO 8601).
 """
 
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,7 +22,7 @@ from bitcell_sim.deploy.chaos import fault_chaos, fault_name, latency_chaos, sce
 from bitcell_sim.deploy.compose import compose_files
 from bitcell_sim.deploy.kubernetes import kubernetes_manifests, kubernetes_readme
 from bitcell_sim.deploy.naming import check_names, default_namespace, pod_names
-from bitcell_sim.deploy.program import NodeProgram, check_program
+from bitcell_sim.deploy.program import NodeProgram, P2PKeys, check_program
 from bitcell_sim.deploy.shadow import shadow_export
 from bitcell_sim.errors import DeployError
 from bitcell_sim.topology import Topology
@@ -70,10 +72,11 @@ def _kubernetes_files(
     genesis_time_unix_s: float,
     namespace: str,
     single_cluster: bool,
+    keys: P2PKeys,
 ) -> dict[str, str]:
     pods = pod_names(topology)
     manifests = kubernetes_manifests(
-        topology, program, genesis_time_unix_s, namespace, single_cluster=single_cluster
+        topology, program, genesis_time_unix_s, namespace, keys, single_cluster=single_cluster
     )
     files = {
         "bitcell.yaml": _documents(manifests),
@@ -104,12 +107,14 @@ def deployment_files(
         raise DeployError(f"unknown format {fmt!r} (one of {', '.join(FORMATS)})")
     check_names(topology, namespace)
     check_program(topology, program)
+    keys = P2PKeys.generate(topology)
     if fmt == "compose":
-        return compose_files(topology, program, genesis_time_unix_s), ()
+        return compose_files(topology, program, genesis_time_unix_s, keys), ()
     if fmt == "kubernetes":
         ns = namespace or default_namespace(topology)
-        return _kubernetes_files(topology, program, genesis_time_unix_s, ns, single_cluster), ()
-    shadow = shadow_export(topology, program)
+        files = _kubernetes_files(topology, program, genesis_time_unix_s, ns, single_cluster, keys)
+        return files, ()
+    shadow = shadow_export(topology, program, keys)
     return shadow.files, shadow.left_out
 
 
@@ -140,6 +145,11 @@ def export_deployment(
     for relative, text in files.items():
         path = outdir / relative
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
+        secret = relative.endswith(".p2p.key") or relative == "bitcell.yaml"
+        mode = 0o600 if secret else 0o644
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+        os.fchmod(fd, mode)  # also when --force rewrites a file that had another mode
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
         written.append(path)
     return Export(fmt, outdir, tuple(written), left_out)

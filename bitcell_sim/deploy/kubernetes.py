@@ -25,10 +25,12 @@ from bitcell_sim.deploy.naming import (
     region_labels,
     statefulset_name,
 )
-from bitcell_sim.deploy.program import CONFIG_DIR, DATA_DIR, NodeProgram, node_config
+from bitcell_sim.deploy.program import CONFIG_DIR, DATA_DIR, NodeProgram, P2PKeys, node_config
 from bitcell_sim.topology import Topology, dump_topology
 
 CONFIG_MAP = "bitcell-config"
+#: The Secret holding every node's P2P key file, projected beside the ConfigMap.
+P2P_SECRET = "bitcell-p2p-keys"
 REGION_KEY = "topology.kubernetes.io/region"
 HOSTNAME_KEY = "kubernetes.io/hostname"
 DATA_SIZE = "10Gi"
@@ -39,6 +41,7 @@ def kubernetes_manifests(
     program: NodeProgram,
     genesis_time_unix_s: float,
     namespace: str,
+    keys: P2PKeys,
     *,
     single_cluster: bool = False,
 ) -> list[dict[str, Any]]:
@@ -46,8 +49,10 @@ def kubernetes_manifests(
     (every region in one cluster, the RTT matrix imposed by Chaos Mesh) instead of a rule."""
     manifests: list[dict[str, Any]] = [
         {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}},
-        _config_map(topology, program, genesis_time_unix_s, namespace),
+        _config_map(topology, program, genesis_time_unix_s, namespace, keys),
     ]
+    if program.kind == "devnet":
+        manifests.append(_key_secret(topology, namespace, keys))
     pods = pod_names(topology)
     for region in topology.regions:
         nodes = topology.nodes_in_region(region)
@@ -67,12 +72,16 @@ def _meta(name: str, namespace: str, labels: dict[str, str]) -> dict[str, Any]:
 
 
 def _config_map(
-    topology: Topology, program: NodeProgram, genesis_time_unix_s: float, namespace: str
+    topology: Topology,
+    program: NodeProgram,
+    genesis_time_unix_s: float,
+    namespace: str,
+    keys: P2PKeys,
 ) -> dict[str, Any]:
     data = {"topology.yaml": dump_topology(topology)}
     if program.kind == "devnet":
         for node in topology.node_names:
-            config = node_config(topology, node, genesis_time_unix_s)
+            config = node_config(topology, node, genesis_time_unix_s, keys)
             data[f"{node}.json"] = json.dumps(config, indent=2) + "\n"
     labels = {APP_LABEL: APP, NETWORK_LABEL: topology.general.name}
     return {
@@ -81,6 +90,25 @@ def _config_map(
         "metadata": _meta(CONFIG_MAP, namespace, labels),
         "data": data,
     }
+
+
+def _key_secret(topology: Topology, namespace: str, keys: P2PKeys) -> dict[str, Any]:
+    labels = {APP_LABEL: APP, NETWORK_LABEL: topology.general.name}
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": _meta(P2P_SECRET, namespace, labels),
+        "type": "Opaque",
+        "stringData": {P2PKeys.file_name(node): keys.secrets[node] for node in topology.node_names},
+    }
+
+
+def _config_volume(program: NodeProgram) -> dict[str, Any]:
+    """The ConfigMap at CONFIG_DIR, with the devnet node's P2P key files projected beside it."""
+    if program.kind != "devnet":
+        return {"name": "config", "configMap": {"name": CONFIG_MAP}}
+    sources = [{"configMap": {"name": CONFIG_MAP}}, {"secret": {"name": P2P_SECRET}}]
+    return {"name": "config", "projected": {"sources": sources, "defaultMode": 0o400}}
 
 
 def _headless_service(topology: Topology, region: str, namespace: str) -> dict[str, Any]:
@@ -170,7 +198,7 @@ def _statefulset(
                         },
                     },
                     "containers": [container],
-                    "volumes": [{"name": "config", "configMap": {"name": CONFIG_MAP}}],
+                    "volumes": [_config_volume(program)],
                 },
             },
             "volumeClaimTemplates": [

@@ -6,18 +6,22 @@ BitCell node: ``bitcell-node validator|full-node --port P2P --rpc-port RPC --dat
 --key-seed SEED``, which serves metrics on P2P + 2 and has no ``/health``, so its check is a
 scrape of ``/metrics``. A ``command`` template replaces either command (``{node}``, ``{config}``,
 ``{rpc_port}``, ``{p2p_port}``, ``{metrics_port}``, ``{data_dir}``, ``{key_seed}``, ``{role}``).
-:func:`node_config` is the devnet node's config file for one node.
+:func:`node_config` is the devnet node's config file for one node; :class:`P2PKeys` the fresh
+P2P key pair of every node it needs (the authenticated handshake accepts only those keys).
 """
 
 from __future__ import annotations
 
 import shlex
+from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import PurePosixPath
 from typing import Any, Literal
 
 from bitcell_sim import __version__
 from bitcell_sim.errors import DeployError
 from bitcell_sim.protocol.identity import node_key_seed
+from bitcell_sim.protocol.keys import KeyPair
 from bitcell_sim.topology import Topology
 
 ProgramKind = Literal["devnet", "bitcell"]
@@ -131,16 +135,43 @@ def check_program(topology: Topology, program: NodeProgram) -> None:
         )
 
 
+@dataclass(frozen=True)
+class P2PKeys:
+    """Every node's P2P key pair: the secret key file's text and the public key, in hex.
+
+    Fresh on every export (``generate``): the secrets belong to the deployment, so two exports
+    never share them and none is derived from anything public."""
+
+    secrets: Mapping[str, str]
+    public: Mapping[str, str]
+
+    @classmethod
+    def generate(cls, topology: Topology) -> P2PKeys:
+        pairs = {node: KeyPair.generate() for node in topology.node_names}
+        return cls(
+            secrets={node: pair.secret.hex() + "\n" for node, pair in pairs.items()},
+            public={node: pair.public_key.hex() for node, pair in pairs.items()},
+        )
+
+    @staticmethod
+    def file_name(node: str) -> str:
+        """The secret key file of ``node``, beside its config."""
+        return f"{node}.p2p.key"
+
+
 def node_config(
     topology: Topology,
     node: str,
     genesis_time_unix_s: float,
+    keys: P2PKeys,
     *,
     topology_path: str = f"{CONFIG_DIR}/topology.yaml",
     data_dir: str = DATA_DIR,
+    key_dir: str = CONFIG_DIR,
 ) -> dict[str, Any]:
     """The devnet node's config file (``bitcell_sim.node.NodeConfig``): listen on every address,
-    dial each peer by its node name (the compose service, Kubernetes Service or Shadow host)."""
+    dial each peer by its node name (the compose service, Kubernetes Service or Shadow host),
+    accept the P2P keys of ``keys``."""
     return {
         "node": node,
         "topology": topology_path,
@@ -150,4 +181,6 @@ def node_config(
         "peers": {
             peer: f"{peer}:{topology.nodes[peer].p2p_port}" for peer in topology.peer_map[node]
         },
+        "p2p_key_file": str(PurePosixPath(key_dir) / P2PKeys.file_name(node)),
+        "p2p_keys": dict(keys.public),
     }

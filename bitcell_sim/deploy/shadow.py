@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from bitcell_sim.deploy.program import NodeProgram, node_config
+from bitcell_sim.deploy.program import NodeProgram, P2PKeys, node_config
 from bitcell_sim.errors import DeployError
 from bitcell_sim.topology import NodeDown, RegionDown, Topology, dump_topology, to_gml
 from bitcell_sim.topology.gml import host_vertices
@@ -89,7 +89,7 @@ def _processes(
     return processes
 
 
-def shadow_export(topology: Topology, program: NodeProgram) -> ShadowExport:
+def shadow_export(topology: Topology, program: NodeProgram, keys: P2PKeys) -> ShadowExport:
     if program.kind != "devnet" or program.command_template is not None:
         raise DeployError(
             "the Shadow export runs the devnet node program only (--program devnet, no --command)"
@@ -119,9 +119,16 @@ def shadow_export(topology: Topology, program: NodeProgram) -> ShadowExport:
     }
     for node in topology.node_names:
         config = node_config(
-            topology, node, genesis, topology_path="topology.yaml", data_dir=f"../data/{node}"
+            topology,
+            node,
+            genesis,
+            keys,
+            topology_path="topology.yaml",
+            data_dir=f"../data/{node}",
+            key_dir=".",
         )
         files[f"config/{node}.json"] = json.dumps(config, indent=2) + "\n"
+        files[f"config/{P2PKeys.file_name(node)}"] = keys.secrets[node]
     left_out = tuple(
         f"{fault.label or fault.kind} ({fault.kind} at {_time(fault.start_s)})"
         for fault in topology.faults

@@ -30,7 +30,7 @@ from bitcell_sim.devnet.processes import (
     tail_lines,
     wait_gone,
 )
-from bitcell_sim.devnet.state import EMULATOR, DevnetMeta, StateDir, write_json
+from bitcell_sim.devnet.state import EMULATOR, SAMPLER, DevnetMeta, StateDir, write_json
 from bitcell_sim.errors import DevnetError
 from bitcell_sim.netem import NetemClient
 from bitcell_sim.topology import Topology, load_topology
@@ -38,6 +38,9 @@ from bitcell_sim.topology import Topology, load_topology
 # Process names other than nodes' in pids/ and logs/ (a node may not be called like these).
 THROTTLE_PREFIX = "throttle-"
 CHAOS = "chaos"
+#: The monitoring stack's processes (bitcell_sim.devnet.monitor), stopped before the nodes so
+#: that tearing the devnet down pages nobody.
+MONITORING_NAMES = ("webhook", "alertmanager", "prometheus", "haproxy")
 LOG_TAIL_LINES = 15
 
 
@@ -56,12 +59,14 @@ class NodeEndpoint:
 
 @dataclass(frozen=True)
 class Health:
-    """One ``GET /health`` answer (``status_code`` None: no answer at all)."""
+    """One ``GET /health`` answer (``status_code`` None: no answer at all); ``status`` is the
+    node's word for it (ok, starting, syncing, isolated)."""
 
     status_code: int | None
     chain_height: int | None = None
     peer_count: int | None = None
     error: str = ""
+    status: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -151,6 +156,8 @@ class Devnet:
             "host": self.meta.host,
             "genesis_time_unix_s": self.meta.genesis_time_unix_s,
             "peers": node_peers(self.plan, node),
+            "p2p_key_file": str(self.state.p2p_key_path(node)),
+            "p2p_keys": self.state.read_p2p_keys(),
         }
         self.state.node_data_dir(node).mkdir(parents=True, exist_ok=True)
         path = self.state.node_config_path(node)
@@ -192,11 +199,12 @@ class Devnet:
             body = None
         if not isinstance(body, dict):
             return Health(response.status_code, error=f"unexpected body {response.text[:80]!r}")
-        height, peers = body.get("chain_height"), body.get("peer_count")
+        height, peers, word = body.get("chain_height"), body.get("peer_count"), body.get("status")
         return Health(
             response.status_code,
             chain_height=height if isinstance(height, int) else None,
             peer_count=peers if isinstance(peers, int) else None,
+            status=word if isinstance(word, str) else None,
         )
 
     def is_ready(self, node: str, require_peers: bool = True) -> bool:
@@ -259,16 +267,17 @@ class Devnet:
             time.sleep(poll_s)
 
     def stop_all(self, grace_s: float = 5.0) -> list[str]:
-        """Stop every recorded process (controllers, then nodes, then the emulator) and remove
-        the pid files; return the names of those that were running."""
+        """Stop every recorded process (sampler and controllers, then nodes, then the emulator)
+        and remove the pid files; return the names of those that were running."""
         with self.state.lock():
             return stop_recorded(self.state, grace_s)
 
 
 def _stop_order(name: str) -> int:
-    if name == CHAOS:
+    # The sampler goes first, so a stopping devnet does not show up as nodes going down.
+    if name in (CHAOS, SAMPLER):
         return 0
-    if name.startswith(THROTTLE_PREFIX):
+    if name.startswith(THROTTLE_PREFIX) or name in MONITORING_NAMES:
         return 1
     if name == EMULATOR:
         return 3
@@ -318,4 +327,5 @@ def down(state_dir: str | Path, *, grace_s: float = 5.0, purge: bool = False) ->
 
 def reserved_name_problems(names: Sequence[str]) -> list[str]:
     """Node names that would collide with the devnet's own process names."""
-    return [n for n in names if n in (EMULATOR, CHAOS) or n.startswith(THROTTLE_PREFIX) or "/" in n]
+    reserved = (EMULATOR, CHAOS, SAMPLER, *MONITORING_NAMES)
+    return [n for n in names if n in reserved or n.startswith(THROTTLE_PREFIX) or "/" in n]

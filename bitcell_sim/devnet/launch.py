@@ -1,10 +1,11 @@
 """Starting a devnet: ``up`` plans ports, writes the state folder, starts emulator and nodes.
 
 ``up(topology_path, state_dir)`` checks every planned port first (a taken one: DevnetError, nothing
-started), writes the state folder (resolved topology, 0600 control token, links file, one
-node.json + data dir + log per node), starts the link emulator, sets the genesis time to now +
-the genesis delay, starts every node and waits until all are healthy and peered. Any failure
-stops everything already started before the error propagates. ``UpEvent`` reports progress.
+started), writes the state folder (resolved topology, 0600 control token, links file, P2P keys,
+one node.json + data dir + log per node), starts the link emulator, sets the genesis time to now +
+the genesis delay, starts the timeline sampler and every node and waits until all are healthy
+and peered, then the monitoring stack when asked. Any failure stops everything already started
+before the error propagates. ``UpEvent`` reports progress.
 """
 
 from __future__ import annotations
@@ -23,20 +24,28 @@ from bitcell_sim.devnet.cluster import (
     reserved_name_problems,
     stop_recorded,
 )
+from bitcell_sim.devnet.monitor import (
+    MONITORING_PROCESSES,
+    monitoring_port_owners,
+    prepare_monitoring,
+    start_monitoring,
+)
 from bitcell_sim.devnet.plan import check_ports_free, link_specs, plan_devnet
 from bitcell_sim.devnet.processes import ProcessRecord, is_running, spawn
-from bitcell_sim.devnet.state import EMULATOR, DevnetMeta, StateDir
+from bitcell_sim.devnet.state import EMULATOR, SAMPLER, DevnetMeta, StateDir
 from bitcell_sim.errors import DevnetError, NetemError
 from bitcell_sim.netem import NetemClient, write_links_file
 from bitcell_sim.topology import dump_topology, load_topology
 
 NODE_MODULE = "bitcell_sim.node"
+SAMPLER_MODULE = "bitcell_sim.devnet.sampler"
 EMULATOR_READY_TIMEOUT_S = 20.0
 
 
 @dataclass(frozen=True)
 class UpEvent:
-    """One step of ``up``: ``stage`` is "ports", "emulator", "nodes" or "ready"."""
+    """One step of ``up``: ``stage`` is "ports", "emulator", "nodes", "ready" or
+    "monitoring"."""
 
     stage: str
     done: int
@@ -120,6 +129,18 @@ def start_emulator(devnet: Devnet, timeout_s: float = EMULATOR_READY_TIMEOUT_S) 
     return emulator
 
 
+def start_sampler(devnet: Devnet) -> ProcessRecord:
+    """Start the timeline sampler of ``devnet`` (``devnet.sampler``); its pid file is saved."""
+    state = devnet.state
+    sampler = spawn(
+        SAMPLER,
+        [devnet.meta.python, "-m", SAMPLER_MODULE, "--state-dir", str(state.root)],
+        state.log_path(SAMPLER),
+    )
+    state.save_record(sampler)
+    return sampler
+
+
 def up(
     topology_path: str | Path,
     state_dir: str | Path = ".devnet",
@@ -129,9 +150,12 @@ def up(
     node_command: Sequence[str] | None = None,
     python: str = sys.executable,
     on_event: Callable[[UpEvent], None] | None = None,
+    monitoring: bool = False,
 ) -> Devnet:
     """Start the devnet of ``topology_path`` with its state in ``state_dir``; return it once
     every node is healthy and has all its peers (DevnetError otherwise, nothing left running).
+    With ``monitoring`` also Prometheus, Alertmanager, the webhook receiver and HAProxy (their
+    ports checked with the others, their configs and binaries before anything starts).
 
     ``node_command`` replaces ``python -m bitcell_sim.node`` (it gets ``--config PATH``
     appended), so any node implementation honouring that contract can be fronted.
@@ -162,7 +186,8 @@ def up(
                 f"a devnet is already running from {state.root}: {names}; stop it first with "
                 f"'bitcell-sim devnet down --state-dir {state.root}'"
             )
-        plan = plan_devnet(topology)
+        services = tuple(monitoring_port_owners(topology)) if monitoring else ()
+        plan = plan_devnet(topology, services=services)
         emit("ports", 0, 1, f"checking {len(plan.ports())} ports")
         check_ports_free(plan)
         emit("ports", 1, 1)
@@ -170,6 +195,7 @@ def up(
         _prepare_folder(state)
         state.topology_path.write_text(dump_topology(topology), encoding="utf-8")
         state.write_token()
+        state.write_p2p_keys(topology.node_names)
         write_links_file(state.links_path, link_specs(plan, topology.general.seed))
         meta = DevnetMeta(
             name=topology.general.name,
@@ -183,6 +209,7 @@ def up(
         )
         state.write_meta(meta)
         devnet = Devnet(state, topology, meta)
+        files = prepare_monitoring(devnet) if monitoring else None
         try:
             emit("emulator", 0, 1, f"{len(plan.links)} links")
             start_emulator(devnet)
@@ -191,6 +218,7 @@ def up(
             meta = dataclasses.replace(meta, genesis_time_unix_s=time.time() + delay_s)
             state.write_meta(meta)
             devnet = Devnet(state, topology, meta)
+            sampler = start_sampler(devnet)
             for index, node in enumerate(topology.node_names):
                 devnet.write_node_config(node)
                 devnet.start_node(node)
@@ -200,6 +228,16 @@ def up(
                 emit("ready", progress.ready, progress.total, ", ".join(progress.waiting_for))
 
             devnet.wait_ready(timeout_s=timeout_s, on_progress=ready)
+            if not is_running(sampler):
+                raise DevnetError(
+                    devnet.describe_failure(SAMPLER, "the timeline sampler exited during start-up")
+                )
+            if files is not None:
+                total = len(MONITORING_PROCESSES)
+                emit("monitoring", 0, total, MONITORING_PROCESSES[0])
+                start_monitoring(
+                    devnet, files, on_ready=lambda done, name: emit("monitoring", done, total, name)
+                )
         except BaseException:
             stop_recorded(state, grace_s=2.0)
             raise

@@ -5,6 +5,7 @@ one emulator listener per directed peer link (``LinkPlan`` named ``link_name(a, 
 ``devnet.netem_port_base`` upward) and the emulator's control port. ``check_ports_free`` binds
 every port once and raises DevnetError naming each owner whose port is taken; ``link_specs`` and
 ``node_peers`` turn the plan into the emulator's links file and each node's dial addresses.
+Links are in ``Topology.directed_links`` order, the model's link indexes.
 """
 
 from __future__ import annotations
@@ -14,15 +15,9 @@ import errno
 import socket
 from dataclasses import dataclass
 
-import numpy as np
-
 from bitcell_sim.errors import DevnetError
-from bitcell_sim.netem import LinkParams, LinkSpec
-from bitcell_sim.topology import LinkSpecs, Topology, link_params
-
-# Spawn-key tag of the per-link jitter streams under the topology seed (SeedSequence), so the
-# emulator's jitter is reproducible and independent of the node and workload streams.
-LINK_STREAM_TAG = 0x4E45_5445  # "NETE"
+from bitcell_sim.netem import LinkSpec
+from bitcell_sim.topology import LinkParams, SeedTree, Topology, link_params
 
 
 def link_name(source: str, target: str) -> str:
@@ -40,7 +35,7 @@ class LinkPlan:
     target: str
     listen_port: int
     target_port: int
-    params: LinkSpecs
+    params: LinkParams
 
 
 @dataclass(frozen=True)
@@ -60,6 +55,8 @@ class DevnetPlan:
     nodes: dict[str, NodePorts]
     links: tuple[LinkPlan, ...]
     control_port: int
+    #: (owner, port) of further processes (the monitoring stack), when they are started.
+    services: tuple[tuple[str, int], ...] = ()
 
     def ports(self) -> list[tuple[str, int]]:
         """Every (owner, port) the devnet will listen on, owners named for error messages."""
@@ -72,7 +69,7 @@ class DevnetPlan:
             ]
         owners += [(f"emulator link {link.name}", link.listen_port) for link in self.links]
         owners.append(("emulator control API", self.control_port))
-        return owners
+        return owners + list(self.services)
 
     def link(self, source: str, target: str) -> LinkPlan:
         name = link_name(source, target)
@@ -82,34 +79,36 @@ class DevnetPlan:
         raise DevnetError(f"no peer link {name!r} in this devnet")
 
 
-def plan_devnet(topology: Topology, host: str | None = None) -> DevnetPlan:
-    """The port plan of ``topology``; DevnetError if two owners would share a port."""
+def plan_devnet(
+    topology: Topology,
+    host: str | None = None,
+    services: tuple[tuple[str, int], ...] = (),
+) -> DevnetPlan:
+    """The port plan of ``topology`` (plus the ``services`` ports); DevnetError if two owners
+    would share a port."""
     host = host or topology.devnet.host
     nodes = {
         name: NodePorts(node.rpc_port, node.p2p_port, node.metrics_port)
         for name, node in topology.nodes.items()
     }
-    links: list[LinkPlan] = []
     port = topology.devnet.netem_port_base
-    for a, b in topology.peer_edges:
-        for source, target in ((a, b), (b, a)):
-            links.append(
-                LinkPlan(
-                    name=link_name(source, target),
-                    source=source,
-                    target=target,
-                    listen_port=port,
-                    target_port=topology.nodes[target].p2p_port,
-                    params=link_params(topology, source, target),
-                )
-            )
-            port += 1
+    links = [
+        LinkPlan(
+            name=link_name(source, target),
+            source=source,
+            target=target,
+            listen_port=port + index,
+            target_port=topology.nodes[target].p2p_port,
+            params=link_params(topology, source, target),
+        )
+        for index, (source, target) in enumerate(topology.directed_links)
+    ]
     if links and links[-1].listen_port > 65535:
         raise DevnetError(
             f"devnet.netem_port_base={topology.devnet.netem_port_base} leaves no room for "
             f"{len(links)} link listeners (the last would be port {links[-1].listen_port})"
         )
-    plan = DevnetPlan(host, nodes, tuple(links), topology.devnet.netem_control_port)
+    plan = DevnetPlan(host, nodes, tuple(links), topology.devnet.netem_control_port, services)
     seen: dict[int, str] = {}
     for owner, owned in plan.ports():
         if owned in seen:
@@ -148,35 +147,22 @@ def check_ports_free(plan: DevnetPlan) -> None:
         )
 
 
-def link_seed(topology_seed: int, index: int) -> int:
-    """The jitter seed of the ``index``-th link: a child stream of the topology seed."""
-    sequence = np.random.SeedSequence(topology_seed, spawn_key=(LINK_STREAM_TAG, index))
-    return int(sequence.generate_state(1, dtype=np.uint32)[0])
-
-
 def link_specs(plan: DevnetPlan, topology_seed: int) -> list[LinkSpec]:
-    """The emulator's links: one ``LinkSpec`` per planned link, shaped as the topology says."""
-    specs = []
-    for index, link in enumerate(plan.links):
-        p = link.params
-        distribution = p.jitter_distribution if p.jitter_s > 0 else "none"
-        specs.append(
-            LinkSpec(
-                name=link.name,
-                listen_host=plan.host,
-                listen_port=link.listen_port,
-                target_host=plan.host,
-                target_port=link.target_port,
-                seed=link_seed(topology_seed, index),
-                params=LinkParams(
-                    latency_s=p.latency_s,
-                    jitter_s=p.jitter_s,
-                    jitter_distribution=distribution,  # type: ignore[arg-type]
-                    bandwidth_bps=p.bandwidth_bps,
-                ),
-            )
+    """The emulator's links: one ``LinkSpec`` per planned link, shaped as the topology says,
+    its jitter seeded from the link's place in the seed tree (the model's link index)."""
+    seeds = SeedTree(topology_seed)
+    return [
+        LinkSpec(
+            name=link.name,
+            listen_host=plan.host,
+            listen_port=link.listen_port,
+            target_host=plan.host,
+            target_port=link.target_port,
+            seed=seeds.emulator_seed(index),
+            params=link.params,
         )
-    return specs
+        for index, link in enumerate(plan.links)
+    ]
 
 
 def node_peers(plan: DevnetPlan, node: str) -> dict[str, str]:

@@ -17,26 +17,33 @@ import yaml
 
 from bitcell_sim.loopback import free_port_block
 from bitcell_sim.topology import parse_topology
+from bitcell_sim.topology.schema import MONITORING_PORT_FIELDS
 
 
 def block_size(data: Mapping[str, Any]) -> int:
     """How many ports ``relocate_ports`` uses for the topology document ``data``: three per
-    node, the emulator's control port and one per directed link of a full mesh (the most any
-    peer graph needs)."""
+    node, the monitoring stack's, the emulator's control port and one per directed link of a
+    full mesh (the most any peer graph needs)."""
     nodes = len(data["nodes"])
-    return 3 * nodes + 1 + nodes * (nodes - 1)
+    return 3 * nodes + len(MONITORING_PORT_FIELDS) + 1 + nodes * (nodes - 1)
 
 
 def relocate_ports(data: Mapping[str, Any], base: int) -> dict[str, Any]:
     """A copy of the topology document ``data`` with every port in ``base ..``: each node's
-    rpc, p2p and metrics ports in turn, then ``devnet.netem_control_port`` and
-    ``devnet.netem_port_base`` (the emulator's link listeners count up from there)."""
+    rpc, p2p and metrics ports in turn, then the ``monitoring`` ports, then
+    ``devnet.netem_control_port`` and ``devnet.netem_port_base`` (the emulator's link listeners
+    count up from there)."""
     moved = copy.deepcopy(dict(data))
     for index, spec in enumerate(moved["nodes"].values()):
         spec["rpc_port"] = base + 3 * index
         spec["p2p_port"] = base + 3 * index + 1
         spec["metrics_port"] = base + 3 * index + 2
     after_nodes = base + 3 * len(moved["nodes"])
+    moved["monitoring"] = {
+        **moved.get("monitoring", {}),
+        **{field: after_nodes + i for i, field in enumerate(MONITORING_PORT_FIELDS)},
+    }
+    after_nodes += len(MONITORING_PORT_FIELDS)
     moved["devnet"] = {
         **moved.get("devnet", {}),
         "netem_control_port": after_nodes,

@@ -1,9 +1,12 @@
 """The state folder of a devnet: every file ``devnet up`` writes and every later command reads.
 
 ``StateDir(root)`` names the paths (layout in docs/devnet.md): ``devnet.json`` (``DevnetMeta``),
-the resolved ``topology.yaml``, the 0600 ``control.token``, ``links.json``, ``nodes/<n>/node.json``
-and ``data/``, ``logs/<n>.log``, ``pids/<n>.json`` (``ProcessRecord``), ``faults.jsonl`` and
-``faults-active.json``. ``lock()`` serialises changes made by concurrent commands.
+the resolved ``topology.yaml``, the 0600 ``control.token``, ``links.json``, ``p2p-keys.json`` (every
+node's public P2P key), ``nodes/<n>/node.json``, ``p2p.key`` (0600) and ``data/``, ``logs/<n>.log``,
+``pids/<n>.json`` (``ProcessRecord``), ``faults.jsonl`` and ``faults-active.json``, with
+monitoring ``monitoring/``, the sampler's ``timeline.sqlite3`` and ``run-files/`` (files every run
+folder collected from this devnet gets a copy of: monitoring's ``alerts.jsonl``). ``lock()``
+serialises changes made by concurrent commands; ``token_warning()`` flags a token others can read.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import fcntl
 import json
 import os
 import secrets
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -20,9 +23,11 @@ from typing import Any
 
 from bitcell_sim.devnet.processes import ProcessRecord
 from bitcell_sim.errors import DevnetError
+from bitcell_sim.protocol.keys import KeyPair
 
 META_VERSION = 1
 EMULATOR = "emulator"  # the process name of the link emulator in pids/ and logs/
+SAMPLER = "sampler"  # the process name of the timeline sampler
 
 
 @dataclass(frozen=True)
@@ -108,6 +113,10 @@ class StateDir:
         return self.root / "links.json"
 
     @property
+    def p2p_keys_path(self) -> Path:
+        return self.root / "p2p-keys.json"
+
+    @property
     def pids_dir(self) -> Path:
         return self.root / "pids"
 
@@ -123,6 +132,27 @@ class StateDir:
     def active_faults_path(self) -> Path:
         return self.root / "faults-active.json"
 
+    @property
+    def monitoring_dir(self) -> Path:
+        """The rendered monitoring configs and the data of Prometheus and Alertmanager."""
+        return self.root / "monitoring"
+
+    @property
+    def alerts_path(self) -> Path:
+        """The webhook receiver's notifications, one JSON line each: a run file, so every
+        measured run folder gets them (``monitoring.measured_pages_of_run`` reads them there)."""
+        return self.run_files_dir / "alerts.jsonl"
+
+    @property
+    def timeline_path(self) -> Path:
+        return self.root / "timeline.sqlite3"
+
+    @property
+    def run_files_dir(self) -> Path:
+        """Files a devnet component keeps for runs (e.g. monitoring's alert log): each run
+        folder ``devnet collect`` writes gets a copy, under the same relative path."""
+        return self.root / "run-files"
+
     def node_dir(self, node: str) -> Path:
         return self.root / "nodes" / node
 
@@ -131,6 +161,9 @@ class StateDir:
 
     def node_data_dir(self, node: str) -> Path:
         return self.node_dir(node) / "data"
+
+    def p2p_key_path(self, node: str) -> Path:
+        return self.node_dir(node) / "p2p.key"
 
     def log_path(self, name: str) -> Path:
         return self.logs_dir / f"{name}.log"
@@ -154,6 +187,42 @@ class StateDir:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(token + "\n")
         return token
+
+    def token_warning(self) -> str | None:
+        """Why the control token file is unsafe (group or others may read it), or None."""
+        try:
+            mode = self.token_path.stat().st_mode & 0o777
+        except OSError:
+            return None
+        if mode & 0o077:
+            return (
+                f"{self.token_path} is readable by others (mode {mode:04o}): anyone who can "
+                f"read it controls the link emulator; run 'chmod 600 {self.token_path}'"
+            )
+        return None
+
+    def write_p2p_keys(self, nodes: Iterable[str]) -> dict[str, str]:
+        """A new secret P2P key per node (``nodes/<n>/p2p.key``, 0600) and the public keys of
+        all of them in ``p2p-keys.json``; returns name -> public key in hex."""
+        public: dict[str, str] = {}
+        for node in nodes:
+            keypair = KeyPair.generate()
+            path = self.p2p_key_path(node)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.unlink(missing_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w", encoding="ascii") as handle:
+                handle.write(keypair.secret.hex() + "\n")
+            public[node] = keypair.public_key.hex()
+        write_json(self.p2p_keys_path, public)
+        return public
+
+    def read_p2p_keys(self) -> dict[str, str]:
+        try:
+            data = read_json(self.p2p_keys_path)
+        except FileNotFoundError:
+            raise DevnetError(f"{self.p2p_keys_path}: no P2P keys (made by devnet up)") from None
+        return {str(k): str(v) for k, v in dict(data).items()}
 
     def read_token(self) -> str:
         try:

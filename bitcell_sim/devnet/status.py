@@ -1,9 +1,10 @@
 """A snapshot of a devnet: each node's process, chain and pool, and the emulator's live faults.
 
 ``devnet_status(devnet)`` returns a ``DevnetStatus``: one ``NodeStatus`` per node (up/down from
-the verified pid, height, tip hash, peers, round phase, pool size, sync % from /metrics) and the
-emulator's ``LinkFault`` list (links whose parameters differ from the links file). Failures to
-reach a node are recorded in its ``error`` field; this module never raises for a down node.
+the verified pid, its /health word, height, tip hash, peers, round phase, pool size, sync % from
+/metrics) and the emulator's ``LinkFault`` list (links whose parameters differ from the links
+file). Failures to reach a node are recorded in its ``error`` field; this module never raises
+for a down node.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ class NodeStatus:
     metrics_url: str
     up: bool
     pid: int | None
+    health: str | None = None
     height: int | None = None
     tip_hash: str | None = None
     peers: int | None = None
@@ -86,6 +88,7 @@ def node_status(devnet: Devnet, node: str, timeout_s: float = 2.0) -> NodeStatus
             peers = rpc.get_peer_count()
             tournament = rpc.get_tournament_state()
             pending = rpc.get_pending_block_info()
+        health = devnet.health(node, timeout_s).status
         sync_pct = None
         try:
             response = httpx.get(endpoint.metrics_url, timeout=timeout_s, trust_env=False)
@@ -95,6 +98,7 @@ def node_status(devnet: Devnet, node: str, timeout_s: float = 2.0) -> NodeStatus
         height = int(block["number"], 16) if block else None
         return NodeStatus(
             **base,  # type: ignore[arg-type]
+            health=health,
             height=height,
             tip_hash=str(block["hash"]) if block else None,
             peers=peers,

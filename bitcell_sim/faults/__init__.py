@@ -2,15 +2,15 @@
 
 ``DevnetFaults`` kills/restarts nodes and regions, partitions and heals, adds latency and
 throttles CPU (each an ``ActiveFault``, journaled as ``FaultEvent`` in faults.jsonl);
-``ChaosScheduler`` plays a topology's ``faults`` list on the genesis clock; ``partition_links``
-and ``boundary_links`` say which links a fault touches; ``wait_for_common_tip`` and
+``ChaosScheduler`` plays a topology's ``faults`` list on the genesis clock (which nodes and links
+a fault touches is ``topology.fault_scope``, shared with the model); ``wait_for_common_tip`` and
 ``wait_until_caught_up`` time recovery; ``read_peer_rtts`` and ``wait_for_peer_rtts`` (from
 ``devnet.rtt``) read the node-to-node RTTs the nodes measure, e.g. around an added latency.
 """
 
+from bitcell_sim.devnet.journal import FaultEvent, append_event, read_events
 from bitcell_sim.devnet.rtt import PeerRtt, read_peer_rtts, wait_for_peer_rtts
 from bitcell_sim.faults.injector import ActiveFault, DevnetFaults
-from bitcell_sim.faults.journal import FaultEvent, append_event, read_events
 from bitcell_sim.faults.measure import (
     Convergence,
     Tip,
@@ -26,12 +26,6 @@ from bitcell_sim.faults.scheduler import (
     TimelineStep,
     describe,
     fault_timeline,
-)
-from bitcell_sim.faults.selection import (
-    boundary_links,
-    directed_links,
-    partition_links,
-    resolve_targets,
 )
 from bitcell_sim.faults.throttle import (
     BACKENDS,
@@ -55,19 +49,15 @@ __all__ = [
     "Tip",
     "append_event",
     "apply_throttle",
-    "boundary_links",
     "common_tip",
     "describe",
     "detect_backend",
-    "directed_links",
     "fault_timeline",
-    "partition_links",
     "read_events",
     "read_peer_rtts",
     "read_tip",
     "read_tips",
     "release_throttle",
-    "resolve_targets",
     "wait_for_common_tip",
     "wait_for_peer_rtts",
     "wait_until_caught_up",

@@ -3,10 +3,12 @@
 ``DevnetFaults(devnet)`` applies the five fault kinds of the topology for real: ``kill``/
 ``region_down`` (SIGKILL), ``partition`` (the emulator cuts every directed link crossing the cut),
 ``add_latency`` (extra one-way latency on the links in and out of a node or region) and
-``throttle`` (a CPU quota). Each returns an ``ActiveFault`` kept in ``faults-active.json``;
-``revert(id)`` undoes one, ``revert_all`` every one, and ``restart``/``region_up``/``heal``/
-``unthrottle`` undo by target. Overlapping faults compose: a node stays down while any fault
-holds it, a link stays cut while any partition holds it, extra latencies add up.
+``throttle`` (a CPU quota), on the nodes and links ``topology.scope`` selects, as the model
+does. Each returns an ``ActiveFault`` kept in ``faults-active.json``; ``revert(id)`` undoes one,
+``revert_all`` every one, and ``restart``/``region_up``/``heal``/``unthrottle`` undo by target.
+Overlapping faults compose: a node stays down while any fault holds it, a link stays cut while
+any partition holds it, extra latencies add up. ``restart_emulator`` mends the network when the
+link emulator died: a new one, with the link faults in force applied again, and no node restarted.
 """
 
 from __future__ import annotations
@@ -18,12 +20,12 @@ from pathlib import Path
 from typing import Any
 
 from bitcell_sim.devnet.cluster import Devnet
+from bitcell_sim.devnet.journal import FaultEvent, append_event
+from bitcell_sim.devnet.launch import start_emulator
 from bitcell_sim.devnet.plan import link_name
-from bitcell_sim.devnet.processes import is_running
-from bitcell_sim.devnet.state import read_json, write_json
+from bitcell_sim.devnet.processes import is_running, stop_processes
+from bitcell_sim.devnet.state import EMULATOR, read_json, write_json
 from bitcell_sim.errors import BitcellSimError, FaultError
-from bitcell_sim.faults.journal import FaultEvent, append_event
-from bitcell_sim.faults.selection import boundary_links, partition_links, resolve_targets
 from bitcell_sim.faults.throttle import (
     ThrottleHandle,
     apply_throttle,
@@ -37,6 +39,10 @@ from bitcell_sim.topology import (
     NodeDown,
     Partition,
     RegionDown,
+    boundary_links,
+    partition_links,
+    partition_sides,
+    resolve_targets,
 )
 
 DOWN_KINDS = ("node_down", "region_down")
@@ -233,18 +239,7 @@ class DevnetFaults:
     def partition(self, groups: Sequence[Sequence[str]], *, label: str = "") -> ActiveFault:
         """Cut every directed link between different groups (node or region names); a single
         group is cut from all other nodes."""
-        if not groups or not all(groups):
-            raise FaultError("a partition needs at least one non-empty group")
-        sides = [set(self._nodes(group)) for group in groups]
-        seen: set[str] = set()
-        for side in sides:
-            overlap = seen & side
-            if overlap:
-                raise FaultError(f"node(s) {', '.join(sorted(overlap))} are in two groups")
-            seen |= side
-        rest = set(self.topology.node_names) - seen
-        if rest:
-            sides.append(rest)
+        sides = partition_sides(self.topology, groups)
         links = tuple(link_name(a, b) for a, b in partition_links(self.topology, sides))
         if not links:
             raise FaultError(f"the groups {list(map(list, groups))} cut no peer link")
@@ -363,6 +358,35 @@ class DevnetFaults:
             for fault_id in ids:
                 self.revert(fault_id)
             return ids
+
+    # ---- the emulator -------------------------------------------------------------------------
+    def restart_emulator(self, grace_s: float = 5.0) -> bool:
+        """Start the link emulator again (stopping it first if it still runs) and apply the
+        partitions and added latencies in force to its links; the nodes keep running and
+        reconnect by themselves. Returns True if an emulator was still running."""
+        with self.state.lock():
+            record = self.devnet.record(EMULATOR)
+            was_running = record is not None and is_running(record)
+            if record is not None:
+                stop_processes([record], grace_s)
+                self.state.remove_record(EMULATOR)
+            start_emulator(self.devnet)
+            active = self._load().faults
+            cut = sorted({link for f in active if f.kind == "partition" for link in f.links})
+            extra: dict[str, float] = {}
+            for fault in active:
+                if fault.kind == "added_latency":
+                    for link in fault.links:
+                        extra[link] = extra.get(link, 0.0) + fault.latency_s
+            with self.devnet.netem() as netem:
+                if cut:
+                    netem.partition(cut)
+                by_total: dict[float, list[str]] = {}
+                for link, total in extra.items():
+                    by_total.setdefault(total, []).append(link)
+                for total, links in by_total.items():
+                    netem.set_extra_latency(links, total)
+            return was_running
 
     # ---- generic ------------------------------------------------------------------------------
     def _find(self, fault_id: int) -> ActiveFault:

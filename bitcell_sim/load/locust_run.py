@@ -1,23 +1,18 @@
 """Running a load test inside Locust (imports locust: only locustfiles import this).
 
-Importing this module registers the load's command-line options (``--topology``, ``--tps``,
-``--duration``, ``--run-dir``, ``--senders``, ...) and event listeners. A :class:`Controller` per
-Locust process builds the :class:`~bitcell_sim.load.plan.LoadPlan`, runs the process's
-:class:`~bitcell_sim.load.session.LoadSession` and its watcher greenlet, and, on the master or a
-local runner, writes the run's records, summary and meta. In distributed mode the master sends
-each worker its rank and the plan (``bitcell_plan``); workers send their records back in batches
-(``bitcell_records``, ``bitcell_done``). :class:`WorkloadShape` sets the user count from the plan
-and ends the test once every process has drained or one saw the chain stall.
+Importing this module registers the load's options (``--topology``, ``--tps``, ``--duration``,
+``--run-dir``, ...) and event listeners. A :class:`Controller` per Locust process builds the
+:class:`~bitcell_sim.load.plan.LoadPlan`, runs the process's :class:`~bitcell_sim.load.session.
+LoadSession` and watcher greenlet and, on the master or a local runner, writes the run folder.
+Distributed, the master sends each worker its rank and the plan; workers send records back.
+:class:`WorkloadShape` sizes the users (Locust's ``-u``/``-r``/``-t`` honoured) and ends the run.
 """
 
 from __future__ import annotations
 
-import itertools
 import logging
 import sys
 import time
-from collections import defaultdict
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from weakref import WeakKeyDictionary
@@ -30,25 +25,15 @@ from locust.runners import MasterRunner, WorkerRunner
 from locust.shape import LoadTestShape
 
 from bitcell_sim.errors import BitcellSimError, LoadError
-from bitcell_sim.load.output import prepare_run_dir, write_outputs
-from bitcell_sim.load.pacer import ARRIVALS
-from bitcell_sim.load.plan import (
-    DEFAULT_STALL_ROUNDS,
-    HOST_REGION,
-    SENDERS,
-    Endpoint,
-    LoadPlan,
-    parse_seconds,
-    plan_from_host,
-    plan_from_topology,
-)
+from bitcell_sim.load.output import LOAD_DIR, prepare_run_dir, write_outputs
+from bitcell_sim.load.plan import DEFAULT_STALL_ROUNDS, SENDERS, LoadPlan, plan_from_options
+from bitcell_sim.load.replay import replay_table, write_replay
 from bitcell_sim.load.session import END_STOPPED, LoadSession, recipient_key
 from bitcell_sim.load.summary import format_summary, summarize
 from bitcell_sim.load.txlog import TxRecord
 from bitcell_sim.protocol.rpc_client import RpcClient
 from bitcell_sim.results.run_folder import new_run_id
-from bitcell_sim.topology import Topology, load_topology
-from bitcell_sim.topology.units import parse_rate
+from bitcell_sim.topology import ARRIVAL_PROCESSES, Topology
 
 logger = logging.getLogger("bitcell_sim.load")
 # The watcher's httpx client would log every poll at INFO.
@@ -66,6 +51,8 @@ START_DELAY_S = 1.0
 END_GRACE_S = 30.0
 #: How long a stopping master waits for records still on their way from workers.
 STOP_WAIT_S = 15.0
+#: Users added for submissions stuck on slow nodes are capped at this multiple of the sizing.
+MAX_USERS_FACTOR = 5
 
 EXIT_OK = 0
 EXIT_STALL = 3
@@ -88,11 +75,15 @@ def add_options(parser: Any) -> None:
         "--topology",
         default=None,
         env_var="LOCUST_TOPOLOGY",
-        help="topology YAML: one user class per region, pinned to its nodes' RPC endpoints",
+        help="topology YAML: replay its arrival schedule to its nodes' RPC endpoints",
     )
-    group.add_argument("--tps", default=None, help="target TPS (default: the topology's workload)")
     group.add_argument(
-        "--duration", default=None, help="load duration, e.g. 60 or '2 min' (default: workload)"
+        "--tps", default=None, help="constant target TPS (default: the workload; host: 100)"
+    )
+    group.add_argument(
+        "--duration",
+        default=None,
+        help="load duration, e.g. 60 or '2 min' (default: the workload; host: 60 s, or -t)",
     )
     group.add_argument(
         "--run-dir", default=None, help="run folder for records (default results/<run-id>)"
@@ -101,7 +92,10 @@ def add_options(parser: Any) -> None:
         "--senders", default=None, choices=SENDERS, help="fresh key per tx, or funded accounts"
     )
     group.add_argument(
-        "--arrival", default=None, choices=ARRIVALS, help="override the workload's arrivals"
+        "--arrival",
+        default=None,
+        choices=ARRIVAL_PROCESSES,
+        help="override the workload's arrivals",
     )
     group.add_argument(
         "--load-users",
@@ -133,49 +127,9 @@ def add_options(parser: Any) -> None:
         help="node the watcher follows, or 'all' (default with a topology: a tx is confirmed "
         "when the node it was sent to has its block)",
     )
-    group.add_argument("--seed", type=int, default=None, help="seed of the arrival schedule")
-
-
-def _seconds(value: Any) -> float | None:
-    return None if value in (None, "") else parse_seconds(value)
-
-
-def build_plan(options: Any, host: str | None) -> tuple[LoadPlan, Topology | None]:
-    """The plan from Locust's parsed options and host (``--host`` wins over the topology's)."""
-    topology = load_topology(Path(options.topology)) if options.topology else None
-    tps = None
-    if options.tps not in (None, ""):
-        try:
-            tps = parse_rate(options.tps if " " in str(options.tps) else float(options.tps))
-        except ValueError as exc:
-            raise LoadError(f"--tps {options.tps!r} is not a rate: {exc}") from None
-    common: dict[str, Any] = {
-        "tps": tps,
-        "duration_s": _seconds(options.duration),
-        "senders": options.senders,
-        "arrival": options.arrival,
-        "users": options.load_users,
-        "poll_interval_s": _seconds(options.poll_interval),
-        "stall_rounds": options.stall_rounds,
-        "drain_s": _seconds(options.drain),
-        "seed": options.seed,
-        "genesis_unix_s": options.genesis_unix,
-    }
-    if host:
-        plan = plan_from_host(
-            host,
-            topology=topology,
-            network=options.network,
-            round_s=_seconds(options.round),
-            **common,
-        )
-    elif topology is not None:
-        plan = plan_from_topology(topology, watch_node=options.watch_node, **common)
-        if options.network:
-            plan = plan.with_overrides(network=options.network)
-    else:
-        raise LoadError("give --topology FILE or --host URL (the RPC endpoint to load)")
-    return plan, topology
+    group.add_argument(
+        "--seed", type=int, default=None, help="seed of the arrival schedule (the topology's)"
+    )
 
 
 # ---- the controller ------------------------------------------------------------------------
@@ -195,11 +149,14 @@ class Controller:
             else "local"
         )
         self.options = environment.parsed_options
+        # Locust's own -u and -r, as given on the command line (read now: headless mode later
+        # fills in defaults the shape must not mistake for a choice).
+        self.fixed_users: int | None = getattr(self.options, "num_users", None)
+        self.spawn_rate: float | None = getattr(self.options, "spawn_rate", None)
         self.plan: LoadPlan | None = None
         self.topology: Topology | None = None
         self.session: LoadSession | None = None
         self._ready = Event()
-        self._endpoints: defaultdict[str, Iterator[int]] = defaultdict(itertools.count)
         self._sent = False
         self.runs = 0
         self.run_dir: Path | None = None
@@ -207,6 +164,7 @@ class Controller:
         # Master: which worker has which rank, and what came back from them.
         self.ranks: dict[str, int] = {}
         self.collected: list[TxRecord] = []
+        self.sent: list[tuple[int, str]] = []
         self.lags_s: list[float] = []
         self.done: dict[int, dict[str, Any]] = {}
         self._end_sent = False
@@ -220,7 +178,15 @@ class Controller:
         self.run_dir = Path(self.options.run_dir) if self.options.run_dir else None
         if not (self.options.topology or self.environment.host) and not self.options.headless:
             return  # the web UI asks for the host; the plan is built at start
-        self.plan, self.topology = build_plan(self.options, self.environment.host)
+        self.plan, self.topology = plan_from_options(
+            self.options, self.environment.host, self.run_time_s
+        )
+
+    @property
+    def run_time_s(self) -> float | None:
+        """Locust's ``-t`` (or the web UI's run time): the run ends then at the latest."""
+        value = getattr(self.options, "run_time", None)
+        return float(value) if value else None
 
     def register_messages(self) -> None:
         runner = self.environment.runner
@@ -238,19 +204,6 @@ class Controller:
         self._ready.wait(timeout_s)
         return self.session
 
-    def next_endpoint(self, region: str) -> Endpoint | None:
-        plan = self.session.plan if self.session is not None else self.plan
-        if plan is None:
-            return None
-        endpoints = plan.endpoints_in(region)
-        if not endpoints:
-            raise LoadError(
-                f"user class of region {region!r} has no endpoint in the plan "
-                f"(regions: {', '.join(plan.regions)}); start workers with the master's "
-                "--topology/--host"
-            )
-        return endpoints[next(self._endpoints[region]) % len(endpoints)]
-
     def recipient_address(self) -> str:
         plan = self.session.plan if self.session is not None else self.plan
         return "0x" + recipient_key(plan.network if plan else "bitcell").hex()
@@ -261,7 +214,7 @@ class Controller:
         self.session = None
         self._ready.clear()
         self._sent = False
-        self.collected, self.lags_s, self.done, self.ranks = [], [], {}, {}
+        self.collected, self.sent, self.lags_s, self.done, self.ranks = [], [], [], {}, {}
         self._end_sent = False
 
     def on_test_start(self) -> None:
@@ -270,16 +223,16 @@ class Controller:
         self.runs += 1
         self._reset()
         host = (self.environment.host or "").rstrip("/")
-        host_mode = self.plan is None or self.plan.regions == (HOST_REGION,)
+        host_mode = self.plan is None or self.plan.is_host
         changed = self.plan is None or self.plan.endpoints[0].url != host
         if self.options is not None and host and host_mode and changed:
             # The web UI may give or change the host after start-up.
-            self.plan, self.topology = build_plan(self.options, host)
+            self.plan, self.topology = plan_from_options(self.options, host, self.run_time_s)
         if self.plan is None:
             raise LoadError("give --topology FILE or --host URL (the RPC endpoint to load)")
         assert self.plan is not None
+        self.start_unix_s = self.plan.start_unix_s(time.time() + START_DELAY_S)
         if self.role == "local":
-            self.start_unix_s = time.time() + START_DELAY_S
             self._start_session(self.plan, 0, 1, self.start_unix_s)
             return
         runner = self.environment.runner
@@ -290,7 +243,6 @@ class Controller:
         )
         if not workers:
             raise LoadError("no Locust workers are connected to the master")
-        self.start_unix_s = time.time() + START_DELAY_S
         self.ranks = {w.id: rank for rank, w in enumerate(workers)}
         for worker_id, rank in self.ranks.items():
             data = {
@@ -380,11 +332,18 @@ class Controller:
         assert runner is not None
         rows = [r.as_tuple() for r in session.log.records]
         lags = session.status.lags_s
-        batches = max(1, -(-max(len(rows), len(lags)) // BATCH_RECORDS))
+        sent = session.sent
+        batches = max(1, -(-max(len(rows), len(lags), len(sent)) // BATCH_RECORDS))
         for i in range(batches):
             part = slice(i * BATCH_RECORDS, (i + 1) * BATCH_RECORDS)
             runner.send_message(
-                MSG_RECORDS, {"rank": session.rank, "records": rows[part], "lags": lags[part]}
+                MSG_RECORDS,
+                {
+                    "rank": session.rank,
+                    "records": rows[part],
+                    "lags": lags[part],
+                    "sent": sent[part],
+                },
             )
         runner.send_message(
             MSG_DONE,
@@ -400,6 +359,7 @@ class Controller:
     def _on_records(self, environment: Environment, msg: Any) -> None:
         self.collected += [TxRecord.from_tuple(row) for row in msg.data["records"]]
         self.lags_s += msg.data["lags"]
+        self.sent += [(int(index), str(tx_id)) for index, tx_id in msg.data["sent"]]
 
     def _on_done(self, environment: Environment, msg: Any) -> None:
         rank = int(msg.data["rank"])
@@ -428,13 +388,18 @@ class Controller:
             records = self.session.log.records
             statuses = [self._status_of(self.session)]
             lags = self.session.status.lags_s
+            sent = self.session.sent
             origin_unix_s = self.session.origin_unix_s
+            arrivals = self.session.arrivals
         else:
-            records, lags = self.collected, self.lags_s
+            records, lags, sent = self.collected, self.lags_s, self.sent
             statuses = [self.done[r] for r in sorted(self.done)]
             origin_unix_s = plan.genesis_unix_s or self.start_unix_s
+            arrivals = plan.workload.draw()
         run_start_s = self.start_unix_s - origin_unix_s
         time_origin = "genesis" if plan.genesis_unix_s is not None else "run_start"
+        # Scheduled time (since genesis) + shift = due time on the records' clock.
+        shift_s = run_start_s - plan.origin_s
         summary = summarize(
             {
                 "submit_s": [r.submit_s for r in records],
@@ -448,6 +413,7 @@ class Controller:
             statuses,
             lags,
             time_origin,
+            scheduled_s=arrivals.submit_s - plan.origin_s,
         )
         missing = sorted(set(self.ranks.values()) - set(self.done)) if self.role == "master" else []
         summary["missing_processes"] = missing
@@ -460,12 +426,14 @@ class Controller:
             "time_origin": time_origin,
             "origin_unix_s": origin_unix_s,
             "run_start_unix_s": self.start_unix_s,
+            "replay_shift_s": shift_s,
             "watch_node": plan.watch_node,
             "argv": sys.argv,
         }
         try:
-            prepare_run_dir(run_dir, self.topology)
+            folder = prepare_run_dir(run_dir, self.topology)
             paths = write_outputs(run_dir, records, summary, meta)
+            write_replay(folder.path / LOAD_DIR, replay_table(arrivals, shift_s, sent))
         except (OSError, BitcellSimError) as exc:
             logger.error("could not write the load results to %s: %s", run_dir, exc)
             self.environment.process_exit_code = EXIT_INCOMPLETE
@@ -525,7 +493,14 @@ def _on_test_stop(environment: Environment, **_: Any) -> None:
 
 
 class WorkloadShape(LoadTestShape):
-    """Users for the plan's rate (ahead of a ramp or spike); ends when the run is over."""
+    """Users for the plan's rate, ahead of a ramp or spike, plus one for every submission stuck
+    on a slow node (so every node's schedule holds); ends when the run is over.
+
+    Locust's common options are honoured: ``-u`` fixes the user count, ``-r`` the spawn rate and
+    ``-t`` ends the run at that time at the latest (``--load-users`` fixes the count too).
+    """
+
+    use_common_options = True
 
     def __init__(self) -> None:
         super().__init__()
@@ -539,12 +514,25 @@ class WorkloadShape(LoadTestShape):
         plan = controller.plan
         if controller.finished():
             return None
-        t = self.get_run_time()
+        run_time_s = controller.run_time_s
+        if run_time_s is not None and self.get_run_time() >= run_time_s:
+            logger.info("run time limit (-t %.0f s) reached; ending", run_time_s)
+            return None
+        start_unix_s = controller.start_unix_s or time.time()
+        t = time.time() - start_unix_s  # load time: < 0 until the schedule starts
         if t > plan.duration_s + plan.drain_s + END_GRACE_S:
             logger.warning("load run still not finished %.0f s after the drain time; ending", t)
             return None
-        if t < plan.duration_s or not self._users:
+        if controller.fixed_users:
+            self._users = controller.fixed_users
+        elif plan.users is not None:
+            self._users = plan.users
+        elif t < plan.duration_s or not self._users:
             processes = runner.worker_count if isinstance(runner, MasterRunner) else 1
-            self._users = plan.users_at(t, max(processes, 1))
+            sized = plan.users_at(t, max(processes, 1))
+            session = controller.session
+            stuck = session.stuck(plan.user_budget_s) if session is not None else 0
+            self._users = min(sized + stuck, MAX_USERS_FACTOR * sized)
         # Idle users stay until the end so transactions still in flight are recorded.
-        return self._users, float(max(self._users, 1))
+        spawn_rate = controller.spawn_rate or float(max(self._users, 1))
+        return self._users, spawn_rate

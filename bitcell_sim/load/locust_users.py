@@ -1,11 +1,10 @@
 """Locust users that speak BitCell JSON-RPC (imports locust: only locustfiles import this).
 
 :class:`JsonRpcUser` (abstract, on ``FastHttpUser``) has ``call(method, params)``: one POST to
-``/rpc``, named by method in Locust's stats, a JSON-RPC ``error`` inside HTTP 200 marked as a
-failure. :class:`BitcellUser` adds the load's work: ``submit_transaction()`` (waits for its due
-time from the process's pacer, signs, sends, records) and ``read(method)``. ``declare_users``
-turns an abstract user with tasks into the runnable classes: one per region of ``--topology``
-pinned to that region's nodes and weighted by the workload, or one for ``--host``.
+``<rpc_base>/rpc``, named by method in Locust's stats, a JSON-RPC ``error`` inside HTTP 200
+marked as a failure. :class:`BitcellUser` adds the load's work: ``submit_transaction()`` (takes
+the next due slot of the schedule, waits for it, signs, sends it to the slot's node, records) and
+``read(method)``. ``declare_users`` turns an abstract user with tasks into the runnable class.
 """
 
 from __future__ import annotations
@@ -19,7 +18,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import gevent
 from locust import constant
@@ -27,7 +26,6 @@ from locust.contrib.fasthttp import FastHttpUser
 
 from bitcell_sim.errors import RpcError
 from bitcell_sim.load.locust_run import controller_of
-from bitcell_sim.load.plan import HOST_REGION, Endpoint
 from bitcell_sim.load.session import LoadSession
 from bitcell_sim.protocol.jsonrpc import Method
 from bitcell_sim.protocol.rpc_calls import build_request, parse_response, preview
@@ -52,7 +50,8 @@ class JsonRpcUser(FastHttpUser):
         self._ids = itertools.count(1)
 
     def call(self, method: str, params: list[Any] | None = None, name: str | None = None) -> Any:
-        """Call ``method``; return its result or raise ``RpcError`` (code None: no JSON-RPC).
+        """Call ``method`` at this user's node; return its result or raise ``RpcError`` (code
+        None: no JSON-RPC).
 
         The request is named ``method`` in Locust's stats; an ``error`` answer, an HTTP status
         other than 200 and no answer at all are marked as failures there.
@@ -91,14 +90,13 @@ def failure_text(error: RpcError) -> str:
 class BitcellUser(JsonRpcUser):
     """A JSON-RPC user of a bitcell-sim load run: transactions on schedule, reads on the side.
 
-    ``region`` (set by ``declare_users``) names the pacer stream the user takes due times from
-    and the nodes it talks to; each user sticks to one node of its region.
+    A user is bound to no node: each transaction goes to the node its schedule slot names, so a
+    slow node holds the users waiting on it while the others keep every other node's schedule.
+    Reads go to the node of the user's last transaction.
     """
 
     abstract = True
     wait_time = constant(0)
-    region: ClassVar[str] = HOST_REGION
-    endpoint: Endpoint | None = None
 
     def _session(self) -> LoadSession | None:
         controller = controller_of(self.environment)
@@ -106,30 +104,30 @@ class BitcellUser(JsonRpcUser):
         if session is None or session.load_over:
             gevent.sleep(IDLE_S)
             return None
-        if self.endpoint is None:
-            self.endpoint = controller.next_endpoint(self.region) if controller else None
-            if self.endpoint is not None:
-                self.rpc_base = self.endpoint.url
+        if self.rpc_base is None:
+            self.rpc_base = session.plan.endpoints[0].url
         return session
 
     def submit_transaction(self) -> None:
-        """Wait for the next due time, then sign and send one transaction and record it."""
+        """Wait for the next due slot, then sign and send its transaction and record it."""
         session = self._session()
-        if session is None or self.endpoint is None:
+        if session is None:
             return
-        slot = session.take_slot(self.region)
+        slot = session.take_slot()
         if slot is None:
             gevent.sleep(IDLE_S)
             return
         try:
-            delay = session.start_unix_s + slot - time.time()
+            delay = session.start_unix_s + slot.due_s - time.time()
             if delay > 0:
                 gevent.sleep(delay)
         except BaseException:
             # Stopped while waiting (GreenletExit): the next user sends this one.
-            session.give_back(self.region, slot)
+            session.give_back(slot)
             raise
         session.note_lag(slot)
+        endpoint = session.endpoint_for(slot)
+        self.rpc_base = endpoint.url
         lease = session.lease()
         if lease is None:
             return
@@ -143,9 +141,9 @@ class BitcellUser(JsonRpcUser):
                 session.senders.rejected(lease, None)
                 session.status.not_submitted["nonce lookup failed"] += 1
                 return
-        tx = session.build(lease)
+        tx = session.build(lease, slot)
         raw = "0x" + tx.encode().hex()
-        session.in_flight += 1
+        token = session.request_sent()
         submit_s = session.now_s()
         started = time.perf_counter()
         try:
@@ -156,18 +154,19 @@ class BitcellUser(JsonRpcUser):
             session.record(
                 lease,
                 tx,
-                self.endpoint.node,
+                endpoint.node,
                 submit_s,
                 latency,
+                slot,
                 error_code=exc.code,
                 error_message=exc.message,
                 http_status=status,
             )
         else:
             latency = time.perf_counter() - started
-            session.record(lease, tx, self.endpoint.node, submit_s, latency, result=str(result))
+            session.record(lease, tx, endpoint.node, submit_s, latency, slot, result=str(result))
         finally:
-            session.in_flight -= 1
+            session.request_answered(token)
 
     def read(self, method: str, params: list[Any] | None = None) -> Any:
         """One read call at this user's node (failures are in Locust's stats, not raised)."""
@@ -200,36 +199,16 @@ def _preparse(argv: Sequence[str]) -> argparse.Namespace:
     return known
 
 
-def class_name(base: type, region: str) -> str:
-    return f"{base.__name__}_{re.sub(r'[^0-9A-Za-z]', '_', region)}"
-
-
 def declare_users(base: type[BitcellUser], argv: Sequence[str] | None = None) -> dict[str, type]:
-    """The runnable user classes for ``base``: one per weighted region of ``--topology``
-    (weight = the region's share of the workload, in thousandths), or one for ``--host``."""
+    """The runnable user class for ``base``: its host is ``--host`` or the first node of
+    ``--topology`` (Locust wants one; every transaction goes to its slot's node anyway)."""
     options = _preparse(sys.argv[1:] if argv is None else argv)
-    if options.host or not options.topology:
-        attributes: dict[str, Any] = {"abstract": False, "region": HOST_REGION}
-        if options.host:
-            attributes["host"] = options.host
-        cls = type(base.__name__ + "_host", (base,), attributes)
-        return {cls.__name__: cls}
-    topology = load_topology(Path(options.topology))
-    classes: dict[str, type] = {}
-    for region, weight in topology.workload_region_weights().items():
-        nodes = topology.nodes_in_region(region)
-        if weight <= 0 or not nodes:
-            continue
-        first = topology.nodes[nodes[0]]
-        name = class_name(base, region)
-        classes[name] = type(
-            name,
-            (base,),
-            {
-                "abstract": False,
-                "region": region,
-                "weight": max(1, round(weight * 1000)),
-                "host": f"http://{topology.devnet.host}:{first.rpc_port}",
-            },
-        )
-    return classes
+    attributes: dict[str, Any] = {"abstract": False}
+    if options.host:
+        attributes["host"] = options.host
+    elif options.topology:
+        topology = load_topology(Path(options.topology))
+        first = topology.nodes[topology.node_names[0]]
+        attributes["host"] = f"http://{topology.devnet.host}:{first.rpc_port}"
+    cls = type(base.__name__ + "_scheduled", (base,), attributes)
+    return {cls.__name__: cls}

@@ -1,172 +1,79 @@
-"""Open-loop pacing: when each transaction is due, independent of how fast the node answers.
+"""Open-loop pacing: the topology's arrival schedule, handed out in due order.
 
-An :class:`ArrivalStream` yields the send times (load seconds) of one share of a
-:class:`~bitcell_sim.load.profile.RateProfile`; a :class:`Pacer` holds one stream per region of a
-process and hands the next due time to whichever user asks (``take``), so a slow answer delays
-one user, never the schedule. Streams split exactly: a process of rank i among n takes share/n
-with phase (i + ½)/n, and the n processes together give the whole rate.
+A :class:`Pacer` holds one process's share of the :class:`~bitcell_sim.topology.Arrivals` (rank
+*i* of *n* takes txs *i*, *i* + *n*, ...) as :class:`Slot`\\ s (schedule index, due time on the load
+timeline, target node, gas price). Any user takes the next due slot (``take``) and sends it to
+the slot's node, so a slow node delays the users busy with it, never the schedule nor another
+node's share; a user stopped before sending gives its slot back (``give_back``).
 """
 
 from __future__ import annotations
 
 import heapq
-import math
-from collections.abc import Iterable, Iterator, Mapping
-from typing import Literal
-
-import numpy as np
+from dataclasses import dataclass
 
 from bitcell_sim.errors import LoadError
-from bitcell_sim.load.profile import RateProfile
-
-Arrival = Literal["constant", "poisson"]
-ARRIVALS: tuple[Arrival, ...] = ("constant", "poisson")
-
-#: Poisson arrivals are drawn per window of at most this length, each window holding exactly
-#: its expected count: the shape of a Poisson process, the rate of the target at 10 s scale.
-WINDOW_S = 10.0
-
-# spawn_key prefix of the load's random streams under the topology seed.
-LOAD_STREAM_KEY = 0x10AD
+from bitcell_sim.topology import Arrivals
 
 
-def load_rng(seed: int, *keys: int) -> np.random.Generator:
-    """The load's random stream ``keys`` under the topology ``seed`` (SeedSequence child)."""
-    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(LOAD_STREAM_KEY, *keys)))
+@dataclass(frozen=True, order=True, slots=True)
+class Slot:
+    """Scheduled tx ``index``: due ``due_s`` load seconds after the run starts, to ``node``."""
 
-
-class ArrivalStream:
-    """Send times of ``share`` of ``profile``'s rate, ``phase`` in [0, 1) placing them.
-
-    ``constant``: the k-th time is where share·count_until(t) reaches k + phase.
-    ``poisson``: each window holds floor(share·Λ(end) + phase) − floor(share·Λ(start) + phase)
-    times, placed as a Poisson process conditioned on that count (uniform in Λ, sorted).
-    """
-
-    def __init__(
-        self,
-        profile: RateProfile,
-        share: float,
-        phase: float,
-        arrival: Arrival,
-        rng: np.random.Generator | None = None,
-        window_s: float = WINDOW_S,
-    ) -> None:
-        if not 0 < share <= 1:
-            raise LoadError(f"share(={share}) must be in (0, 1]")
-        if not 0 <= phase < 1:
-            raise LoadError(f"phase(={phase}) must be in [0, 1)")
-        if arrival not in ARRIVALS:
-            raise LoadError(f"arrival(={arrival!r}) must be one of {', '.join(ARRIVALS)}")
-        if arrival == "poisson" and rng is None:
-            raise LoadError("poisson arrivals need a random generator")
-        self.profile = profile
-        self.share = share
-        self.phase = phase
-        self.arrival = arrival
-        self.rng = rng
-        self.window_s = window_s
-
-    def expected_count(self) -> int:
-        """How many times the stream yields in total."""
-        return math.floor(self.share * self.profile.total_count + self.phase)
-
-    def __iter__(self) -> Iterator[float]:
-        if self.arrival == "constant":
-            return self._constant()
-        return self._poisson()
-
-    def _constant(self) -> Iterator[float]:
-        for k in range(self.expected_count()):
-            yield self.profile.time_of_count((k + self.phase) / self.share)
-
-    def _poisson(self) -> Iterator[float]:
-        assert self.rng is not None
-        profile = self.profile
-        for start_s, end_s in profile.windows(self.window_s):
-            low, high = profile.count_until(start_s), profile.count_until(end_s)
-            n = math.floor(self.share * high + self.phase) - math.floor(
-                self.share * low + self.phase
-            )
-            if n <= 0:
-                continue
-            for count in np.sort(self.rng.uniform(low, high, n)):
-                yield profile.time_of_count(float(count))
+    due_s: float
+    index: int
+    node: str
+    gas_price: int
 
 
 class Pacer:
-    """The due times of one process, one stream per key (region); ``take`` the next one.
+    """The slots of the process of ``rank`` among ``count``; ``origin_s`` is load time 0 on the
+    schedule's clock (the workload's start, in seconds since genesis)."""
 
-    A user that cannot use a time it took (it was stopped) gives it back with ``give_back``,
-    and the next user takes it first, so stopping users does not lose transactions.
-    """
-
-    def __init__(self, streams: Mapping[str, Iterable[float]]) -> None:
-        self._streams = {key: iter(stream) for key, stream in streams.items()}
-        self._returned: dict[str, list[float]] = {key: [] for key in streams}
-        self._peeked: dict[str, float | None] = {}
-        self.taken = dict.fromkeys(streams, 0)
-
-    @classmethod
-    def split(
-        cls,
-        profile: RateProfile,
-        weights: Mapping[str, float],
-        arrival: Arrival,
-        seed: int,
-        rank: int = 0,
-        count: int = 1,
-        window_s: float = WINDOW_S,
-    ) -> Pacer:
-        """Streams for the process of ``rank`` among ``count``, one per weighted key."""
+    def __init__(self, arrivals: Arrivals, origin_s: float, rank: int = 0, count: int = 1) -> None:
         if count < 1 or not 0 <= rank < count:
             raise LoadError(f"process rank {rank} of {count} is out of range")
-        total = sum(weights.values())
-        if total <= 0:
-            raise LoadError(f"weights {dict(weights)} must have a positive sum")
-        streams = {}
-        for index, (key, weight) in enumerate(weights.items()):
-            if weight <= 0:
-                continue
-            streams[key] = ArrivalStream(
-                profile,
-                share=weight / total / count,
-                phase=(rank + 0.5) / count,
-                arrival=arrival,
-                rng=load_rng(seed, 1, index, rank),
-                window_s=window_s,
-            )
-        return cls(streams)
+        self._arrivals = arrivals
+        self._origin_s = origin_s
+        self._mine = range(rank, len(arrivals), count)
+        self._next = 0
+        self._returned: list[Slot] = []
+        self.taken = 0
 
-    @property
-    def keys(self) -> tuple[str, ...]:
-        return tuple(self._streams)
+    def __len__(self) -> int:
+        """Slots in this process's share."""
+        return len(self._mine)
 
-    def _peek(self, key: str) -> float | None:
-        if key not in self._peeked:
-            self._peeked[key] = next(self._streams[key], None)
-        return self._peeked[key]
+    def due_s(self) -> list[float]:
+        """Every slot's due time (load seconds), in order."""
+        return (
+            self._arrivals.submit_s[self._mine.start :: self._mine.step] - self._origin_s
+        ).tolist()
 
-    def take(self, key: str) -> float | None:
-        """The next due time of ``key`` (load seconds), or None when its stream is exhausted."""
-        if key not in self._streams:
-            raise LoadError(f"no stream {key!r} (streams: {', '.join(self._streams) or 'none'})")
-        returned = self._returned[key]
-        upcoming = self._peek(key)
-        if returned and (upcoming is None or returned[0] <= upcoming):
-            slot = heapq.heappop(returned)
+    def _slot(self, position: int) -> Slot:
+        i = self._mine[position]
+        a = self._arrivals
+        return Slot(
+            float(a.submit_s[i]) - self._origin_s, i, a.nodes[a.node[i]], int(a.gas_price[i])
+        )
+
+    def take(self) -> Slot | None:
+        """The next due slot, or None when the share is exhausted."""
+        upcoming = self._slot(self._next) if self._next < len(self._mine) else None
+        if self._returned and (upcoming is None or self._returned[0] <= upcoming):
+            slot = heapq.heappop(self._returned)
         elif upcoming is None:
             return None
         else:
             slot = upcoming
-            del self._peeked[key]
-        self.taken[key] += 1
+            self._next += 1
+        self.taken += 1
         return slot
 
-    def give_back(self, key: str, slot: float) -> None:
-        """Return an unused due time; the next ``take`` of ``key`` hands it out first."""
-        heapq.heappush(self._returned[key], slot)
-        self.taken[key] -= 1
+    def give_back(self, slot: Slot) -> None:
+        """Return an unused slot; the next ``take`` hands it out first."""
+        heapq.heappush(self._returned, slot)
+        self.taken -= 1
 
     def exhausted(self) -> bool:
-        return all(self._peek(k) is None and not self._returned[k] for k in self._streams)
+        return self._next >= len(self._mine) and not self._returned

@@ -3,11 +3,14 @@
 ``locust_argv`` builds ``python -m locust -f loadtests/rpc.py --headless ...`` with the load's
 options and the run folder's file names (``--csv``/``--html`` beside the records);
 ``LocustProcess`` starts it (stdout/stderr to files), waits at most a bound, and on timeout stops
-exactly that process (SIGTERM, then SIGKILL). Locust itself is never imported here.
+exactly that process (SIGTERM, then SIGKILL). The child is also told by the kernel to end when
+its parent does (``PR_SET_PDEATHSIG``), so no Locust outlives a killed ``bitcell-sim load``.
+Locust itself is never imported here.
 """
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import subprocess
@@ -25,6 +28,20 @@ STARTUP_MARGIN_S = 60.0
 STOP_TIMEOUT_S = 5.0
 #: After SIGTERM, how long Locust gets to write its results before SIGKILL.
 TERM_GRACE_S = 20.0
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _end_with_parent(parent_pid: int) -> None:
+    """In the child, before exec: SIGTERM when the parent dies (Linux; elsewhere a no-op)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent_pid:  # the parent died before the request took effect
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 def default_locustfile() -> Path:
@@ -111,6 +128,7 @@ class LocustProcess:
         log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log: IO[bytes] = log_path.open("ab")
         # No gevent in our own process: Locust monkey-patches only the child.
+        parent = os.getpid()
         self.process = subprocess.Popen(
             self.argv,
             stdout=self._log,
@@ -118,6 +136,7 @@ class LocustProcess:
             stdin=subprocess.DEVNULL,
             cwd=cwd,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            preexec_fn=lambda: _end_with_parent(parent),
         )
 
     @property

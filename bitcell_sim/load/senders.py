@@ -1,7 +1,7 @@
 """Who signs the load's transactions, with which nonce, and how each transaction is built.
 
-:class:`TxFactory` builds and signs one transaction (gas price drawn per transaction in
-[min, max], ``data`` padding the size to the topology's ``tx_size``). :class:`FreshSenders` gives
+:class:`TxFactory` builds and signs one transaction (the gas price its schedule slot gives,
+``data`` padding the size to the topology's ``tx_size``). :class:`FreshSenders` gives
 a new key per transaction (nonce 0: always admitted, also by a real node);
 :class:`FundedSenders` rotates genesis-funded accounts, one transaction in flight per account,
 the next nonce once the previous transaction is confirmed. Both hand out a :class:`Lease`.
@@ -14,8 +14,6 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import numpy as np
-
 from bitcell_sim.errors import LoadError
 from bitcell_sim.protocol.keys import KeyPair
 from bitcell_sim.protocol.transaction import BASE_SIZE_BYTES, Transaction, sign_transaction
@@ -25,44 +23,31 @@ _EXPECTED_NONCE = re.compile(r"Invalid nonce: expected (\d+), got \d+")
 
 
 class TxFactory:
-    """Signs transfers to ``recipient`` with a gas price per transaction in [min, max]."""
+    """Signs transfers to ``recipient``, padded to ``tx_size_bytes``."""
 
     def __init__(
         self,
         recipient: bytes,
-        rng: np.random.Generator,
-        gas_price_min: int,
-        gas_price_max: int,
         tx_size_bytes: int = BASE_SIZE_BYTES,
         gas_limit: int = GAS_LIMIT,
     ) -> None:
-        if not 0 < gas_price_min <= gas_price_max:
-            raise LoadError(f"gas price range [{gas_price_min}, {gas_price_max}] is not valid")
         if tx_size_bytes < BASE_SIZE_BYTES:
             raise LoadError(f"tx_size_bytes(={tx_size_bytes}) must be >= {BASE_SIZE_BYTES}")
         self.recipient = recipient
-        self.rng = rng
-        self.gas_price_min = gas_price_min
-        self.gas_price_max = gas_price_max
         self.gas_limit = gas_limit
         self.data = bytes(tx_size_bytes - BASE_SIZE_BYTES)
-        # Draw gas prices in blocks: one numpy call per 4096 transactions, not one per tx.
-        self._prices: deque[int] = deque()
 
-    def gas_price(self) -> int:
-        """The next gas price; varying it keeps a real node from dropping same-second txs."""
-        if not self._prices:
-            draws = self.rng.integers(self.gas_price_min, self.gas_price_max + 1, size=4096)
-            self._prices.extend(int(p) for p in draws)
-        return self._prices.popleft()
-
-    def build(self, keypair: KeyPair, nonce: int, amount: int) -> Transaction:
+    def build(self, keypair: KeyPair, nonce: int, amount: int, gas_price: int) -> Transaction:
+        """The signed tx; ``gas_price`` comes from the schedule (the model's for this tx), and
+        varying it keeps a real node from dropping same-second txs."""
+        if gas_price <= 0:
+            raise LoadError(f"gas_price(={gas_price}) must be > 0")
         return sign_transaction(
             keypair,
             self.recipient,
             amount=amount,
             gas_limit=self.gas_limit,
-            gas_price=self.gas_price(),
+            gas_price=gas_price,
             nonce=nonce,
             data=self.data,
         )

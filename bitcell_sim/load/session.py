@@ -2,22 +2,22 @@
 
 A :class:`LoadSession` is what a Locust process (local runner or worker) holds for a run: the
 :class:`~bitcell_sim.load.pacer.Pacer` for its rank, a :class:`~bitcell_sim.load.senders.TxFactory`
-and senders, the :class:`~bitcell_sim.load.txlog.TxLog` and the
-:class:`~bitcell_sim.load.watcher.ChainWatcher`. Users ``take_slot``, build with ``lease`` /
-``build``, and ``record`` the answer; the watcher loop calls ``tick`` until ``ended``. Nothing here
-imports Locust or gevent: the clock and the chain readers are passed in.
+and senders, the :class:`~bitcell_sim.load.txlog.TxLog` and the watchers. Users ``take_slot``,
+build with ``lease`` / ``build``, mark ``request_sent``, and ``record`` the answer; the watcher loop
+calls ``tick`` until ``ended``. Nothing here imports Locust or gevent: clock and readers are given.
 """
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from bitcell_sim.load.pacer import Pacer, load_rng
-from bitcell_sim.load.plan import LoadPlan
+from bitcell_sim.load.pacer import Pacer, Slot
+from bitcell_sim.load.plan import Endpoint, LoadPlan
 from bitcell_sim.load.rejections import reject_reason
 from bitcell_sim.load.senders import FreshSenders, FundedSenders, Lease, TxFactory
 from bitcell_sim.load.txlog import TxLog, TxRecord, strip_hex
@@ -85,21 +85,9 @@ class LoadSession:
         self.origin_unix_s = (
             plan.genesis_unix_s if plan.genesis_unix_s is not None else self.start_unix_s
         )
-        self.pacer = Pacer.split(
-            plan.profile,
-            {r: plan.region_weights[r] for r in plan.regions},
-            plan.arrival,
-            plan.seed,
-            rank,
-            count,
-        )
-        self.factory = TxFactory(
-            recipient_key(plan.network),
-            load_rng(plan.seed, 2, rank),
-            plan.gas_price_min,
-            plan.gas_price_max,
-            plan.tx_size_bytes,
-        )
+        self.arrivals = plan.workload.draw()
+        self.pacer = Pacer(self.arrivals, plan.origin_s, rank, count)
+        self.factory = TxFactory(recipient_key(plan.network), plan.tx_size_bytes)
         self.senders: FreshSenders | FundedSenders
         if plan.senders == "funded":
             mine = range(rank, plan.funded_accounts, count)
@@ -113,7 +101,10 @@ class LoadSession:
             self.senders = FreshSenders()
         self.log = TxLog()
         self.status = SessionStatus(rank)
-        self.in_flight = 0
+        #: (schedule index, tx id) of every scheduled tx this process sent.
+        self.sent: list[tuple[int, str]] = []
+        self._requests: dict[int, float] = {}  # submissions awaiting an answer: start times
+        self._tokens = itertools.count()
         if not isinstance(readers, Mapping):
             readers = {e.node: readers for e in plan.watched}
         per_node = len(plan.watched) > 1
@@ -157,20 +148,42 @@ class LoadSession:
 
     # ---- what users do ----------------------------------------------------------------------
 
-    def take_slot(self, region: str) -> float | None:
-        """The next due time (load seconds) for ``region``, None when the schedule is done."""
+    def take_slot(self) -> Slot | None:
+        """The next due slot of this process, None when its share of the schedule is done."""
         if self.ended:
             return None
-        return self.pacer.take(region)
+        return self.pacer.take()
 
-    def give_back(self, region: str, slot: float) -> None:
-        self.pacer.give_back(region, slot)
+    def give_back(self, slot: Slot) -> None:
+        self.pacer.give_back(slot)
 
-    def note_lag(self, slot: float) -> float:
+    def endpoint_for(self, slot: Slot) -> Endpoint:
+        return self.plan.endpoint_for(slot.node)
+
+    def note_lag(self, slot: Slot) -> float:
         """Record how far behind its due time a submission goes out; return the lag."""
-        lag = max(self.load_time_s() - slot, 0.0)
+        lag = max(self.load_time_s() - slot.due_s, 0.0)
         self.status.lags_s.append(lag)
         return lag
+
+    @property
+    def in_flight(self) -> int:
+        """Submissions sent and not yet answered."""
+        return len(self._requests)
+
+    def request_sent(self) -> int:
+        """A submission goes out now; returns the token to call ``request_answered`` with."""
+        token = next(self._tokens)
+        self._requests[token] = self.clock()
+        return token
+
+    def request_answered(self, token: int) -> None:
+        self._requests.pop(token, None)
+
+    def stuck(self, older_than_s: float) -> int:
+        """Submissions waiting for their answer for longer than ``older_than_s``."""
+        cutoff = self.clock() - older_than_s
+        return sum(1 for started in self._requests.values() if started < cutoff)
 
     def lease(self) -> Lease | None:
         """A sender for the next transaction, or None (counted) if every funded one is busy."""
@@ -179,9 +192,10 @@ class LoadSession:
             self.status.not_submitted["no idle funded sender"] += 1
         return lease
 
-    def build(self, lease: Lease) -> Transaction:
+    def build(self, lease: Lease, slot: Slot) -> Transaction:
+        """The signed tx of ``slot``, with the schedule's gas price."""
         assert lease.nonce is not None
-        return self.factory.build(lease.keypair, lease.nonce, lease.amount)
+        return self.factory.build(lease.keypair, lease.nonce, lease.amount, slot.gas_price)
 
     def record(
         self,
@@ -190,12 +204,14 @@ class LoadSession:
         node: str,
         submit_s: float,
         latency_s: float | None,
+        slot: Slot | None = None,
         result: str | None = None,
         error_code: int | None = None,
         error_message: str | None = None,
         http_status: int | None = None,
     ) -> TxRecord:
-        """Record one answer: ``result`` is the returned tx id, else the error's parts."""
+        """Record one answer to the tx of ``slot``: ``result`` is the returned tx id, else the
+        error's parts."""
         tx_id = tx.tx_id().hex()
         if result is not None:
             returned = strip_hex(result)
@@ -211,6 +227,8 @@ class LoadSession:
             # Without an answer we cannot know whether the node took it: re-read the nonce.
             self.senders.rejected(lease, message if error_code is not None else None)
         self.log.add(record)
+        if slot is not None:
+            self.sent.append((slot.index, record.tx_id))
         return record
 
     # ---- the watcher loop -------------------------------------------------------------------

@@ -3,9 +3,10 @@
 :func:`admit_step` takes a step's submissions and gossip arrivals, drops arrivals a node already
 holds (pool or chain), orders the rest by node, time and tx, admits them first come first served
 (or, in a whole span, wherever the pool is not full), charges each node's CPU for the txs it
-looked at, and updates pools, arrival order, sizes and peaks. The semantics are those of
-:class:`~bitcell_sim.model.txplane.TxPlane` (docs/model.md, "Transactions and pools"); the kernel
-exists because a run at 1,000 nodes takes hundreds of thousands of such steps.
+looked at (validation; a submission also its RPC service), and updates pools, arrival order,
+sizes and peaks. The semantics are those of :class:`~bitcell_sim.model.txplane.TxPlane`
+(docs/model.md, "Transactions and pools"); the kernel exists because a run at 1,000 nodes takes
+hundreds of thousands of such steps.
 """
 
 from __future__ import annotations
@@ -61,6 +62,7 @@ def admit_step(
     whole_span: bool,
     capacity: int,
     validate_s: float,
+    rpc_service_s: float,
     throttle_node: IntArray,
     throttle_start_s: FloatArray,
     throttle_end_s: FloatArray,
@@ -110,13 +112,17 @@ def admit_step(
         v, t, x, s = node[e], time_s[e], tx[e], source[e]
         admit = not full[v] if whole_span else seen[v] < room[v]
         seen[v] += 1
-        # The validation work: the CPU is busy until at least the end of the node's last
-        # validation and at least its earlier backlog plus all this work.
+        # The work: validation, and for a submission its service (HTTP and JSON-RPC handling,
+        # on the same CPU). The CPU is busy until at least the end of the node's last piece of
+        # work and at least its earlier backlog plus all this work; a submission's RPC latency
+        # is the backlog it found plus its own work.
         share = 1.0
         for w in range(len(throttle_node)):
             if throttle_node[w] == v and throttle_start_s[w] <= t < throttle_end_s[w]:
                 share = min(share, throttle_share[w])
-        cost = validate_s / share if len(throttle_node) else validate_s
+        cost = validate_s + rpc_service_s if s >= 0 else validate_s
+        if len(throttle_node):
+            cost /= share
         if s >= 0:
             wait = cpu_busy_s[v] - t
             rpc_latency_s[x] = cost + (wait if wait > 0.0 else 0.0)

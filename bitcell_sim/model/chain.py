@@ -63,9 +63,13 @@ class Block:
         return f"Block(height={self.height}, hash={self.hash_hex[:12]}, producer={self.producer})"
 
 
-def genesis_hash(network: str) -> bytes:
-    """The hash the model gives the genesis block of the network named ``network``."""
-    return hashlib.sha256(f"bitcell-sim/model-genesis/{network}".encode()).digest()
+def genesis_hash(network: str, seed: int) -> bytes:
+    """The hash the model gives the genesis block of ``network`` in the run of ``seed``.
+
+    The winner of every round follows from its parent's hash, so the seed must reach the
+    genesis hash for seeds to vary who produces (on the devnet it is the genesis time's).
+    """
+    return hashlib.sha256(f"bitcell-sim/model-genesis/{network}/{seed}".encode()).digest()
 
 
 def make_block_hash(parent_hash: bytes, producer_key: bytes, round_index: int) -> bytes:

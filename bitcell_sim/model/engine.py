@@ -33,24 +33,18 @@ from bitcell_sim.model.chain import (
 from bitcell_sim.model.flood import Flood
 from bitcell_sim.model.links import Link, MessageJitter, TickJitter
 from bitcell_sim.model.schedule import FaultSchedule, PartitionWindow
-from bitcell_sim.model.streams import Streams
 from bitcell_sim.model.txplane import POOL_FULL, TxPlane
 from bitcell_sim.model.wire import wire_sizes
-from bitcell_sim.model.workload import generate_arrivals
-from bitcell_sim.protocol.consensus import RoundSchedule, fork_choice_key, ticket
+from bitcell_sim.protocol.admission import POOL_ERROR_CODE
+from bitcell_sim.protocol.consensus import RoundSchedule, fork_choice_key, is_syncing, ticket
 from bitcell_sim.protocol.identity import node_keypair
 from bitcell_sim.results.records import REJECT_POOL_FULL, REJECT_UNREACHABLE, to_table
-from bitcell_sim.topology import Topology
+from bitcell_sim.topology import SeedTree, Topology, arrival_schedule, link_params
 
 #: Node timeline sampling period.
 TIMELINE_INTERVAL_S = 1.0
 #: How long a node waits for a sync answer that was lost before it gives up on that peer.
 REQUEST_TIMEOUT_S = 2.0
-#: A validator this many blocks behind the best height it knows of is syncing: it makes no
-#: commitment and builds no block (the devnet node's rule).
-SYNCING_LAG_BLOCKS = 2
-#: JSON-RPC code of a full pool (PROTOCOL.md §1, admission).
-POOL_FULL_CODE = -32603
 
 # Relay modes of an imported block: to every peer but the sender (a node index), to every
 # peer (a block the node built), or to nobody (a block fetched by sync).
@@ -107,6 +101,8 @@ class Simulation:
         self.max_txs = protocol.max_txs_per_block
         self.sync_batch = protocol.sync_batch_blocks
         self.import_per_tx_s = protocol.processing.block_import_per_tx_s
+        self.import_block_s = protocol.processing.block_import_s
+        self.sync_step_back = protocol.sync_step_back_blocks
         self.wire = wire_sizes(protocol.tx_size_bytes)
         self.schedule = FaultSchedule(topology, index)
 
@@ -114,20 +110,14 @@ class Simulation:
         self.adjacency = np.zeros((n, n), dtype=np.bool_)
         for node, peers in enumerate(self.peers):
             self.adjacency[node, list(peers)] = True
-        directed = [
-            pair
-            for a, b in topology.peer_edges
-            for pair in ((index[a], index[b]), (index[b], index[a]))
-        ]
-        self.streams = Streams(topology.general.seed, n, len(directed))
-        jitter = topology.links.jitter
+        directed = [(index[a], index[b]) for a, b in topology.directed_links]
+        params = [link_params(topology, a, b) for a, b in topology.directed_links]
+        seeds = SeedTree(topology.general.seed)
         self.jitters = [
-            MessageJitter(jitter.distribution, jitter.scale_s, rng)
-            for rng in self.streams.link_messages
+            MessageJitter(p.jitter_distribution, p.jitter_s, seeds.link_messages(i))
+            for i, p in enumerate(params)
         ]
-        latency = np.array(
-            [topology.one_way_latency_s(self.names[a], self.names[b]) for a, b in directed]
-        )
+        latency = np.array([p.latency_s for p in params])
         bandwidth = topology.links.bandwidth_bps
         self.links: dict[tuple[int, int], Link] = {
             (a, b): Link(a, b, float(latency[i]), bandwidth, self.jitters[i], self.schedule)
@@ -141,9 +131,9 @@ class Simulation:
             bandwidth,
             self.schedule,
             protocol.gossip.fanout,
-            self.streams.nodes,
-            jitter=(jitter.distribution, jitter.scale_s),
-            jitter_key=self.streams.consensus_key,
+            [seeds.node(i) for i in range(n)],
+            jitter=(topology.links.jitter.distribution, topology.links.jitter.scale_s),
+            jitter_key=seeds.consensus_key(),
         )
         self.validators = [index[v] for v in topology.validators]
         self.keys = {
@@ -152,23 +142,28 @@ class Simulation:
         }
         self._rankings: dict[bytes, list[int]] = {}
 
-        self.arrivals = generate_arrivals(topology, self.streams.workload, self.duration_s, index)
+        self.arrivals = arrival_schedule(topology)
         self.cpu_busy_s = np.zeros(n)
         self.txs = TxPlane(
             self.arrivals,
             n,
             protocol.tx_pool_capacity,
             protocol.processing.tx_validate_s,
+            protocol.processing.rpc_service_s,
             protocol.gossip.tx_batch_interval_s,
             self.flood,
-            TickJitter(jitter.distribution, jitter.scale_s, self.streams.link_batches),
+            TickJitter(
+                topology.links.jitter.distribution,
+                topology.links.jitter.scale_s,
+                [seeds.link_batches(i) for i in range(len(directed))],
+            ),
             self.schedule,
             self.wire.tx_frame_bytes,
             self.cpu_busy_s,
         )
 
         genesis = Block(
-            block_hash=genesis_hash(topology.general.name),
+            block_hash=genesis_hash(topology.general.name, topology.general.seed),
             parent=None,
             producer=-1,
             round_index=-1,
@@ -258,8 +253,8 @@ class Simulation:
             r += 1
 
     def _syncing(self, node: int) -> bool:
-        """More than SYNCING_LAG_BLOCKS behind the best height it has heard of."""
-        return self.tip[node].height < self.best_known_height[node] - SYNCING_LAG_BLOCKS
+        """Behind the best height it has heard of by more than the protocol's syncing lag."""
+        return is_syncing(self.tip[node].height, self.best_known_height[node])
 
     def _cpu_backlog_s(self) -> npt.NDArray[np.float64]:
         """How far behind now each node's CPU is (0 for an idle one)."""
@@ -374,7 +369,16 @@ class Simulation:
             known[node].add(block.hash)
         self._record_arrival(block, node, now)
         self._adopt(node, block)
-        self._gossip(node, block, RELAY_ALL)
+        # The producer imports its own block (validation and state) before it floods it.
+        done_s = self._charge_import(node, block, now)
+        if done_s <= now:
+            self._gossip(node, block, RELAY_ALL)
+        else:
+            self._at(done_s, self._gossip_own, node, block, incarnation)
+
+    def _gossip_own(self, node: int, block: Block, incarnation: int) -> None:
+        if self.up[node] and self.incarnation[node] == incarnation:
+            self._gossip(node, block, RELAY_ALL)
 
     # ---- blocks over the network -----------------------------------------------------------
 
@@ -410,16 +414,21 @@ class Simulation:
             return now
         self.importing[node].add(block.hash)
         self.txs.advance(now)
-        cost_s = self.import_per_tx_s * len(block.txs)
+        done_s = self._charge_import(node, block, now)
+        if done_s <= now:
+            self._apply(node, block, relay, self.incarnation[node])
+        else:
+            self._at(done_s, self._apply, node, block, relay, self.incarnation[node])
+        return done_s
+
+    def _charge_import(self, node: int, block: Block, now: float) -> float:
+        """Queue the block's import on the node's CPU (after its backlog); when it is done."""
+        cost_s = self.import_block_s + self.import_per_tx_s * len(block.txs)
         if cost_s and self.schedule.throttles:
             cost_s /= self.schedule.cpu_share(node, now)
         busy = float(self.cpu_busy_s[node])
         done_s = (now if now > busy else busy) + cost_s
         self.cpu_busy_s[node] = done_s
-        if done_s <= now:
-            self._apply(node, block, relay, self.incarnation[node])
-        else:
-            self._at(done_s, self._apply, node, block, relay, self.incarnation[node])
         return done_s
 
     def _apply(self, node: int, block: Block, relay: int, incarnation: int) -> None:
@@ -475,9 +484,14 @@ class Simulation:
     def _sync(
         self, node: int, peer: int, target: Block, incarnation: int
     ) -> Generator[simpy.Event, Any, None]:
-        """Batches of ``sync_batch`` blocks: request, response (size/bandwidth), import."""
+        """Batches of ``sync_batch`` blocks: request, response (size/bandwidth), import.
+
+        As on the devnet, the node asks from its own height + 1; when the chains fork below
+        that, the answer does not connect and the node steps back (``sync_step_back`` blocks
+        below it, then twice as many, ...), keeping what it fetched, until an answer connects.
+        """
         env = self.env
-        ask, answer = self.links[(node, peer)], self.links[(peer, node)]
+        first_ask = True
         failed = False
         while True:
             missing: list[Block] = []
@@ -487,21 +501,25 @@ class Simulation:
                 block = block.parent
             if not missing:
                 break
-            batch = missing[::-1][: self.sync_batch]
-            arrival = ask.transmit(env.now, self.wire.get_blocks_frame_bytes)
-            if arrival is not None:
-                yield env.timeout(arrival - env.now)
+            missing.reverse()
+            own_next = self.tip[node].height + 1
+            if first_ask and missing[0].height < own_next <= target.height:
+                asks = self._step_back_asks(target, missing[0].height, own_next)
+            else:
+                top = missing[0].height + self.sync_batch - 1
+                asks = [[b for b in missing if b.height <= top]]
+            first_ask = False
+            for blocks in asks:
+                ok = yield from self._fetch(node, peer, blocks, incarnation)
                 if self.incarnation[node] != incarnation:
                     return
-                size = self.wire.blocks_frame_overhead_bytes + sum(b.size_bytes for b in batch)
-                arrival = answer.transmit(env.now, size)
-            if arrival is None:
-                yield env.timeout(REQUEST_TIMEOUT_S)
-                failed = True
+                if not ok:
+                    failed = True
+                    break
+            if failed:
                 break
-            yield env.timeout(arrival - env.now)
-            if self.incarnation[node] != incarnation:
-                return
+            batch = [b for blocks in asks for b in blocks]
+            batch.sort(key=lambda b: b.height)
             last_s = env.now
             for block in batch:
                 if block.hash not in self.importing[node]:
@@ -517,6 +535,36 @@ class Simulation:
         self.counters["sync_failures" if failed else "syncs"] += 1
         self.syncing[node] = False
         self._after_sync(node)
+
+    def _step_back_asks(self, target: Block, fork_height: int, own_next: int) -> list[list[Block]]:
+        """The answers a forked node gets: from its height + 1, then step-backs to the fork."""
+        by_height = {b.height: b for b in chain_of(target)}
+        top = min(own_next + self.sync_batch - 1, target.height)
+        asks = [[by_height[h] for h in range(own_next, top + 1)]]
+        upper, step = own_next, self.sync_step_back
+        while upper > fork_height:
+            lower = max(1, upper - step)
+            asks.append([by_height[h] for h in range(lower, upper)])
+            upper, step = lower, 2 * step
+        return asks
+
+    def _fetch(
+        self, node: int, peer: int, blocks: list[Block], incarnation: int
+    ) -> Generator[simpy.Event, Any, bool]:
+        """One GetBlocks and its Blocks answer over the links; False if either was lost."""
+        env = self.env
+        arrival = self.links[(node, peer)].transmit(env.now, self.wire.get_blocks_frame_bytes)
+        if arrival is not None:
+            yield env.timeout(arrival - env.now)
+            if self.incarnation[node] != incarnation:
+                return False
+            size = self.wire.blocks_frame_overhead_bytes + sum(b.size_bytes for b in blocks)
+            arrival = self.links[(peer, node)].transmit(env.now, size)
+        if arrival is None:
+            yield env.timeout(REQUEST_TIMEOUT_S)
+            return False
+        yield env.timeout(arrival - env.now)
+        return True
 
     def _after_sync(self, node: int) -> None:
         if not self.up[node]:
@@ -537,20 +585,21 @@ class Simulation:
                 self._want_sync(node, sender, child.parent)
                 return
 
-    def _send_status(self, node: int, peer: int, reply: bool) -> None:
+    def _send_status(self, node: int, peer: int) -> None:
         if not self.up[node]:
             return
         arrival = self.links[(node, peer)].transmit(self.env.now, self.wire.status_frame_bytes)
         if arrival is not None:
-            self._at(arrival, self._on_status, peer, node, self.tip[node], reply)
+            self._at(arrival, self._on_status, peer, node, self.tip[node])
 
-    def _on_status(self, node: int, sender: int, tip: Block, reply: bool) -> None:
+    def _on_status(self, node: int, sender: int, tip: Block) -> None:
         if not self.up[node]:
             return
         self._heard_height(node, tip.height)
-        if reply:
-            self._send_status(node, sender, False)
-        if tip.hash not in self.importing[node] and is_better(tip, self.tip[node]):
+        if is_better(self.tip[node], tip):
+            # As the devnet node does: answer a peer that is behind with our tip.
+            self._send_status(node, sender)
+        elif tip.hash not in self.importing[node] and is_better(tip, self.tip[node]):
             self._want_sync(node, sender, tip)
 
     # ---- faults ----------------------------------------------------------------------------
@@ -567,18 +616,33 @@ class Simulation:
         self.wanted[node] = None
 
     def _go_up(self, node: int) -> None:
-        """Restart: the chain is kept; ask every peer for its tip, then sync to the best."""
+        """Restart (start-up time already passed): the chain is kept; tips are exchanged.
+
+        The node dials every peer at once; its ``Status`` leaves when a connection's handshake
+        is done (one round trip). A peer that hears it dial in dials back at once (its
+        back-off cut short) and sends its ``Status`` when that handshake is done.
+        """
+        now = self.env.now
         self.up[node] = True
-        self.cpu_busy_s[node] = self.env.now
+        self.cpu_busy_s[node] = now
         for peer in self.peers[node]:
-            self._send_status(node, peer, reply=True)
+            rtt_s = 2 * self.links[(node, peer)].latency_s
+            self._at(now + rtt_s, self._send_status, node, peer)
+            self._at(now + 1.5 * rtt_s, self._send_status, peer, node)
 
     def _heal(self, partition: PartitionWindow) -> None:
-        """A partition ends: nodes across the cut exchange tips (then sync by fork choice)."""
+        """Connections across a healed cut are back (redialled): tips follow the handshake.
+
+        ``partition.end_s`` is already the first redial after the heal (see
+        :func:`~bitcell_sim.model.schedule.next_redial_s`); each side's ``Status`` leaves when
+        its connection's handshake is done, one round trip later.
+        """
+        now = self.env.now
         for a in range(self.node_count):
             for b in self.peers[a]:
-                if partition.side[a] != partition.side[b]:
-                    self._send_status(a, b, reply=False)
+                if partition.cut[a, b]:
+                    rtt_s = 2 * self.links[(a, b)].latency_s
+                    self._at(now + rtt_s, self._send_status, a, b)
 
     # ---- timeline ----------------------------------------------------------------------------
 
@@ -596,11 +660,11 @@ class Simulation:
         schedule = self.schedule
         n = self.node_count
         up = ~schedule.down_at(np.arange(n), np.full(n, t_s))
-        # Peers a node can reach now: up, and on its side of every active partition.
+        # Peers a node can reach now: up, over a link no active partition cuts.
         reachable = self.adjacency & up[None, :] & up[:, None]
         for partition in schedule.partitions:
             if partition.start_s <= t_s < partition.end_s:
-                reachable &= partition.side[:, None] == partition.side[None, :]
+                reachable &= ~partition.cut
         height = np.array([tip.height for tip in self.tip], dtype=np.int64)
         best = np.maximum(np.array(self.best_known_height, dtype=np.int64), height)
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -680,7 +744,7 @@ class Simulation:
         hashes = np.array([b.hash_hex for b in self.blocks], dtype=object)
         outcome = self.txs.outcome
         reasons = np.array([None, REJECT_POOL_FULL, REJECT_UNREACHABLE], dtype=object)
-        codes = np.where(outcome == POOL_FULL, POOL_FULL_CODE, 0)
+        codes = np.where(outcome == POOL_FULL, POOL_ERROR_CODE, 0)
         rpc = self.txs.rpc_latency_s
         transactions = to_table(
             "transactions",

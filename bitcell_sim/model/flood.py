@@ -45,12 +45,12 @@ def fault_arrays(schedule: FaultSchedule, link_src: IntArray, link_dst: IntArray
         latency_end_s=np.array([w.end_s for w in schedule.latencies], dtype=np.float64),
         latency_extra_s=np.array([w.latency_s for w in schedule.latencies], dtype=np.float64),
         latency_touch=np.array(
-            [w.nodes[link_src] | w.nodes[link_dst] for w in schedule.latencies], dtype=np.bool_
+            [w.links[link_src, link_dst] for w in schedule.latencies], dtype=np.bool_
         ).reshape(-1, links),
         cut_start_s=np.array([p.start_s for p in schedule.partitions], dtype=np.float64),
         cut_end_s=np.array([p.end_s for p in schedule.partitions], dtype=np.float64),
         cut_links=np.array(
-            [p.side[link_src] != p.side[link_dst] for p in schedule.partitions], dtype=np.bool_
+            [p.cut[link_src, link_dst] for p in schedule.partitions], dtype=np.bool_
         ).reshape(-1, links),
         down_node=np.array([w.node for w in schedule.down_windows], dtype=np.int64),
         down_start_s=np.array([w.start_s for w in schedule.down_windows], dtype=np.float64),

@@ -3,8 +3,8 @@
 A message is serialized at the link's bandwidth after the previous one on the same link
 (:class:`Link`, ``busy_until_s``), then delayed by ``max(0, latency + added latency + jitter)``
 and delivered in order (never before the previous delivery), as the devnet's link emulator
-does. Jitter follows the topology's distribution at its scale: normal (scale = standard
-deviation), uniform (±scale) or pareto (2·scale·Lomax(3), mean = scale).
+does. Jitter follows the topology's law (:func:`~bitcell_sim.topology.jitter.standard_jitter`,
+the emulator's too) at the link's scale.
 :class:`MessageJitter` draws a link's jitter for single messages in sequence;
 :class:`TickJitter` holds the jitter of every link at every tx-batch tick, drawn chunk by chunk.
 """
@@ -16,23 +16,10 @@ import numpy.typing as npt
 
 from bitcell_sim.errors import ModelError
 from bitcell_sim.model.schedule import FaultSchedule
+from bitcell_sim.topology.jitter import standard_jitter
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
-
-# Lomax shape of "pareto" jitter; its mean is 1/(shape-1), so x(shape-1) makes the mean 1.
-PARETO_SHAPE = 3.0
-
-
-def standard_jitter(distribution: str, rng: np.random.Generator, count: int) -> FloatArray:
-    """``count`` draws of the distribution at scale 1 (zeros for "none")."""
-    if distribution == "normal":
-        return rng.standard_normal(count)
-    if distribution == "uniform":
-        return rng.uniform(-1.0, 1.0, count)
-    if distribution == "pareto":
-        return rng.pareto(PARETO_SHAPE, count) * (PARETO_SHAPE - 1.0)
-    return np.zeros(count)
 
 
 class MessageJitter:

@@ -18,14 +18,14 @@ import numpy as np
 import numpy.typing as npt
 from numba import njit
 
+from bitcell_sim.topology.jitter import PARETO_SHAPE
+
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
 
-#: Jitter distributions by code, as the kernels take them.
+#: The topology's jitter laws (:mod:`bitcell_sim.topology.jitter`) by the code the kernels take.
 JITTER_CODES = {"none": 0, "normal": 1, "uniform": 2, "pareto": 3}
-# Lomax shape of "pareto" jitter (as links.PARETO_SHAPE): mean 1/(shape-1), scaled to mean 1.
-_PARETO_SHAPE = 3.0
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _MIX_1 = np.uint64(0xBF58476D1CE4E5B9)
 _MIX_2 = np.uint64(0x94D049BB133111EB)
@@ -39,7 +39,7 @@ class FaultArrays(NamedTuple):
     latency_start_s: FloatArray
     latency_end_s: FloatArray
     latency_extra_s: FloatArray
-    latency_touch: BoolArray  # (windows, links): the link touches a slowed node
+    latency_touch: BoolArray  # (windows, links): the window slows the link
     cut_start_s: FloatArray
     cut_end_s: FloatArray
     cut_links: BoolArray  # (partitions, links): the link crosses the cut
@@ -70,7 +70,7 @@ def message_jitter_s(kind: int, scale_s: float, key: np.uint64, message: int, li
     if kind == 2:
         return scale_s * (2.0 * u1 - 1.0)
     if kind == 3:
-        return scale_s * (u1 ** (-1.0 / _PARETO_SHAPE) - 1.0) * (_PARETO_SHAPE - 1.0)
+        return scale_s * (u1 ** (-1.0 / PARETO_SHAPE) - 1.0) * (PARETO_SHAPE - 1.0)
     u2 = (float(_mix(word + _GOLDEN) >> np.uint64(11)) + 0.5) * _TO_UNIT
     return scale_s * math.sqrt(-2.0 * math.log(u1)) * math.cos(2.0 * math.pi * u2)
 

@@ -1,9 +1,11 @@
 """The fault schedule: the topology's faults as time windows the model can query.
 
-:class:`FaultSchedule` resolves node_down and region_down into merged down windows per node,
-partitions into side labels, added_latency into node masks and cpu_throttle into shares. Windows
-are half-open ``[start_s, end_s)``; a message is lost if a window that affects it overlaps the
-closed interval from its departure to its arrival. Scalar queries (``is_up``,
+:class:`FaultSchedule` turns each fault's :class:`~bitcell_sim.topology.scope.FaultScope` (the
+nodes and directed links it touches, as the devnet applies them) into windows over node
+indexes: node_down and region_down into merged down windows per node, partitions and
+added_latency into masks of the directed links they cut or slow, cpu_throttle into shares.
+Windows are half-open ``[start_s, end_s)``; a message is lost if a window that affects it
+overlaps the closed interval from its departure to its arrival. Scalar queries (``is_up``,
 ``down_between``, ``cut_between``, ``extra_latency_s``, ``cpu_share``) serve single messages;
 ``down_at`` and ``cpu_share_at`` take numpy arrays.
 """
@@ -11,6 +13,7 @@ closed interval from its departure to its arrival. Scalar queries (``is_up``,
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,6 +26,7 @@ from bitcell_sim.topology import (
     Partition,
     RegionDown,
     Topology,
+    fault_scope,
 )
 
 FloatArray = npt.NDArray[np.float64]
@@ -41,14 +45,14 @@ class DownWindow:
 class PartitionWindow:
     start_s: float
     end_s: float
-    side: IntArray  # side label of every node
+    cut: BoolArray  # cut[a, b]: the directed link a -> b delivers nothing
 
 
 @dataclass(frozen=True)
 class LatencyWindow:
     start_s: float
     end_s: float
-    nodes: BoolArray  # every link touching one of these nodes gets the extra latency
+    links: BoolArray  # links[a, b]: the directed link a -> b gets the extra latency
     latency_s: float
 
 
@@ -70,34 +74,53 @@ def _merge(windows: list[tuple[float, float]]) -> list[tuple[float, float]]:
     return merged
 
 
+def next_redial_s(lost_s: float, after_s: float, min_s: float, max_s: float) -> float:
+    """The first redial at or after ``after_s`` of a connection lost at ``lost_s``.
+
+    As the devnet node's link does: wait ``min_s``, dial; each failed dial doubles the wait, up
+    to ``max_s``. A partition resets its connections at the cut and refuses redials until it
+    heals, so its links come back at this instant, not at the heal.
+    """
+    wait_s = min_s
+    t_s = lost_s + wait_s
+    while t_s < after_s:
+        t_s += wait_s
+        wait_s = min(2 * wait_s, max_s)
+    return t_s
+
+
 class FaultSchedule:
     """Every fault of a topology as windows over node indexes (``index`` maps names to them)."""
 
     def __init__(self, topology: Topology, index: dict[str, int]) -> None:
         self.node_count = len(index)
+        startup_s = topology.protocol.processing.startup_s
         raw_down: list[list[tuple[float, float]]] = [[] for _ in range(self.node_count)]
         self.partitions: list[PartitionWindow] = []
         self.latencies: list[LatencyWindow] = []
         self.throttles: list[ThrottleWindow] = []
         for fault in topology.faults:
+            scope = fault_scope(topology, fault)
             if isinstance(fault, NodeDown | RegionDown):
-                for name in topology.fault_nodes(fault):
-                    raw_down[index[name]].append((fault.start_s, fault.end_s))
+                # The process restarts at the fault's end and serves after its start-up time.
+                back_s = fault.end_s + startup_s
+                for name in scope.nodes:
+                    raw_down[index[name]].append((fault.start_s, back_s))
             elif isinstance(fault, Partition):
-                side = np.zeros(self.node_count, dtype=np.int64)
-                for label, members in enumerate(topology.partition_sides(fault)):
-                    for name in members:
-                        side[index[name]] = label
-                self.partitions.append(PartitionWindow(fault.start_s, fault.end_s, side))
+                cut = self._link_mask(index, scope.links)
+                # The cut reset every connection across it: they carry nothing until redialled.
+                peering = topology.protocol.peering
+                back_s = next_redial_s(
+                    fault.start_s, fault.end_s, peering.reconnect_min_s, peering.reconnect_max_s
+                )
+                self.partitions.append(PartitionWindow(fault.start_s, back_s, cut))
             elif isinstance(fault, AddedLatency):
-                nodes = np.zeros(self.node_count, dtype=np.bool_)
-                for name in topology.fault_nodes(fault):
-                    nodes[index[name]] = True
+                links = self._link_mask(index, scope.links)
                 self.latencies.append(
-                    LatencyWindow(fault.start_s, fault.end_s, nodes, fault.latency_s)
+                    LatencyWindow(fault.start_s, fault.end_s, links, fault.latency_s)
                 )
             elif isinstance(fault, CpuThrottle):
-                for name in topology.fault_nodes(fault):
+                for name in scope.nodes:
                     self.throttles.append(
                         ThrottleWindow(index[name], fault.start_s, fault.end_s, fault.share)
                     )
@@ -106,6 +129,12 @@ class FaultSchedule:
             (DownWindow(n, s, e) for n, windows in enumerate(self.down) for s, e in windows),
             key=lambda w: (w.start_s, w.node),
         )
+
+    def _link_mask(self, index: dict[str, int], links: Iterable[tuple[str, str]]) -> BoolArray:
+        mask = np.zeros((self.node_count, self.node_count), dtype=np.bool_)
+        for a, b in links:
+            mask[index[a], index[b]] = True
+        return mask
 
     # ---- single messages and nodes ------------------------------------------------------
 
@@ -127,19 +156,15 @@ class FaultSchedule:
         return since
 
     def cut(self, a: int, b: int, t_s: float) -> bool:
-        return any(p.start_s <= t_s < p.end_s and p.side[a] != p.side[b] for p in self.partitions)
+        return any(p.start_s <= t_s < p.end_s and p.cut[a, b] for p in self.partitions)
 
     def cut_between(self, a: int, b: int, t0_s: float, t1_s: float) -> bool:
-        """True if a partition separates ``a`` and ``b`` at any instant of ``[t0_s, t1_s]``."""
-        return any(
-            p.start_s <= t1_s and p.end_s > t0_s and p.side[a] != p.side[b] for p in self.partitions
-        )
+        """True if a partition cuts ``a -> b`` at any instant of ``[t0_s, t1_s]``."""
+        return any(p.start_s <= t1_s and p.end_s > t0_s and p.cut[a, b] for p in self.partitions)
 
     def extra_latency_s(self, a: int, b: int, t_s: float) -> float:
         return sum(
-            w.latency_s
-            for w in self.latencies
-            if w.start_s <= t_s < w.end_s and (w.nodes[a] or w.nodes[b])
+            w.latency_s for w in self.latencies if w.start_s <= t_s < w.end_s and w.links[a, b]
         )
 
     def cpu_share(self, node: int, t_s: float) -> float:

@@ -32,10 +32,9 @@ from pydantic import ValidationError
 
 from bitcell_sim.errors import ModelError, TopologyError
 from bitcell_sim.model.engine import simulate
-from bitcell_sim.model.overrides import apply_overrides
 from bitcell_sim.results.records import REJECT_POOL_FULL, REJECT_UNREACHABLE
 from bitcell_sim.results.summary import summarize
-from bitcell_sim.topology import Topology
+from bitcell_sim.topology import Topology, apply_overrides
 from bitcell_sim.topology.units import format_duration, parse_duration, parse_rate
 
 #: Grid keys that are not paths in the topology file. ``round`` splits a round length into

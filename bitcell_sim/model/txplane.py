@@ -25,7 +25,7 @@ from bitcell_sim.model.admit import admit_step
 from bitcell_sim.model.flood import Flood
 from bitcell_sim.model.links import TickJitter
 from bitcell_sim.model.schedule import FaultSchedule
-from bitcell_sim.model.workload import Arrivals
+from bitcell_sim.topology import Arrivals
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -132,6 +132,7 @@ class TxPlane:
         node_count: int,
         capacity: int,
         validate_s: float,
+        rpc_service_s: float,
         interval_s: float,
         flood: Flood,
         ticks: TickJitter,
@@ -144,6 +145,7 @@ class TxPlane:
         self.node_count = node_count
         self.capacity = capacity
         self.validate_s = validate_s
+        self.rpc_service_s = rpc_service_s
         self.interval_s = interval_s
         self.flood = flood
         self.ticks = ticks
@@ -225,8 +227,8 @@ class TxPlane:
         throttles = self._throttles
         mine = admit_step(
             sub_tx, sub_node, sub_s, off_tx, off_node, off_s, whole_span, self.capacity,
-            self.validate_s, *throttles, self.in_pool, self.in_chain, self.order,
-            self._next_order, self.pool_size, self.pool_peak, self.gossip_dropped_full,
+            self.validate_s, self.rpc_service_s, *throttles, self.in_pool, self.in_chain,
+            self.order, self._next_order, self.pool_size, self.pool_peak, self.gossip_dropped_full,
             self.outcome, self.rpc_latency_s, self.cpu_busy_s,
         )  # fmt: skip
         if not whole_span:

@@ -1,9 +1,9 @@
 """The link emulator: one user-space shaping TCP proxy per directed link between devnet nodes.
 
-Links are ``LinkSpec`` (with ``LinkParams``: latency, jitter, bandwidth, faults) read from a
-links file; ``Emulator`` serves them, ``ControlServer`` exposes faults over HTTP, ``NetemClient``
-drives that API, ``EmulatorProcess`` runs ``python -m bitcell_sim.netem``, ``ProbeServer`` and
-``measure_delays`` measure a link from both ends. See docs/netem.md.
+Links are ``LinkSpec`` (with the topology layer's ``LinkParams``: latency, jitter, bandwidth,
+faults) read from a links file; ``Emulator`` serves them, ``ControlServer`` exposes faults over
+HTTP, ``NetemClient`` drives that API, ``EmulatorProcess`` runs ``python -m bitcell_sim.netem``,
+``ProbeServer`` and ``measure_delays`` measure a link from both ends. See docs/netem.md.
 """
 
 from bitcell_sim.netem.client import NetemClient
@@ -15,13 +15,7 @@ from bitcell_sim.netem.linksfile import (
     read_links_file,
     write_links_file,
 )
-from bitcell_sim.netem.params import (
-    JITTER_DISTRIBUTIONS,
-    JitterDistribution,
-    LinkParams,
-    LinkSpec,
-    check_loopback,
-)
+from bitcell_sim.netem.params import LinkSpec, check_loopback
 from bitcell_sim.netem.probe import DelayProbe, DelaySample, ProbeServer, measure_delays
 from bitcell_sim.netem.process import EmulatorProcess, parse_ready_line, serve
 from bitcell_sim.netem.shaping import (
@@ -33,6 +27,8 @@ from bitcell_sim.netem.shaping import (
     transmission_time_s,
 )
 from bitcell_sim.netem.state import LinkCounters, LinkState
+from bitcell_sim.topology.jitter import JITTER_DISTRIBUTIONS, JitterDistribution
+from bitcell_sim.topology.links import LinkParams
 
 __all__ = [
     "DEFAULT_MAX_QUEUED_BYTES",

@@ -57,9 +57,18 @@ def _read_token(path: Path) -> str:
     except OSError as exc:
         raise NetemError(f"{path}: cannot read token file: {exc.strerror or exc}") from None
     try:
-        return check_token(token)
+        token = check_token(token)
     except NetemError as exc:
         raise NetemError(f"{path}: {exc}") from None
+    mode = path.stat().st_mode & 0o777
+    if mode & 0o077:
+        log.warning(
+            "token file %s is readable by others (mode %04o): whoever reads it controls the "
+            "links; chmod 600 it",
+            path,
+            mode,
+        )
+    return token
 
 
 def _setup_logging(log_file: Path | None, verbose: bool) -> None:

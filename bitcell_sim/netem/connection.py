@@ -1,9 +1,11 @@
 """One proxied TCP connection through a link: two shaped directions between two sockets.
 
 ``Connection`` pairs the accepted socket with one it opens to the target. Each ``Direction``
-schedules the chunks it reads (``shaping.schedule_chunk``), keeps them in a FIFO and delivers
-them with one ``loop.call_at`` timer at a time, pausing its source socket when too much is queued
-or the destination cannot keep up. No task per chunk: callbacks only.
+schedules the chunks it reads (``shaping.schedule_chunk``), keeps them in a FIFO of ``Queued``
+pieces and delivers them with one ``loop.call_at`` timer at a time, pausing its source socket
+when too much is queued or the destination cannot keep up. No task per chunk: callbacks only.
+``Direction.take_untransmitted``/``rebook`` let the link re-serialize pieces that have not left
+its transmitter yet when its bandwidth changes.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import logging
 import socket
 import struct
 from collections import deque
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from bitcell_sim.netem.shaping import InOrderClock, Serializer, schedule_chunk, schedule_eof
 
@@ -28,6 +30,16 @@ log = logging.getLogger(__name__)
 # error on zero (+-0.5 ms) instead of adding 0.5 ms on average to every delay.
 _TIMER_LEAD_S = 0.0005
 _LINGER_RESET = struct.pack("ii", 1, 0)
+
+
+class Queued(NamedTuple):
+    """A scheduled piece: delivered at ``delivery_s``; it leaves the link's transmitter at
+    ``departure_s`` and then travels ``delay_s``. ``data`` None is the half-close (EOF)."""
+
+    delivery_s: float
+    data: memoryview | None
+    departure_s: float
+    delay_s: float
 
 
 def reset_transport(transport: asyncio.Transport) -> None:
@@ -52,7 +64,7 @@ class Direction:
         self.src: asyncio.Transport | None = None
         self.dst: asyncio.Transport | None = None
         self.clock = InOrderClock()
-        self.queue: deque[tuple[float, memoryview | None]] = deque()  # None marks the EOF
+        self.queue: deque[Queued] = deque()
         self.queued_bytes = 0
         self.high_water_bytes = high_water_bytes
         self.low_water_bytes = high_water_bytes // 2
@@ -98,8 +110,11 @@ class Direction:
             link.jitter.sample_s(params.jitter_s),
         )
         view = memoryview(data)
+        delay_s = pieces[0].delivery_s - pieces[0].departure_s if pieces else 0.0
         for piece in pieces:
-            self.queue.append((piece.delivery_s, view[piece.start : piece.end]))
+            self.queue.append(
+                Queued(piece.delivery_s, view[piece.start : piece.end], piece.departure_s, delay_s)
+            )
         self.queued_bytes += len(data)
         link.counters.queued_bytes += len(data)
         if self.forward:
@@ -116,14 +131,16 @@ class Direction:
             return
         self.eof_received = True
         params = self.link.params
+        now_s = self.connection.loop.time()
+        departure_s = max(now_s, self.serializer.busy_until_s)
         delivery_s = schedule_eof(
-            self.connection.loop.time(),
+            now_s,
             params,
             self.serializer,
             self.clock,
             self.link.jitter.sample_s(params.jitter_s),
         )
-        self.queue.append((delivery_s, None))
+        self.queue.append(Queued(delivery_s, None, departure_s, delivery_s - departure_s))
         self._arm()
 
     def _arm(self) -> None:
@@ -139,8 +156,8 @@ class Direction:
         due_s = self.connection.loop.time() + _TIMER_LEAD_S
         counters = self.link.counters
         delivered = 0
-        while self.queue and self.queue[0][0] <= due_s:
-            _, data = self.queue.popleft()
+        while self.queue and self.queue[0].delivery_s <= due_s:
+            data = self.queue.popleft().data
             if data is None:
                 self.eof_delivered = True
                 if not dst.is_closing() and dst.can_write_eof():
@@ -160,6 +177,28 @@ class Direction:
         if self.eof_delivered:
             self.connection.on_eof_delivered()
             return
+        self._arm()
+
+    def take_untransmitted(self, now_s: float) -> list[Queued]:
+        """Remove and return the queued pieces that have not left the transmitter by
+        ``now_s`` (a suffix of the FIFO); the in-order clock restarts from what stays."""
+        kept = list(self.queue)
+        split = next((i for i, q in enumerate(kept) if q.departure_s > now_s), len(kept))
+        self.queue = deque(kept[:split])
+        self.clock = InOrderClock()
+        if self.queue:
+            self.clock.deliver_at_s(self.queue[-1].delivery_s)
+        return kept[split:]
+
+    def rebook(self, piece: Queued, departure_s: float) -> None:
+        """Queue ``piece`` again, now leaving the transmitter at ``departure_s``."""
+        delivery_s = self.clock.deliver_at_s(departure_s + piece.delay_s)
+        self.queue.append(Queued(delivery_s, piece.data, departure_s, piece.delay_s))
+
+    def rearm(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         self._arm()
 
     def discard(self) -> None:

@@ -62,11 +62,23 @@ def _auth_middleware(token: str) -> Any:
     return middleware
 
 
+#: Control requests are a few hundred bytes; anything much larger is refused with 413.
+MAX_BODY_BYTES = 1024 * 1024
+
+
 async def _body(request: web.Request, allowed: set[str], required: set[str]) -> dict[str, Any]:
     try:
-        body = json.loads(await request.text() or "null")
+        raw = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise NetemError(f"request body over {MAX_BODY_BYTES} bytes") from None
+    try:
+        body = json.loads(raw.decode("utf-8") or "null")
+    except UnicodeDecodeError as exc:
+        raise NetemError(f"request body is not UTF-8: {exc}") from None
     except json.JSONDecodeError as exc:
         raise NetemError(f"request body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise NetemError("request body is nested too deeply") from None
     if not isinstance(body, dict):
         raise NetemError(f"request body must be a JSON object, got {type(body).__name__}")
     check_keys(body, allowed, required)
@@ -143,7 +155,9 @@ async def _bandwidth(request: web.Request) -> web.Response:
 
 def build_app(emulator: Emulator, token: str) -> web.Application:
     """The aiohttp application of the control API over ``emulator``."""
-    app = web.Application(middlewares=[_auth_middleware(check_token(token))])
+    app = web.Application(
+        middlewares=[_auth_middleware(check_token(token))], client_max_size=MAX_BODY_BYTES
+    )
     app[_EMULATOR_KEY] = emulator
     app.router.add_get("/health", _health)
     app.router.add_get("/links", _links)

@@ -16,8 +16,9 @@ from types import TracebackType
 from bitcell_sim.errors import NetemError
 from bitcell_sim.netem.link import Link
 from bitcell_sim.netem.linksfile import check_unique
-from bitcell_sim.netem.params import LinkParams, LinkSpec
+from bitcell_sim.netem.params import LinkSpec
 from bitcell_sim.netem.state import LinkState
+from bitcell_sim.topology.links import LinkParams
 
 log = logging.getLogger(__name__)
 

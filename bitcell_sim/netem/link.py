@@ -2,7 +2,8 @@
 
 ``Link`` binds the listener of one ``LinkSpec`` (``bind``, synchronous, so a busy port fails
 before anything is served), accepts connections (``accept``: forward them, or reset them while
-partitioned), applies new ``LinkParams`` live (``apply``) and reports a ``LinkState``.
+partitioned), applies new ``LinkParams`` live (``apply``: a new bandwidth also re-books the
+bytes still waiting for the transmitter) and reports a ``LinkState``.
 """
 
 from __future__ import annotations
@@ -14,10 +15,17 @@ import socket
 import numpy as np
 
 from bitcell_sim.errors import NetemError
-from bitcell_sim.netem.connection import ClientProtocol, Connection, reset_transport
-from bitcell_sim.netem.params import LinkParams, LinkSpec
+from bitcell_sim.netem.connection import (
+    ClientProtocol,
+    Connection,
+    Direction,
+    Queued,
+    reset_transport,
+)
+from bitcell_sim.netem.params import LinkSpec
 from bitcell_sim.netem.shaping import JitterSampler, Serializer
 from bitcell_sim.netem.state import LinkCounters, LinkState
+from bitcell_sim.topology.links import LinkParams
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +121,7 @@ class Link:
                 f"({self.spec.params.jitter_distribution!r} -> {params.jitter_distribution!r})"
             )
         starts_partition = params.partitioned and not self.params.partitioned
+        new_bandwidth = params.bandwidth_bps != self.params.bandwidth_bps
         self.params = params
         if starts_partition:
             dropped = len(self.connections)
@@ -123,6 +132,37 @@ class Link:
             self.forward_serializer = Serializer()
             self.reverse_serializer = Serializer()
             log.info("link %s: partitioned, %d connection(s) reset", self.name, dropped)
+        elif new_bandwidth:
+            self._rebook()
+
+    def _rebook(self) -> None:
+        """Serialize again, at the bandwidth now in force, every byte that has not left the
+        transmitter yet (a slowed link restores at once), keeping the order in which the
+        transmitter would have sent them across connections."""
+        if not self.connections:
+            # Nothing waits: the transmitter is free (bytes booked for closed connections
+            # must not hold up the next one).
+            self.forward_serializer = Serializer()
+            self.reverse_serializer = Serializer()
+            return
+        now_s = asyncio.get_running_loop().time()
+        for forward in (True, False):
+            serializer = Serializer()
+            waiting: list[tuple[float, int, Direction, Queued]] = []
+            for connection in self.connections:
+                direction = connection.forward if forward else connection.reverse
+                for piece in direction.take_untransmitted(now_s):
+                    waiting.append((piece.departure_s, len(waiting), direction, piece))
+            waiting.sort(key=lambda item: (item[0], item[1]))
+            for _, _, direction, piece in waiting:
+                size = 0 if piece.data is None else len(piece.data)
+                direction.rebook(piece, serializer.depart_s(now_s, size, self.params.bandwidth_bps))
+            if forward:
+                self.forward_serializer = serializer
+            else:
+                self.reverse_serializer = serializer
+            for connection in self.connections:
+                (connection.forward if forward else connection.reverse).rearm()
 
     async def close(self) -> None:
         """Stop listening and close every connection."""

@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from bitcell_sim.errors import NetemError
-from bitcell_sim.netem.params import LinkParams, LinkSpec
+from bitcell_sim.netem.params import LinkSpec
+from bitcell_sim.topology.links import LinkParams
 
 LINKS_FILE_VERSION = 1
 

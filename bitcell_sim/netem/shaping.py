@@ -14,18 +14,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from bitcell_sim.errors import NetemError
-from bitcell_sim.netem.params import JITTER_DISTRIBUTIONS, LinkParams
+from bitcell_sim.topology.jitter import JITTER_DISTRIBUTIONS, standard_jitter
+from bitcell_sim.topology.links import LinkParams
 
 # A chunk read from a socket is split into pieces of about this much transmission time, so a
 # slow link delivers a large read progressively (as a real link would) instead of in one lump.
 PIECE_TIME_S = 0.001
 MIN_PIECE_BYTES = 1460  # one Ethernet-sized TCP segment: smaller pieces only add overhead
 MAX_PIECE_BYTES = 65536
-
-# Lomax (Pareto II) shape of the "pareto" jitter; its mean is 1 / (shape - 1) = 0.5, hence the
-# factor 2 that makes the mean added delay equal jitter_s.
-PARETO_SHAPE = 3.0
-_PARETO_MEAN_FACTOR = PARETO_SHAPE - 1.0
 
 
 def transmission_time_s(size_bytes: int, bandwidth_bps: float | None) -> float:
@@ -66,10 +62,11 @@ class Serializer:
 
 
 class JitterSampler:
-    """Jitter draws of one link, from its own seeded Generator (see ``LinkParams``).
+    """Jitter draws of one link, from its own seeded Generator (the topology's jitter law).
 
-    Standardised draws are made in blocks (one numpy call per ``block`` chunks) and scaled by the
-    ``jitter_s`` in force at each chunk, so a live change of scale takes effect immediately.
+    Standardised draws (``standard_jitter``) are made in blocks (one numpy call per ``block``
+    chunks) and scaled by the ``jitter_s`` in force at each chunk, so a live change of scale
+    takes effect immediately.
     """
 
     def __init__(self, distribution: str, rng: np.random.Generator, block: int = 256) -> None:
@@ -86,12 +83,7 @@ class JitterSampler:
         self._draws: list[float] = []
 
     def _refill(self) -> None:
-        if self.distribution == "normal":
-            draws = self._rng.standard_normal(self._block)
-        elif self.distribution == "uniform":
-            draws = self._rng.uniform(-1.0, 1.0, self._block)
-        else:  # pareto
-            draws = self._rng.pareto(PARETO_SHAPE, self._block) * _PARETO_MEAN_FACTOR
+        draws = standard_jitter(self.distribution, self._rng, self._block)
         # Reversed so pop() hands them out in the order the Generator produced them.
         self._draws = draws[::-1].tolist()
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from bitcell_sim.errors import NetemError
 from bitcell_sim.netem.linksfile import check_keys, params_from_dict, params_to_dict
-from bitcell_sim.netem.params import LinkParams
+from bitcell_sim.topology.links import LinkParams
 
 
 @dataclass

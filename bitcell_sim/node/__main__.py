@@ -51,7 +51,6 @@ def main(argv: list[str] | None = None) -> int:
             format=f"%(asctime)s %(levelname)s {config.node}: %(message)s",
             stream=sys.stderr,
         )
-        logging.getLogger("aiohttp").setLevel(logging.WARNING)
         return asyncio.run(run_node(NodeSettings.resolve(config)))
     except DevnetError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -6,14 +6,17 @@ the ``LedgerState`` at that tip. ``import_block`` validates a block against its 
 it, and switches branches when it makes a better tip, reverting to the common ancestor and
 applying the new branch (``ImportResult`` lists what was disconnected and connected).
 ``build_block`` makes this node's block from pool entries. Everything is persisted in a
-``ChainStore`` before it becomes visible, and ``Chain`` reloads itself from it.
+``ChainStore`` before it becomes visible, with the block's arrival record (``BlockArrival``:
+producer, production time, size, how it came and when its import completed), and ``Chain``
+reloads itself from it.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -23,6 +26,7 @@ from bitcell_sim.node.sigcache import SignatureCache
 from bitcell_sim.node.state import BlockNotApplicable, LedgerState, Undo, reward_at
 from bitcell_sim.node.store import ChainStore
 from bitcell_sim.protocol.account import Account, apply_transaction
+from bitcell_sim.protocol.arrivals import VIA_GOSSIP, BlockArrival
 from bitcell_sim.protocol.block import (
     Block,
     BlockHeader,
@@ -82,6 +86,8 @@ class ImportResult:
     connected: list[Block] = field(default_factory=list)
     disconnected: list[Block] = field(default_factory=list)
     error: str = ""
+    #: When the import completed (Unix s): set when the block was stored (canonical or side).
+    arrival_unix_s: float | None = None
 
     @property
     def is_reorg(self) -> bool:
@@ -89,7 +95,11 @@ class ImportResult:
 
 
 class Chain:
-    """Block tree + canonical chain + state of one node, persisted in ``store``."""
+    """Block tree + canonical chain + state of one node, persisted in ``store``.
+
+    ``producer_name`` names a proposer key in the arrival records, ``produced_unix_s`` infers a
+    block's production time from its header, ``clock`` stamps import completion.
+    """
 
     def __init__(
         self,
@@ -99,8 +109,15 @@ class Chain:
         base_reward: int,
         max_txs_per_block: int,
         sigcache: SignatureCache,
+        *,
+        producer_name: Callable[[bytes], str] = bytes.hex,
+        produced_unix_s: Callable[[BlockHeader], float] = lambda header: float(header.timestamp),
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.store = store
+        self.producer_name = producer_name
+        self.produced_unix_s = produced_unix_s
+        self.clock = clock
         self.genesis = genesis
         self.allocations = dict(allocations)
         self.base_reward = base_reward
@@ -247,8 +264,11 @@ class Chain:
 
     # ---- import and fork choice -----------------------------------------------------------
 
-    def import_block(self, block: Block, raw: bytes | None = None) -> ImportResult:
-        """Validate, store and maybe adopt ``block``; never raises for a bad block."""
+    def import_block(
+        self, block: Block, raw: bytes | None = None, via: str = VIA_GOSSIP
+    ) -> ImportResult:
+        """Validate, store and maybe adopt ``block`` (``via``: how it came, for its arrival
+        record); never raises for a bad block."""
         block_hash = block.hash()
         height = block.header.height
         if block_hash in self.records:
@@ -273,14 +293,48 @@ class Chain:
         raw = raw if raw is not None else block.encode()
         row = (block_hash, height, block.header.prev_hash, raw)
         if not is_better(ChainTip(height, block_hash), self.tip_key):
-            self.store.commit_import([row])
+            arrival_unix_s = self._commit(record, row, via)
             self.records[block_hash] = record
             self._remember(block)
-            return ImportResult(ImportStatus.SIDE, block_hash, height)
-        return self._switch_to(record, block, row)
+            return ImportResult(
+                ImportStatus.SIDE, block_hash, height, arrival_unix_s=arrival_unix_s
+            )
+        return self._switch_to(record, block, row, via)
+
+    def _commit(
+        self,
+        record: BlockRecord,
+        row: tuple[bytes, int, bytes, bytes],
+        via: str,
+        canonical_from: int | None = None,
+        canonical_hashes: Sequence[bytes] = (),
+    ) -> float:
+        """Persist ``record``'s block with its arrival record; return the arrival time (taken
+        once validation and state are done: only the commit itself comes after it)."""
+        header = record.header
+        arrival_unix_s = self.clock()
+        arrival = BlockArrival(
+            block_hash=record.block_hash,
+            height=header.height,
+            parent_hash=header.prev_hash,
+            producer=self.producer_name(header.proposer),
+            produced_unix_s=self.produced_unix_s(header),
+            tx_count=len(record.tx_ids),
+            size_bytes=len(row[3]),
+            via=via,
+            arrival_unix_s=arrival_unix_s,
+        )
+        self.store.commit_import(
+            [row], canonical_from, canonical_hashes, arrival=arrival.row(record.tx_ids)
+        )
+        return arrival_unix_s
 
     def _switch_to(
-        self, record: BlockRecord, block: Block, row: tuple[bytes, int, bytes, bytes]
+        self,
+        record: BlockRecord,
+        block: Block,
+        row: tuple[bytes, int, bytes, bytes],
+        via: str,
     ) -> ImportResult:
         """Make ``record`` (a better tip) canonical: revert to the fork point, apply, persist."""
         path = [record]
@@ -334,7 +388,9 @@ class Chain:
             )
 
         # Persist first: a kill after this line finds the new chain on disk.
-        self.store.commit_import([row], fork_height + 1, [rec.block_hash for rec in path])
+        arrival_unix_s = self._commit(
+            record, row, via, fork_height + 1, [rec.block_hash for rec in path]
+        )
         self.records[record.block_hash] = record
         self._remember(block)
         for old_hash in old_branch:
@@ -356,6 +412,7 @@ class Chain:
             record.height,
             connected=connected,
             disconnected=disconnected,
+            arrival_unix_s=arrival_unix_s,
         )
 
     def _index_txs(self, record: BlockRecord) -> None:

@@ -1,8 +1,8 @@
 """Small local networks of real node processes, for the node's tests and benchmark.
 
 ``LocalNet(root, nodes, ...)`` writes a topology with fast rounds and free loopback ports, one
-config per node (peers dialled directly at each other's P2P ports unless told otherwise), and
-starts, signals and restarts ``python -m bitcell_sim.node`` processes by pid
+P2P key and one config per node (peers dialled directly at each other's P2P ports unless told
+otherwise), and starts, signals and restarts ``python -m bitcell_sim.node`` processes by pid
 (``NodeProcess``). Everything binds 127.0.0.1; ``LocalNet.close`` kills what it started.
 """
 
@@ -24,6 +24,10 @@ import yaml
 
 from bitcell_sim.errors import DevnetError
 from bitcell_sim.loopback import free_ports
+from bitcell_sim.node.config import write_p2p_key
+from bitcell_sim.protocol.block import genesis_block
+from bitcell_sim.protocol.identity import funded_sender
+from bitcell_sim.protocol.keys import KeyPair
 
 HOST = "127.0.0.1"
 
@@ -38,10 +42,11 @@ def topology_document(
     funded_accounts: int = 8,
     balance: int = 10**12,
     edges: Sequence[tuple[str, str]] | None = None,
+    accounts: Mapping[bytes, int] | None = None,
 ) -> dict[str, Any]:
     """A one-region topology dict: ``roles`` node -> "validator"/"full", ``ports`` node ->
     (rpc, p2p, metrics); ``protocol`` overrides keys of the protocol section; ``edges`` is the
-    peer graph (a full mesh if None)."""
+    peer graph (a full mesh if None); ``accounts`` funds more keys at genesis."""
     phase = f"{round(phase_s * 1000)} ms"
     return {
         "general": {"name": name, "seed": 1, "duration": "10 min"},
@@ -58,7 +63,11 @@ def topology_document(
         },
         "peers": "full_mesh" if edges is None else [list(edge) for edge in edges],
         "protocol": {"commit": phase, "reveal": phase, "battle": phase, **(protocol or {})},
-        "genesis": {"funded_accounts": funded_accounts, "balance": balance},
+        "genesis": {
+            "funded_accounts": funded_accounts,
+            "balance": balance,
+            "accounts": {"0x" + key.hex(): value for key, value in (accounts or {}).items()},
+        },
     }
 
 
@@ -171,8 +180,12 @@ class LocalNet:
     genesis_delay_s: float = 2.0
     peers: Mapping[str, Mapping[str, str]] | None = None
     edges: Sequence[tuple[str, str]] | None = None
+    #: Keys funded at genesis besides the funded senders (e.g. the golden vector's).
+    accounts: Mapping[bytes, int] | None = None
     nodes: dict[str, NodeProcess] = field(default_factory=dict)
     genesis_time_s: float = 0.0
+    #: Each node's P2P key (its secret is in ``p2p_key_path(node)``).
+    p2p_keys: dict[str, KeyPair] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
@@ -190,9 +203,13 @@ class LocalNet:
             protocol=self.protocol,
             funded_accounts=self.funded_accounts,
             edges=self.edges,
+            accounts=self.accounts,
         )
         self.topology_path.write_text(yaml.safe_dump(document, sort_keys=False))
         self.genesis_time_s = time.time() + self.genesis_delay_s
+        for node in self.roles:
+            self.p2p_keys[node] = KeyPair.generate()
+            write_p2p_key(self.p2p_key_path(node), self.p2p_keys[node])
         for node in self.roles:
             self.write_config(node, self.default_peers(node))
             rpc, _, metrics = self.ports[node]
@@ -217,6 +234,18 @@ class LocalNet:
     def data_dir(self, node: str) -> Path:
         return self.root / f"data-{node}"
 
+    def p2p_key_path(self, node: str) -> Path:
+        return self.root / f"{node}.p2p-key"
+
+    @property
+    def genesis_hash(self) -> bytes:
+        """The hash of this network's genesis block (what a peer's Hello must name)."""
+        allocations = {
+            funded_sender(self.name, i).public_key: 10**12 for i in range(self.funded_accounts)
+        }
+        allocations.update(self.accounts or {})
+        return genesis_block(self.name, int(self.genesis_time_s), allocations).hash()
+
     def write_config(self, node: str, peers: Mapping[str, str], **extra: Any) -> Path:
         config = {
             "node": node,
@@ -225,6 +254,8 @@ class LocalNet:
             "host": HOST,
             "genesis_time_unix_s": self.genesis_time_s,
             "peers": dict(peers),
+            "p2p_key_file": str(self.p2p_key_path(node)),
+            "p2p_keys": {name: key.public_key.hex() for name, key in self.p2p_keys.items()},
             **extra,
         }
         path = self.config_path(node)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from bitcell_sim.node.pool import EVICTION_REASONS
 from bitcell_sim.protocol.jsonrpc import Method
 from bitcell_sim.protocol.metrics import Histogram, LabelValues, render_prometheus
 
@@ -31,6 +32,14 @@ class NodeMetrics:
         self.txs_processed = 0
         self.reorgs = 0
         self.txs_rejected = 0
+        #: Seconds the last own block took to build (0 before the first).
+        self.proof_generation_s = 0.0
+        #: Pool evictions by ``(reason,)``, every reason present from the start.
+        self.evicted: dict[LabelValues, float] = {(r,): 0 for r in EVICTION_REASONS}
+
+    def count_evictions(self, evicted: Mapping[str, list[bytes]]) -> None:
+        for reason, ids in evicted.items():
+            self.evicted[(reason,)] += len(ids)
 
     def observe_rpc(self, method: str, seconds: float) -> None:
         label = (method if method in _KNOWN_METHODS else OTHER_METHOD,)
@@ -39,7 +48,7 @@ class NodeMetrics:
             histogram = self.rpc_latency[label] = Histogram()
         histogram.observe(seconds)
 
-    def render(self, values: Mapping[str, float]) -> str:
+    def render(self, values: Mapping[str, float | Mapping[LabelValues, float]]) -> str:
         """Prometheus text: catalogue series from ``values`` and the histograms."""
         return render_prometheus(
             values, {PROPAGATION: self.propagation, RPC_LATENCY: self.rpc_latency}

@@ -1,12 +1,13 @@
 """The devnet node: one asyncio process that serves RPC, runs the tournament and gossips.
 
-``Node(settings)`` opens its chain from ``data_dir`` (``Chain`` over a ``ChainStore``), and
-``start()`` binds the P2P, RPC and metrics ports, dials every peer (``PeerLink``) and runs the
-round clock: commit and reveal at the start of their phases, the winner chosen at the end of
-the reveal phase (``consensus.winner`` over the reveals received in time), and the winner's
-block at the end of the round. Blocks, commitments and reveals are flooded; transactions go out
-in batches every ``gossip.tx_batch_interval_s``; a node behind its peers syncs with
-``GetBlocks``. ``stop()`` closes everything and checkpoints the database.
+``Node(settings)`` opens its chain from ``data_dir`` (``Chain`` over a ``ChainStore``) and its
+pool from the pool journal, and ``start()`` binds the P2P, RPC and metrics ports, dials every
+peer (``PeerLink``) and runs the round clock: commit and reveal at the start of their phases,
+the winner chosen at the end of the reveal phase (``consensus.winner`` over the reveals received
+in time), and the winner's block at the end of the round. Blocks, commitments and reveals are
+flooded; transactions go out in batches every ``gossip.tx_batch_interval_s``; after every block
+the pool drops what can no longer apply; a node behind its peers syncs with ``GetBlocks``.
+``health()`` is what ``/health`` says. ``stop()`` closes everything and checkpoints the database.
 """
 
 from __future__ import annotations
@@ -23,22 +24,38 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from aiohttp import web
-
 from bitcell_sim.errors import DevnetError, RpcError
 from bitcell_sim.node.chain import Chain, ImportResult, ImportStatus
 from bitcell_sim.node.config import NodeSettings
+from bitcell_sim.node.http import HttpServer
+from bitcell_sim.node.journal import PoolJournal
 from bitcell_sim.node.metrics import NodeMetrics
-from bitcell_sim.node.peers import P2PServer, PeerLink, Traffic, payload_variant
+from bitcell_sim.node.peers import (
+    P2PIdentity,
+    P2PServer,
+    PeerLink,
+    Reply,
+    Traffic,
+    payload_variant,
+)
 from bitcell_sim.node.pool import TxPool
-from bitcell_sim.node.rpc import metrics_app, rpc_app
+from bitcell_sim.node.rpc import metrics_server, rpc_server
 from bitcell_sim.node.sigcache import SignatureCache
 from bitcell_sim.node.store import ChainStore
+from bitcell_sim.node.tips import PeerTips
 from bitcell_sim.node.tournament import Offer, Tournament
 from bitcell_sim.protocol import admission
+from bitcell_sim.protocol.arrivals import VIA_GOSSIP, VIA_ORPHAN, VIA_OWN, VIA_SYNC
 from bitcell_sim.protocol.bincode import Reader
 from bitcell_sim.protocol.block import Block, BlockHeader, genesis_block
-from bitcell_sim.protocol.consensus import ChainTip, Phase, PhaseWindow, RoundSchedule, is_better
+from bitcell_sim.protocol.consensus import (
+    ChainTip,
+    Phase,
+    PhaseWindow,
+    RoundSchedule,
+    is_better,
+    is_syncing,
+)
 from bitcell_sim.protocol.consensus import winner as choose_winner
 from bitcell_sim.protocol.errors import DecodeError, ProtocolError
 from bitcell_sim.protocol.hexcodec import hexbytes
@@ -49,7 +66,6 @@ from bitcell_sim.protocol.p2p import (
     Commitment,
     GetBlocks,
     GetPeers,
-    Message,
     Peers,
     Reveal,
     Status,
@@ -62,8 +78,9 @@ from bitcell_sim.protocol.transaction import Transaction
 log = logging.getLogger("bitcell_sim.node")
 
 _LENGTH = struct.Struct(">I")
-#: A node more than this many blocks behind the best peer reports "syncing" (503).
-SYNCING_LAG_BLOCKS = 2
+#: A node that started less than this long ago and has not heard every peer's tip yet reports
+#: "starting" (503): over twice a peer's longest reconnect back-off (2 s) plus a WAN round trip.
+STARTUP_TIMEOUT_S = 5.0
 SYNC_TIMEOUT_S = 5.0
 SYNC_WATCH_INTERVAL_S = 1.0
 #: Bytes of blocks put in one ``Blocks`` answer (frames are capped at 10 MB).
@@ -73,7 +90,15 @@ MAX_UNCOUNTED = 100_000
 #: A gossiped tx may be this many nonces ahead of its sender's confirmed nonce here.
 GOSSIP_NONCE_AHEAD = 64
 MAX_REJECTED = 4096
-HTTP_SHUTDOWN_TIMEOUT_S = 0.5
+JOURNAL_FILE = "pool.journal"
+#: The journal is rewritten from the pool once it holds this many records more than the pool.
+JOURNAL_SLACK_RECORDS = 1024
+
+#: What ``/health`` answers (200 only for OK); see ``Node.health``.
+HEALTH_OK = "ok"
+HEALTH_STARTING = "starting"
+HEALTH_SYNCING = "syncing"
+HEALTH_ISOLATED = "isolated"
 
 _PHASE_GAUGE = {Phase.IDLE: 0, Phase.COMMIT: 1, Phase.REVEAL: 2, Phase.BATTLE: 3}
 
@@ -95,11 +120,35 @@ def production_time_s(schedule: RoundSchedule, timestamp: int) -> float:
     return boundary if k >= 1 and 0 <= boundary - timestamp < 1.0 else float(timestamp)
 
 
+def genesis_allocations(settings: NodeSettings) -> dict[bytes, int]:
+    """Balances at genesis: the topology's funded senders, then its listed accounts."""
+    genesis = settings.topology.genesis
+    allocations = {
+        funded_sender(settings.network, i).public_key: genesis.balance
+        for i in range(genesis.funded_accounts)
+    }
+    allocations.update(genesis.accounts_by_key)
+    return allocations
+
+
 @dataclass
 class SyncRequest:
     peer: str
     from_height: int
     sent_s: float
+
+
+@dataclass(frozen=True)
+class Health:
+    """One answer of ``/health``: ``status`` (``HEALTH_*``), height and connected peers."""
+
+    status: str
+    chain_height: int
+    peer_count: int
+
+    @property
+    def ok(self) -> bool:
+        return self.status == HEALTH_OK
 
 
 class Node:
@@ -130,10 +179,7 @@ class Node:
         self.traffic = Traffic()
         self.sigcache = SignatureCache()
         self.pool = TxPool(proto.tx_pool_capacity)
-        allocations = {
-            funded_sender(network, i).public_key: topo.genesis.balance
-            for i in range(topo.genesis.funded_accounts)
-        }
+        allocations = genesis_allocations(settings)
         self.genesis = genesis_block(network, int(config.genesis_time_unix_s), allocations)
         self.store = ChainStore(config.data_dir)
         try:
@@ -144,19 +190,28 @@ class Node:
                 proto.block_reward,
                 proto.max_txs_per_block,
                 self.sigcache,
+                producer_name=lambda key: self.names_by_key.get(key, key.hex()),
+                produced_unix_s=lambda header: production_time_s(self.schedule, header.timestamp),
             )
         except BaseException:
             self.store.close()
             raise
+        self.journal = PoolJournal(config.data_dir / JOURNAL_FILE)
         self.gossip_interval_s = proto.gossip.tx_batch_interval_s
         self.fanout = proto.gossip.fanout
         # Txs are relayed only where some node is not a direct peer of every other.
         self.relay_txs = topo.peers != "full_mesh"
         self.sync_batch = proto.sync_batch_blocks
+        self.sync_step_back = proto.sync_step_back_blocks
 
         self.links: dict[str, PeerLink] = {}
-        self.p2p = P2PServer(self.own_key, self.names_by_key, self.traffic, self.on_payload)
-        self.peer_tips: dict[str, ChainTip] = {}
+        self.identity = P2PIdentity(
+            settings.p2p_keypair,
+            self.genesis.hash(),
+            {key: name for name, key in settings.p2p_keys.items()},
+        )
+        self.p2p = P2PServer(self.identity, self.traffic, self.on_payload, self._on_inbound_ready)
+        self.tips = PeerTips()
         self.orphans: OrderedDict[bytes, Block] = OrderedDict()
         self.rejected: OrderedDict[bytes, None] = OrderedDict()
         self._tx_gossip: list[tuple[bytes, bytes, str | None]] = []
@@ -177,8 +232,14 @@ class Node:
         # The chain loaded from disk counts as processed: every node reports its whole chain.
         self.metrics.txs_processed = len(self.chain.tx_index)
         self._tasks: list[asyncio.Task[None]] = []
-        self._runners: list[web.AppRunner] = []
+        self._http: list[HttpServer] = []
         self._was_syncing = False
+        self._started_s = time.monotonic()
+        #: Since when no peer is connected (None while one is).
+        self._alone_since_s: float | None = self._started_s
+        #: Gossiped txs held back from relaying until they can apply here (id -> origin).
+        self._unrelayed: dict[bytes, str] = {}
+        self._restore_pool()
 
     # ---- lifecycle ------------------------------------------------------------------------
 
@@ -186,25 +247,27 @@ class Node:
         """Bind the three ports (``DevnetError`` naming a busy one), then dial and tick."""
         spec = self.settings.spec
         host = self.settings.config.host
+        proto_peering = self.settings.topology.protocol.peering
         await self._bind("p2p", spec.p2p_port, self.p2p.start(host, spec.p2p_port))
-        for what, port, app in (
-            ("rpc", spec.rpc_port, rpc_app(self)),
-            ("metrics", spec.metrics_port, metrics_app(self)),
+        for what, port, server in (
+            ("rpc", spec.rpc_port, rpc_server(self)),
+            ("metrics", spec.metrics_port, metrics_server(self)),
         ):
-            runner = web.AppRunner(app, access_log=None, shutdown_timeout=HTTP_SHUTDOWN_TIMEOUT_S)
-            await runner.setup()
-            self._runners.append(runner)
-            await self._bind(what, port, web.TCPSite(runner, host, port).start())
+            await self._bind(what, port, server.start(host, port))
+            self._http.append(server)
         for peer, (peer_host, peer_port) in self.settings.peers.items():
             link = PeerLink(
                 peer,
                 peer_host,
                 peer_port,
-                self.own_key,
-                node_keypair(self.settings.network, peer).public_key,
+                self.identity,
+                self.settings.p2p_keys[peer],
                 self.traffic,
                 self._on_peer_up,
                 self._on_peer_down,
+                self.on_answer,
+                reconnect_min_s=proto_peering.reconnect_min_s,
+                reconnect_max_s=proto_peering.reconnect_max_s,
             )
             self.links[peer] = link
             self._spawn(link.run(), f"link-{peer}")
@@ -252,13 +315,15 @@ class Node:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if self._gossip_handle is not None:
             self._gossip_handle.cancel()
-        for runner in self._runners:
-            await runner.cleanup()
+        for server in self._http:
+            await server.close()
+        self.journal.close()
         self.store.close()
         log.info("stopped node=%s height=%d", self.name, self.chain.height)
 
     def close_store(self) -> None:
         """Close the database when ``start`` failed (``stop`` does it otherwise)."""
+        self.journal.close()
         self.store.close()
 
     # ---- views used by RPC and metrics ----------------------------------------------------
@@ -267,13 +332,35 @@ class Node:
     def peer_count(self) -> int:
         return sum(1 for link in self.links.values() if link.up)
 
+    def _holds(self, block_hash: bytes) -> bool:
+        return block_hash in self.chain.records
+
     @property
     def best_peer_height(self) -> int:
-        return max((tip.height for tip in self.peer_tips.values()), default=0)
+        """The best height a peer claims credibly (see ``tips.PeerTips``)."""
+        return self.tips.best_height(time.monotonic(), self._holds)
 
     @property
     def is_syncing(self) -> bool:
-        return self.chain.height < self.best_peer_height - SYNCING_LAG_BLOCKS
+        return is_syncing(self.chain.height, self.best_peer_height)
+
+    def health(self) -> Health:
+        """``starting`` until every peer's tip was heard (at most ``STARTUP_TIMEOUT_S``),
+        ``isolated`` when no peer has been connected for longer than a round, ``syncing``
+        while more than ``SYNCING_LAG_BLOCKS`` behind a credible peer tip, else ``ok``."""
+        now_s = time.monotonic()
+        status = HEALTH_OK
+        if now_s - self._started_s < STARTUP_TIMEOUT_S and not self.tips.heard >= set(self.links):
+            status = HEALTH_STARTING
+        elif (
+            self.links
+            and self._alone_since_s is not None
+            and now_s - self._alone_since_s > self.schedule.round_s
+        ):
+            status = HEALTH_ISOLATED
+        elif self.is_syncing:
+            status = HEALTH_SYNCING
+        return Health(status, self.chain.height, self.peer_count)
 
     def sync_progress(self) -> float:
         best = max(self.best_peer_height, self.chain.height)
@@ -282,7 +369,7 @@ class Node:
     def phase_now(self) -> PhaseWindow:
         return self.schedule.phase_at(time.time())
 
-    def metric_values(self) -> dict[str, float]:
+    def metric_values(self) -> dict[str, float | dict[tuple[str, ...], float]]:
         peers = self.peer_count
         t = self.traffic
         trusts = [
@@ -310,22 +397,28 @@ class Node:
             "bitcell_best_peer_height": self.best_peer_height,
             "bitcell_reorgs_total": self.metrics.reorgs,
             "bitcell_txs_rejected_total": self.metrics.txs_rejected,
+            "bitcell_proof_generation_seconds": self.metrics.proof_generation_s,
+            "bitcell_pool_evicted_total": dict(self.metrics.evicted),
+            "bitcell_p2p_handshakes_refused_total": t.handshakes_refused,
         }
 
     # ---- transactions ---------------------------------------------------------------------
 
     def submit_transaction(self, params: Any) -> str:
-        """``eth_sendRawTransaction``: admission against the confirmed state, pool, gossip."""
+        """``eth_sendRawTransaction``: admission against the confirmed state (a tx that cannot
+        apply is refused), the pool, the journal (before the answer), then gossip."""
         try:
             tx = admission.admit_raw_transaction(
                 params, self.chain.account, verify=self.sigcache.verify
             )
             tx_id = tx.tx_id()
-            self.pool.add(tx, tx_id)
+            self.pool.add(tx, tx_id, self.chain.height)
         except RpcError:
             self.metrics.txs_rejected += 1
             raise
-        self._queue_tx_gossip(tx_id, encode_frame(TransactionMessage(tx)), None)
+        frame = encode_frame(TransactionMessage(tx))
+        self.journal.append(frame[8:])
+        self._queue_tx_gossip(tx_id, frame, None)
         return hexbytes(tx_id)
 
     def _on_gossip_tx(self, peer: str, tx: Transaction, payload: bytes) -> None:
@@ -335,22 +428,58 @@ class Node:
         if not self.sigcache.verify(tx, tx_id):
             log.debug("tx %s from %s: invalid signature", tx_id.hex()[:12], peer)
             return
+        admissible = self._admissible(tx)
+        if admissible is None or self.pool.check_room(tx, tx_id) is not None:
+            return
+        waiting = not admissible
+        self.pool.add(tx, tx_id, self.chain.height, waiting=waiting)
+        self.journal.append(payload[4:])
+        if not self.relay_txs:
+            return
+        if waiting:
+            # It cannot apply here yet: relay it only once it can (after the missing block).
+            self._unrelayed[tx_id] = peer
+        else:
+            self._queue_tx_gossip(tx_id, _LENGTH.pack(len(payload)) + payload, peer)
+
+    def _admissible(self, tx: Transaction) -> bool | None:
+        """True if ``tx`` applies to the confirmed state (the RPC rules), False if it is a
+        little ahead (a peer admitted it after a block this node has not imported yet), None
+        if it can never apply here."""
         account = self.chain.account(tx.sender)
         confirmed = account.nonce if account is not None else 0
         if tx.nonce == confirmed:
             try:
                 admission.check_account_rules(tx, account)
             except RpcError:
-                return
-        elif not confirmed < tx.nonce < confirmed + GOSSIP_NONCE_AHEAD:
-            # Ahead by a little is a tx the sender's node admitted after a block we have not
-            # imported yet: keep it, it applies once that block arrives.
-            return
-        if self.pool.check_room(tx_id) is not None:
-            return
-        self.pool.add(tx, tx_id)
-        if self.relay_txs:
-            self._queue_tx_gossip(tx_id, _LENGTH.pack(len(payload)) + payload, peer)
+                return None
+            return True
+        if confirmed < tx.nonce < confirmed + GOSSIP_NONCE_AHEAD:
+            return False
+        return None
+
+    def _restore_pool(self) -> None:
+        """Put the journal's txs back into the pool (those that still can or may apply), then
+        rewrite the journal to exactly the pool."""
+        restored = 0
+        for raw in self.journal.load():
+            try:
+                tx = Transaction.decode(raw)
+            except DecodeError:
+                continue
+            tx_id = tx.tx_id()
+            if tx_id in self.chain.tx_index or not self.sigcache.verify(tx, tx_id):
+                continue
+            admissible = self._admissible(tx)
+            if admissible is not None and self.pool.restore(tx, tx_id, self.chain.height):
+                restored += 1
+        self.pool.evict(self.chain.account, self.chain.height)
+        self._rewrite_journal()
+        if restored:
+            log.info("pool restored from journal txs=%d pool=%d", restored, len(self.pool))
+
+    def _rewrite_journal(self) -> None:
+        self.journal.rewrite(entry.tx.encode() for entry in self.pool.entries())
 
     def _queue_tx_gossip(self, tx_id: bytes, frame: bytes, origin: str | None) -> None:
         self._tx_gossip.append((tx_id, frame, origin))
@@ -380,6 +509,7 @@ class Node:
     # ---- peers ----------------------------------------------------------------------------
 
     def _on_peer_up(self, link: PeerLink) -> None:
+        self._alone_since_s = None
         log.info(
             "peer connected peer=%s address=%s:%d peers=%d",
             link.name,
@@ -387,16 +517,32 @@ class Node:
             link.port,
             self.peer_count,
         )
-        link.send(encode_frame(Status(self.chain.height, self.chain.tip_hash)))
-        # Txs admitted while this peer was unreachable would otherwise never reach it.
-        entries = self.pool.entries()
+        link.send(self._status_frame())
+        # Txs admitted while this peer was unreachable would otherwise never reach it; only
+        # those that can apply (a peer would drop the others).
+        entries = self.pool.applicable(self.chain.account)
         if entries:
             link.send_many([encode_frame(TransactionMessage(e.tx)) for e in entries])
 
     def _on_peer_down(self, link: PeerLink) -> None:
         log.info("peer disconnected peer=%s peers=%d", link.name, self.peer_count)
+        if self.peer_count == 0 and self._alone_since_s is None:
+            self._alone_since_s = time.monotonic()
         if self._sync is not None and self._sync.peer == link.name:
             self._sync = None
+
+    def _status_frame(self) -> bytes:
+        return encode_frame(Status(self.chain.height, self.chain.tip_hash))
+
+    def _on_inbound_ready(self, peer: str, reply: Reply) -> None:
+        """A peer's connection to us is authenticated: tell it our tip right away, on that
+        connection, so a node that just (re)started hears every reachable peer's tip within a
+        round trip of dialling it. It is up, so dial it back now instead of at the end of our
+        back-off (grown during its outage)."""
+        reply(self._status_frame())
+        link = self.links.get(peer)
+        if link is not None:
+            link.redial_now()
 
     def _send_to(self, peer: str, frame: bytes) -> None:
         link = self.links.get(peer)
@@ -409,17 +555,15 @@ class Node:
                 link.send(frame)
 
     def _note_tip(self, peer: str, height: int, block_hash: bytes, *, replace: bool) -> None:
-        if peer not in self.links:
-            return
-        current = self.peer_tips.get(peer)
-        tip = ChainTip(height, block_hash)
-        if replace or current is None or is_better(tip, current):
-            self.peer_tips[peer] = tip
+        # Only configured peers count (and can be synced from).
+        if peer in self.links:
+            self.tips.claim(peer, ChainTip(height, block_hash), time.monotonic(), replace=replace)
 
     # ---- inbound messages -----------------------------------------------------------------
 
-    def on_payload(self, peer: str, payload: bytes) -> None:
-        """One frame payload received from ``peer`` on an inbound connection."""
+    def on_payload(self, peer: str, payload: bytes, reply: Reply) -> None:
+        """One frame payload from ``peer`` on its (authenticated) connection to us; requests
+        are answered with ``reply``, on that same connection."""
         try:
             if payload_variant(payload) == BlockMessage.INDEX and self._known_block(peer, payload):
                 return
@@ -427,7 +571,38 @@ class Node:
         except (DecodeError, ProtocolError, KeyError) as exc:
             log.warning("undecodable message from %s: %s", peer, exc)
             return
-        self._dispatch(peer, message, payload)
+        if isinstance(message, TransactionMessage):
+            self._on_gossip_tx(peer, message.transaction, payload)
+        elif isinstance(message, BlockMessage):
+            self._on_block(peer, message.block, payload)
+        elif isinstance(message, Commitment | Reveal):
+            self._on_consensus(peer, message, payload)
+        elif isinstance(message, Status):
+            self._note_tip(peer, message.height, message.tip_hash, replace=True)
+            self._maybe_sync()
+        elif isinstance(message, GetBlocks):
+            self._serve_blocks(reply, message)
+        elif isinstance(message, GetPeers):
+            addresses = tuple(f"{link.host}:{link.port}" for link in self.links.values())
+            reply(encode_frame(Peers(addresses)))
+        else:
+            log.debug("ignored %s from %s", type(message).__name__, peer)
+
+    def on_answer(self, peer: str, payload: bytes) -> None:
+        """A frame ``peer`` sent back on our own connection to it: its tip, blocks we asked
+        for, or peer addresses."""
+        try:
+            message = decode_message(payload)
+        except (DecodeError, ProtocolError, KeyError) as exc:
+            log.warning("undecodable answer from %s: %s", peer, exc)
+            return
+        if isinstance(message, Status):
+            self._note_tip(peer, message.height, message.tip_hash, replace=True)
+            self._maybe_sync()
+        elif isinstance(message, Blocks):
+            self._on_blocks(peer, message.blocks)
+        else:
+            log.debug("ignored %s answered by %s", type(message).__name__, peer)
 
     def _known_block(self, peer: str, payload: bytes) -> bool:
         """Skip decoding a flooded block we already hold (only its header is read)."""
@@ -437,25 +612,6 @@ class Node:
             self._note_tip(peer, header.height, block_hash, replace=False)
             return True
         return block_hash in self.rejected
-
-    def _dispatch(self, peer: str, message: Message, payload: bytes) -> None:
-        if isinstance(message, TransactionMessage):
-            self._on_gossip_tx(peer, message.transaction, payload)
-        elif isinstance(message, BlockMessage):
-            self._on_block(peer, message.block, payload)
-        elif isinstance(message, Commitment | Reveal):
-            self._on_consensus(peer, message, payload)
-        elif isinstance(message, Status):
-            # Only configured peers count (and can be synced from): see _note_tip.
-            self._note_tip(peer, message.height, message.tip_hash, replace=True)
-            self._maybe_sync()
-        elif isinstance(message, GetBlocks):
-            self._serve_blocks(peer, message)
-        elif isinstance(message, Blocks):
-            self._on_blocks(peer, message.blocks)
-        elif isinstance(message, GetPeers):
-            addresses = tuple(f"{link.host}:{link.port}" for link in self.links.values())
-            self._send_to(peer, encode_frame(Peers(addresses)))
 
     def _on_consensus(self, peer: str, message: Commitment | Reveal, payload: bytes) -> None:
         digest = hashlib.sha256(payload).digest()
@@ -488,8 +644,9 @@ class Node:
     def _on_block(self, peer: str, block: Block, payload: bytes) -> None:
         block_hash = block.hash()
         self._note_tip(peer, block.height, block_hash, replace=False)
-        result = self._import(block, payload[4:], peer, "gossip")
+        result = self._import(block, payload[4:], peer, VIA_GOSSIP)
         if result.status in (ImportStatus.CANONICAL, ImportStatus.SIDE):
+            self.tips.served(peer, time.monotonic())
             self._flood(_LENGTH.pack(len(payload)) + payload, peer)
             self._connect_orphans(block_hash)
         elif result.status is ImportStatus.ORPHAN:
@@ -499,11 +656,10 @@ class Node:
     def _import(
         self, block: Block, raw: bytes | None, source: str | None, via: str
     ) -> ImportResult:
-        received_s = time.time()
-        result = self.chain.import_block(block, raw)
+        result = self.chain.import_block(block, raw, via)
         status = result.status
         if status is ImportStatus.CANONICAL:
-            self._on_canonical(result, block, source, via, received_s)
+            self._on_canonical(result, block, source, via)
         elif status is ImportStatus.SIDE:
             log.info(
                 "block stored on side branch height=%d hash=%s proposer=%s via=%s from=%s",
@@ -527,10 +683,10 @@ class Node:
         return result
 
     def _on_canonical(
-        self, result: ImportResult, block: Block, source: str | None, via: str, received_s: float
+        self, result: ImportResult, block: Block, source: str | None, via: str
     ) -> None:
         chain = self.chain
-        returned = 0
+        returned: list[tuple[bytes, Transaction]] = []
         for orphaned in result.disconnected:
             proposer = orphaned.header.proposer
             self._blocks_by_proposer[proposer] -= 1
@@ -538,10 +694,9 @@ class Node:
                 tx_id = tx.tx_id()
                 # Counted once already: not again if the new branch includes it too.
                 self._uncounted[tx_id] = None
-                if tx_id not in chain.tx_index and self.pool.restore(tx, tx_id):
-                    returned += 1
-                    # Gossip it again: the new chain's proposers may never have seen it.
-                    self._queue_tx_gossip(tx_id, encode_frame(TransactionMessage(tx)), None)
+                if tx_id not in chain.tx_index and self.pool.restore(tx, tx_id, chain.height):
+                    returned.append((tx_id, tx))
+                    self.journal.append(tx.encode())
         included: list[bytes] = []
         for connected in result.connected:
             included.extend(chain.records[connected.hash()].tx_ids)
@@ -557,29 +712,46 @@ class Node:
             while len(self._uncounted) > MAX_UNCOUNTED:
                 del self._uncounted[next(iter(self._uncounted))]
         self.metrics.txs_processed += fresh
+        # Only the senders of the new blocks' txs changed (credits never make a tx inapplicable);
+        # after a reorg anything may have.
+        senders = (
+            None
+            if result.disconnected
+            else {tx.sender for connected in result.connected for tx in connected.transactions}
+        )
+        evicted = self.pool.evict(chain.account, chain.height, senders)
+        self.metrics.count_evictions(evicted)
+        for tx_id, tx in returned:
+            # Gossip it again if it still applies: the new chain's proposers may never have seen it.
+            entry = self.pool.get(tx_id)
+            if entry is not None and self.pool.can_apply(entry, chain.account):
+                self._queue_tx_gossip(tx_id, encode_frame(TransactionMessage(tx)), None)
+        self._relay_now_applicable()
+        if self.journal.appended > len(self.pool) + JOURNAL_SLACK_RECORDS:
+            self._rewrite_journal()
         if result.disconnected:
             self.metrics.reorgs += 1
-            stale = self.pool.drop_stale(chain.account)
             log.info(
-                "reorg depth=%d new_height=%d tip=%s old_tip=%s returned_txs=%d dropped_txs=%d",
+                "reorg depth=%d new_height=%d tip=%s old_tip=%s returned_txs=%d evicted_txs=%d",
                 len(result.disconnected),
                 chain.height,
                 short(chain.tip_hash),
                 short(result.disconnected[0].hash()),
-                returned,
-                len(stale),
+                len(returned),
+                sum(len(ids) for ids in evicted.values()),
             )
-        else:
-            self.pool.drop_stale(chain.account, {tx.sender for tx in block.transactions})
         delay = ""
-        if via == "gossip":
-            delay_s = received_s - production_time_s(self.schedule, block.header.timestamp)
+        if via == VIA_GOSSIP and result.arrival_unix_s is not None:
+            # The arrival record's time: the histogram and the records measure the same thing.
+            delay_s = result.arrival_unix_s - production_time_s(
+                self.schedule, block.header.timestamp
+            )
             self.metrics.propagation.observe(max(delay_s, 0.0))
             delay = f" delay_s={delay_s:.3f}"
-        if via != "sync" or result.height % 50 == 0 or result.height >= self.best_peer_height:
+        if via != VIA_SYNC or result.height % 50 == 0 or result.height >= self.best_peer_height:
             log.info(
                 "block %s height=%d hash=%s proposer=%s txs=%d via=%s from=%s pool=%d%s",
-                "produced" if via == "own" else "imported",
+                "produced" if via == VIA_OWN else "imported",
                 block.height,
                 short(result.block_hash),
                 self._who(block.header.proposer),
@@ -599,9 +771,21 @@ class Node:
             )
         self._was_syncing = syncing
 
+    def _relay_now_applicable(self) -> None:
+        """Relay the held-back gossiped txs that apply since the last block; forget evicted."""
+        if not self._unrelayed:
+            return
+        for tx_id, origin in list(self._unrelayed.items()):
+            entry = self.pool.get(tx_id)
+            if entry is None:
+                del self._unrelayed[tx_id]
+            elif self.pool.can_apply(entry, self.chain.account):
+                del self._unrelayed[tx_id]
+                self._queue_tx_gossip(tx_id, encode_frame(TransactionMessage(entry.tx)), origin)
+
     def _flood_status(self) -> None:
         self._status_handle = None
-        self._flood(encode_frame(Status(self.chain.height, self.chain.tip_hash)), None)
+        self._flood(self._status_frame(), None)
 
     def _add_orphan(self, block: Block) -> None:
         self.orphans[block.hash()] = block
@@ -616,7 +800,7 @@ class Node:
             children = [b for b in self.orphans.values() if b.header.prev_hash == parent]
             for child in children:
                 del self.orphans[child.hash()]
-                result = self._import(child, None, None, "orphan")
+                result = self._import(child, None, None, VIA_ORPHAN)
                 if result.status in (ImportStatus.CANONICAL, ImportStatus.SIDE):
                     parents.append(child.hash())
 
@@ -629,31 +813,26 @@ class Node:
 
     def _maybe_sync(self) -> None:
         """Ask the peer with the best unknown tip for blocks, one request at a time."""
+        now_s = time.monotonic()
         if self._sync is not None:
-            if time.monotonic() - self._sync.sent_s < SYNC_TIMEOUT_S:
+            if now_s - self._sync.sent_s < SYNC_TIMEOUT_S:
                 return
             log.info("sync request to %s timed out", self._sync.peer)
+            self.tips.failed(self._sync.peer, now_s)
             self._sync = None
-        best: tuple[str, ChainTip] | None = None
-        for peer, tip in self.peer_tips.items():
-            link = self.links.get(peer)
-            if link is None or not link.up or tip.block_hash in self.chain.records:
-                continue
-            if not is_better(tip, self.chain.tip_key):
-                continue
-            if best is None or is_better(tip, best[1]):
-                best = (peer, tip)
-        if best is None:
-            return
-        peer, tip = best
-        self._request_blocks(peer, min(self.chain.height + 1, tip.height))
+        reachable = [name for name, link in self.links.items() if link.up]
+        target = self.tips.sync_target(self.chain.tip_key, now_s, self._holds, reachable)
+        if target is not None:
+            peer, tip = target
+            self._request_blocks(peer, min(self.chain.height + 1, tip.height))
 
-    def _request_blocks(self, peer: str, from_height: int) -> None:
-        self._send_to(peer, encode_frame(GetBlocks(from_height, self.sync_batch)))
+    def _request_blocks(self, peer: str, from_height: int, count: int | None = None) -> None:
+        count = self.sync_batch if count is None else min(count, self.sync_batch)
+        self._send_to(peer, encode_frame(GetBlocks(from_height, count)))
         self._sync = SyncRequest(peer, from_height, time.monotonic())
         log.debug("sync request peer=%s from_height=%d", peer, from_height)
 
-    def _serve_blocks(self, peer: str, request: GetBlocks) -> None:
+    def _serve_blocks(self, reply: Reply, request: GetBlocks) -> None:
         count = min(request.max_count, self.sync_batch)
         blocks: list[Block] = []
         size = 0
@@ -662,33 +841,39 @@ class Node:
             if blocks and size > SYNC_MAX_BYTES:
                 break
             blocks.append(block)
-        self._send_to(peer, encode_frame(Blocks(tuple(blocks))))
+        reply(encode_frame(Blocks(tuple(blocks))))
 
     def _on_blocks(self, peer: str, blocks: Iterable[Block]) -> None:
         blocks = list(blocks)
+        now_s = time.monotonic()
         if self._sync is not None and self._sync.peer == peer:
             self._sync = None
         if not blocks:
-            # The peer has nothing there: its announced tip is gone (e.g. it restarted).
-            self.peer_tips.pop(peer, None)
+            # The peer has nothing there: its claimed tip is gone (it restarted) or never was.
+            self.tips.failed(peer, now_s)
             return
         first = blocks[0]
         if first.header.prev_hash not in self.chain.records:
             if first.height <= 1:
                 log.error("peer %s serves a chain with another genesis: not syncing from it", peer)
-                self.peer_tips.pop(peer, None)
+                self.tips.failed(peer, now_s)
                 return
-            # Our chains fork below this batch: step back, twice as far each time.
-            step = self._sync_step.get(peer, self.sync_batch)
+            # Our chains fork below this batch. Keep it (it connects once its ancestors are
+            # here) and fetch only the blocks below it, twice as many each time.
+            for block in blocks:
+                self._add_orphan(block)
+            step = self._sync_step.get(peer, self.sync_step_back)
             self._sync_step[peer] = step * 2
-            self._request_blocks(peer, max(1, first.height - step))
+            start = max(1, first.height - step)
+            self._request_blocks(peer, start, first.height - start)
             return
         self._sync_step.pop(peer, None)
         for block in blocks:
-            result = self._import(block, None, peer, "sync")
+            result = self._import(block, None, peer, VIA_SYNC)
             if result.status is ImportStatus.INVALID:
-                self.peer_tips.pop(peer, None)
+                self.tips.failed(peer, now_s)
                 return
+            self.tips.served(peer, now_s)
             if result.status in (ImportStatus.CANONICAL, ImportStatus.SIDE):
                 self._connect_orphans(result.block_hash)
         log.info(
@@ -699,13 +884,14 @@ class Node:
             self.chain.height,
             self.best_peer_height,
         )
-        tip = self.peer_tips.get(peer)
+        tip = self.tips.tip(peer)
         if (
             tip is not None
-            and tip.block_hash not in self.chain.records
+            and not self._holds(tip.block_hash)
             and is_better(tip, self.chain.tip_key)
         ):
-            self._request_blocks(peer, blocks[-1].height + 1)
+            # Orphans kept from a step back may have connected: ask from past the chain's tip.
+            self._request_blocks(peer, max(blocks[-1].height, self.chain.height) + 1)
         else:
             self._maybe_sync()
 
@@ -776,8 +962,10 @@ class Node:
         if self.is_syncing:
             log.info("round=%d won but syncing: no block", round_index)
             return
+        started = time.perf_counter()
         block = self.chain.build_block(self.settings.keypair, self.pool.ordered(), int(time.time()))
-        result = self._import(block, None, None, "own")
+        self.metrics.proof_generation_s = time.perf_counter() - started
+        result = self._import(block, None, None, VIA_OWN)
         if result.status is ImportStatus.CANONICAL:
             self._flood(encode_frame(BlockMessage(block)), None)
         else:

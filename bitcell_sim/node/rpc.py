@@ -1,24 +1,26 @@
 """The node's HTTP side: JSON-RPC on ``POST /rpc``, ``GET /health``, ``GET /metrics``.
 
 ``RpcApi`` answers one parsed request object with the BitCell node's exact result shapes and
-errors (FACTS §1.2). ``read_request`` reproduces axum 0.7's ``Json`` extractor in front of it:
-415 for a non-JSON content type, 413 over 2 MB, 400 for bad JSON, 422 for a body that is not
-a request object (a batch array included), each with axum's plain-text body. ``rpc_app`` and
-``metrics_app`` build the aiohttp applications of the RPC and metrics ports (the metrics text
-ends with each peer's ``bitcell_peer_rtt_*`` series).
+errors (FACTS §1.2). In front of it the request is read as axum 0.7's ``Json`` extractor reads
+it: 415 for a non-JSON content type (``json_content_type_check``, before the body is read), 413
+over 2 MB (the server's one body limit, chunked or not), 400 for bad JSON (a number out of f64
+range included, as serde_json), 422 for a body that is not a request object (a batch array
+included), each with axum's plain-text body. ``rpc_server`` and ``metrics_server`` build the
+``http.HttpServer`` of the RPC and metrics ports (the metrics text ends with each peer's
+``bitcell_peer_rtt_*`` series).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from aiohttp import web
-
 from bitcell_sim.errors import RpcError
+from bitcell_sim.node.http import HttpLimits, HttpServer, Request, Response, Route
 from bitcell_sim.node.replay import battle_replay
 from bitcell_sim.node.rtt import render_peer_rtts
 from bitcell_sim.protocol import jsonrpc as j
@@ -91,11 +93,21 @@ def _no_constant(name: str) -> Any:
     raise ValueError(f"invalid number {name}")
 
 
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if value in (math.inf, -math.inf):
+        # serde_json refuses what does not fit an f64 (and JSON has no Infinity to echo).
+        raise ValueError(f"number out of range: {text[:40]}")
+    return value
+
+
 def parse_request_body(raw: bytes) -> dict[str, Any]:
     """Bytes of a ``POST /rpc`` body -> the request object, or ``HttpReject`` 400/422."""
     try:
         text = raw.decode("utf-8")
-        body = json.loads(text, object_pairs_hook=_object, parse_constant=_no_constant)
+        body = json.loads(
+            text, object_pairs_hook=_object, parse_constant=_no_constant, parse_float=_finite_float
+        )
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise HttpReject(j.HTTP_BAD_REQUEST, f"{j.BODY_INVALID_JSON_PREFIX}: {exc}") from None
     shape = j.request_shape_error(body)
@@ -109,18 +121,11 @@ def parse_request_body(raw: bytes) -> dict[str, Any]:
     return body
 
 
-async def read_request(request: web.Request) -> dict[str, Any]:
-    """axum 0.7's ``Json`` extractor: content type, then body limit, then syntax, then shape."""
-    if not is_json_content_type(request.headers.get("Content-Type")):
-        raise HttpReject(j.HTTP_UNSUPPORTED_MEDIA_TYPE, j.BODY_WRONG_CONTENT_TYPE)
-    length = request.content_length
-    if length is not None and length > j.MAX_BODY_BYTES:
-        raise HttpReject(j.HTTP_PAYLOAD_TOO_LARGE, BODY_TOO_LARGE)
-    try:
-        raw = await request.read()
-    except web.HTTPRequestEntityTooLarge:
-        raise HttpReject(j.HTTP_PAYLOAD_TOO_LARGE, BODY_TOO_LARGE) from None
-    return parse_request_body(raw)
+def json_content_type_check(headers: Mapping[str, str]) -> Response | None:
+    """axum's first check, on the headers alone: 415 unless the body is declared JSON."""
+    if is_json_content_type(headers.get("content-type")):
+        return None
+    return Response.text(j.HTTP_UNSUPPORTED_MEDIA_TYPE, j.BODY_WRONG_CONTENT_TYPE)
 
 
 class RpcApi:
@@ -252,63 +257,60 @@ class RpcApi:
         }
 
 
-def _json_response(obj: Any, status: int = 200) -> web.Response:
-    return web.Response(
-        body=json.dumps(obj, separators=(",", ":")).encode(),
-        status=status,
-        content_type="application/json",
-    )
+def _json_response(obj: Any, status: int = 200) -> Response:
+    return Response(status, json.dumps(obj, separators=(",", ":")).encode(), "application/json")
 
 
-def health_response(node: Node) -> web.Response:
-    """``{"status":"ok"|"syncing","chain_height":N,"peer_count":N}``, 503 while syncing."""
-    syncing = node.is_syncing
+def health_response(node: Node) -> Response:
+    """``{"status": ..., "chain_height": N, "peer_count": N}``, 200 if "ok" else 503."""
+    health = node.health()
     body = {
-        "status": "syncing" if syncing else "ok",
-        "chain_height": node.chain.height,
-        "peer_count": node.peer_count,
+        "status": health.status,
+        "chain_height": health.chain_height,
+        "peer_count": health.peer_count,
     }
-    return _json_response(body, 503 if syncing else 200)
+    return _json_response(body, 200 if health.ok else 503)
 
 
-def rpc_app(node: Node) -> web.Application:
+#: The metrics port takes no request bodies worth more than a few headers.
+METRICS_LIMITS = HttpLimits(max_connections=128, max_body_bytes=64 * 1024)
+RPC_LIMITS = HttpLimits(max_connections=1024, max_body_bytes=j.MAX_BODY_BYTES)
+
+
+def rpc_server(node: Node, limits: HttpLimits = RPC_LIMITS) -> HttpServer:
     """The RPC port: ``POST /rpc`` and ``GET /health``."""
     api = RpcApi(node)
     metrics = node.metrics
 
-    async def rpc(request: web.Request) -> web.StreamResponse:
+    def rpc(request: Request) -> Response:
         started = time.perf_counter()
         try:
-            body = await read_request(request)
+            body = parse_request_body(request.body)
         except HttpReject as reject:
             metrics.observe_rpc("", time.perf_counter() - started)
-            return web.Response(status=reject.status, text=reject.text)
-        method, response = api.handle(body)
-        out = _json_response(response)
+            return Response.text(reject.status, reject.text)
+        method, answer = api.handle(body)
+        out = _json_response(answer)
         metrics.observe_rpc(method, time.perf_counter() - started)
         return out
 
-    async def health(_: web.Request) -> web.StreamResponse:
-        return health_response(node)
-
-    app = web.Application(client_max_size=j.MAX_BODY_BYTES + 1)
-    app.router.add_post("/rpc", rpc)
-    app.router.add_get("/health", health)
-    return app
+    routes = [
+        Route("POST", "/rpc", rpc, precheck=json_content_type_check),
+        Route("GET", "/health", lambda _: health_response(node)),
+    ]
+    return HttpServer("rpc", routes, limits)
 
 
-def metrics_app(node: Node) -> web.Application:
+def metrics_server(node: Node, limits: HttpLimits = METRICS_LIMITS) -> HttpServer:
     """The metrics port: ``GET /metrics`` (Prometheus text) and ``GET /health``."""
 
-    async def metrics(_: web.Request) -> web.StreamResponse:
+    def metrics(_: Request) -> Response:
         rtts = {name: link.rtt for name, link in node.links.items()}
         text = node.metrics.render(node.metric_values()) + "\n" + render_peer_rtts(rtts)
-        return web.Response(body=text.encode(), headers={"Content-Type": PROMETHEUS_CONTENT_TYPE})
+        return Response(200, text.encode(), PROMETHEUS_CONTENT_TYPE)
 
-    async def health(_: web.Request) -> web.StreamResponse:
-        return health_response(node)
-
-    app = web.Application()
-    app.router.add_get("/metrics", metrics)
-    app.router.add_get("/health", health)
-    return app
+    routes = [
+        Route("GET", "/metrics", metrics),
+        Route("GET", "/health", lambda _: health_response(node)),
+    ]
+    return HttpServer("metrics", routes, limits)

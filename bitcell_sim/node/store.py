@@ -1,10 +1,11 @@
-"""The node's chain on disk: every imported block and the canonical chain, in SQLite.
+"""The node's chain on disk: every imported block, the canonical chain and the arrival log.
 
 ``ChainStore(path)`` opens (or creates) ``chain.sqlite3`` in WAL mode with
 ``synchronous=NORMAL``: a commit is in the write-ahead log before ``commit_import`` returns,
 so a killed process (SIGKILL) loses nothing it imported; only an OS crash or power loss can
-drop the last commits. ``commit_import`` writes a block and the canonical-chain change in one
-transaction; ``canonical_blocks``/``all_blocks`` read them back on restart.
+drop the last commits. ``commit_import`` writes a block, the canonical-chain change and the
+block's arrival record (``protocol.arrivals``) in one transaction;
+``canonical_hashes``/``all_blocks`` read the chain back on restart.
 """
 
 from __future__ import annotations
@@ -14,8 +15,10 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from bitcell_sim.errors import DevnetError
+from bitcell_sim.protocol.arrivals import ARRIVALS_DDL, DB_FILE, INSERT_ARRIVAL
 
-_SCHEMA = """
+_SCHEMA = (
+    """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS blocks (
     hash BLOB PRIMARY KEY,
@@ -25,8 +28,8 @@ CREATE TABLE IF NOT EXISTS blocks (
 );
 CREATE TABLE IF NOT EXISTS canonical (height INTEGER PRIMARY KEY, hash BLOB NOT NULL);
 """
-
-DB_FILE = "chain.sqlite3"
+    + ARRIVALS_DDL
+)
 
 
 class ChainStore:
@@ -57,9 +60,11 @@ class ChainStore:
         new_blocks: Sequence[tuple[bytes, int, bytes, bytes]],
         canonical_from: int | None = None,
         canonical_hashes: Sequence[bytes] = (),
+        arrival: tuple[object, ...] | None = None,
     ) -> None:
-        """Store ``(hash, height, parent, raw)`` blocks and, if ``canonical_from`` is given,
-        make ``canonical_hashes`` the chain from that height up, all in one transaction."""
+        """Store ``(hash, height, parent, raw)`` blocks, the ``arrival`` row
+        (``BlockArrival.row``) and, if ``canonical_from`` is given, make ``canonical_hashes``
+        the chain from that height up, all in one transaction."""
         db = self._db
         db.execute("BEGIN")
         try:
@@ -67,6 +72,8 @@ class ChainStore:
                 "INSERT OR IGNORE INTO blocks (hash, height, parent, raw) VALUES (?, ?, ?, ?)",
                 new_blocks,
             )
+            if arrival is not None:
+                db.execute(INSERT_ARRIVAL, arrival)
             if canonical_from is not None:
                 db.execute("DELETE FROM canonical WHERE height >= ?", (canonical_from,))
                 db.executemany(

@@ -1,9 +1,9 @@
 """Admission of ``eth_sendRawTransaction``: the node's checks in order, with its exact errors.
 
-``admit_raw_transaction(params, lookup)`` runs hex → bincode decode → signature over the signing
-hash → nonce/balance (known sender) or nonce/gas limits (unknown sender), and returns the decoded
-``Transaction`` or raises ``RpcError`` with the node's code and message. Pool failures come after
-admission: ``pool_error(POOL_FULL)`` / ``pool_error(ALREADY_IN_POOL)`` give the -32603 answers.
+``admit_raw_transaction(params, lookup)`` runs hex → decode → signature → nonce/balance (known
+sender) or nonce/gas/amount 0 (unknown sender: a value transfer gets the node's own -32602
+"Insufficient balance", the devnet's one departure) and returns the ``Transaction`` or raises
+``RpcError``. ``pool_error(POOL_FULL)`` / ``pool_error(ALREADY_IN_POOL)``: the -32603 answers.
 """
 
 from __future__ import annotations
@@ -31,6 +31,8 @@ MSG_NEW_ACCOUNT_GAS = (
 )
 POOL_FULL = "Transaction pool full"
 ALREADY_IN_POOL = "Transaction already in pool"
+#: The JSON-RPC code of every pool refusal (full, or already in).
+POOL_ERROR_CODE = INTERNAL_ERROR
 MSG_POOL_FULL = f"Failed to add transaction to pool: {POOL_FULL}"
 MSG_ALREADY_IN_POOL = f"Failed to add transaction to pool: {ALREADY_IN_POOL}"
 
@@ -58,7 +60,8 @@ def decode_raw_transaction(
 
 
 def check_account_rules(tx: Transaction, account: Account | None) -> None:
-    """Step 4: a known sender needs its confirmed nonce and the amount; a new one, sane gas."""
+    """Step 4: a known sender needs its confirmed nonce and the amount; a new one nonce 0,
+    sane gas and (unlike the real node, which checks no balance there) an amount of 0."""
     if account is not None:
         if tx.nonce != account.nonce:
             raise RpcError(
@@ -85,6 +88,10 @@ def check_account_rules(tx: Transaction, account: Account | None) -> None:
             INVALID_PARAMS,
             f"Gas limit {tx.gas_limit} exceeds maximum allowed {MAX_GAS_LIMIT}",
         )
+    if tx.amount > 0:
+        # A new account has no balance: such a tx could never apply (it would only occupy the
+        # pool for good, as it does on the real node).
+        raise RpcError(INVALID_PARAMS, MSG_INSUFFICIENT_BALANCE)
 
 
 def admit_raw_transaction(
@@ -102,4 +109,4 @@ def pool_error(reason: str) -> RpcError:
     """The -32603 answer when the pool refuses a tx (``POOL_FULL`` or ``ALREADY_IN_POOL``)."""
     if reason not in (POOL_FULL, ALREADY_IN_POOL):
         raise ProtocolError(f"unknown pool failure reason {reason!r}")
-    return RpcError(INTERNAL_ERROR, f"Failed to add transaction to pool: {reason}")
+    return RpcError(POOL_ERROR_CODE, f"Failed to add transaction to pool: {reason}")

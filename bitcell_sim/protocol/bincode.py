@@ -95,6 +95,11 @@ class Reader:
     def remaining(self) -> int:
         return len(self._data) - self.offset
 
+    @property
+    def data(self) -> bytes:
+        """The whole buffer (for a caller that parses a fixed layout at ``offset`` itself)."""
+        return self._data
+
     def _take(self, n: int) -> bytes:
         end = self.offset + n
         if end > len(self._data):

@@ -1,9 +1,9 @@
 """The consensus rules the model and the devnet share (PROTOCOL.md §3), all pure functions.
 
-``RoundSchedule`` maps wall time to (round, phase) from genesis time and phase durations alone;
-``winner(prev_hash, revealers)`` is the key minimising SHA-256(prev_hash ‖ key);
-``fork_choice_key`` orders tips (longest, then lowest hash); ``pool_priority`` orders the pool
-(highest gas price, then arrival); ``commitment_hash`` binds a reveal to its commitment.
+``RoundSchedule`` maps wall time to (round, phase); ``winner(prev_hash, revealers)`` is the key
+minimising SHA-256(prev_hash ‖ key); ``fork_choice_key`` orders tips (longest, then lowest hash);
+``pool_priority`` orders the pool; ``commitment_hash`` binds a reveal to its commitment;
+``is_syncing`` is the lag (``SYNCING_LAG_BLOCKS``) at which a node stops committing and building.
 """
 
 from __future__ import annotations
@@ -19,6 +19,9 @@ from bitcell_sim.protocol.errors import ProtocolError
 
 #: Glider patterns a reveal may name, in the node's enum order (``bitcell_submitReveal``).
 GLIDER_PATTERNS = ("Standard", "Lightweight", "Middleweight", "Heavyweight")
+#: A node more than this many blocks behind the best height it has heard of is syncing: it
+#: makes no commitment, builds no block and answers /health with 503.
+SYNCING_LAG_BLOCKS = 2
 
 
 class Phase(StrEnum):
@@ -140,6 +143,11 @@ def is_better(candidate: ChainTip, current: ChainTip) -> bool:
 def prefer(tip_a: ChainTip, tip_b: ChainTip) -> ChainTip:
     """The preferred of two tips: longest chain, ties to the lower block hash."""
     return tip_b if is_better(tip_b, tip_a) else tip_a
+
+
+def is_syncing(height: int, best_known_height: int) -> bool:
+    """True if a node at ``height`` is more than ``SYNCING_LAG_BLOCKS`` behind the best height."""
+    return height < best_known_height - SYNCING_LAG_BLOCKS
 
 
 def pool_priority(gas_price: int, arrival_seq: int) -> tuple[int, int]:

@@ -73,6 +73,22 @@ DEVNET_METRICS: tuple[MetricSpec, ...] = (
     MetricSpec("bitcell_best_peer_height", _G, "Best chain height reported by any peer"),
     MetricSpec("bitcell_reorgs_total", _C, "Total chain reorganisations"),
     MetricSpec("bitcell_txs_rejected_total", _C, "Total transactions rejected at admission"),
+    MetricSpec(
+        "bitcell_proof_generation_seconds",
+        _G,
+        "Seconds this node took to build its last block (the devnet's stand-in for the proof)",
+    ),
+    MetricSpec(
+        "bitcell_pool_evicted_total",
+        _C,
+        "Pool transactions evicted because they can no longer apply, by reason",
+        ("reason",),
+    ),
+    MetricSpec(
+        "bitcell_p2p_handshakes_refused_total",
+        _C,
+        "Inbound P2P connections refused before or during the authenticated handshake",
+    ),
 )
 
 #: The round-trip time a devnet node measures to each peer (Ping -> Pong), labelled by peer name.

@@ -1,18 +1,20 @@
 """Peer-to-peer frames: a 4-byte big-endian length, then a bincode ``NetworkMessage``.
 
-Variants 0-6 are the node's (Handshake, Ping, Pong, Block, Transaction, GetPeers, Peers); 7-11
-the devnet's (Commitment, Reveal, GetBlocks, Blocks, Status). ``encode_frame``,
-``decode_message``, ``FrameDecoder`` and the asyncio ``read_message``/``write_message`` carry
-them; frames over ``MAX_FRAME_BYTES`` (10,000,000) are refused.
+Variants 0-6 are the node's (Handshake, Ping, Pong, Block, Transaction, GetPeers, Peers); 7-13
+the devnet's (Commitment, Reveal, GetBlocks, Blocks, Status, and the authenticated handshake
+``Hello``/``HelloProof`` with ``prove``/``verify_proof``). ``encode_frame``, ``decode_message``,
+``FrameDecoder``, ``read_message``/``write_message`` carry them, at most ``MAX_FRAME_BYTES``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import secrets
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import IntEnum
 from typing import ClassVar
 
 from bitcell_sim.protocol import keys
@@ -23,15 +25,20 @@ from bitcell_sim.protocol.errors import DecodeError, ProtocolError
 from bitcell_sim.protocol.transaction import Transaction
 
 MAX_FRAME_BYTES = 10_000_000
+#: Largest frame accepted before a connection is authenticated (a Hello is 113 bytes).
+MAX_HANDSHAKE_FRAME_BYTES = 512
+CHALLENGE_BYTES = 32
 _LENGTH = struct.Struct(">I")
 
 _COMMITMENT_DOMAIN = b"bitcell-sim/commitment/v1"
 _REVEAL_DOMAIN = b"bitcell-sim/reveal/v1"
+_HANDSHAKE_DOMAIN = b"bitcell-sim/handshake/v1"
 
 
 @dataclass(frozen=True, slots=True)
 class Handshake:
-    """First message on a connection, both ways: the sender's 33-byte key."""
+    """The real node's first message, both ways: the sender's 33-byte key. It proves nothing
+    (anyone can claim a public key), so the devnet node refuses it and uses ``Hello``."""
 
     INDEX: ClassVar[int] = 0
     peer_id: bytes
@@ -222,6 +229,66 @@ class Status:
         w.u64(self.height).raw(_len(self.tip_hash, 32, "tip_hash"))
 
 
+@dataclass(frozen=True, slots=True)
+class Hello:
+    """Devnet handshake, first frame both ways: the sender's P2P key, the network's genesis
+    hash and a fresh random challenge."""
+
+    INDEX: ClassVar[int] = 12
+    peer_id: bytes
+    genesis_hash: bytes
+    challenge: bytes
+
+    @classmethod
+    def fresh(cls, peer_id: bytes, genesis_hash: bytes) -> Hello:
+        """A Hello with a new challenge from the OS's random source."""
+        return cls(peer_id, genesis_hash, secrets.token_bytes(CHALLENGE_BYTES))
+
+    def write(self, w: Writer) -> None:
+        write_public_key(w, self.peer_id)
+        w.raw(_len(self.genesis_hash, 32, "genesis_hash"))
+        w.raw(_len(self.challenge, CHALLENGE_BYTES, "challenge"))
+
+
+@dataclass(frozen=True, slots=True)
+class HelloProof:
+    """Devnet handshake: the sender's signature over ``handshake_digest`` of its role."""
+
+    INDEX: ClassVar[int] = 13
+    signature: bytes
+
+    def write(self, w: Writer) -> None:
+        write_signature(w, self.signature)
+
+
+class Role(IntEnum):
+    """Who signs a ``HelloProof``: the side that dialled, or the side that accepted."""
+
+    DIALER = 0
+    LISTENER = 1
+
+
+def handshake_digest(role: Role, dialer: Hello, listener: Hello) -> bytes:
+    """What ``role`` signs: SHA-256(domain ‖ role byte ‖ dialer's Hello ‖ listener's Hello).
+
+    Both challenges are in it (so a proof is fresh and bound to this connection) and so is the
+    role (so a listener's proof can never pass as a dialer's, which defeats relaying one side's
+    proof to the other)."""
+    body = bytes((int(role),)) + encode_message(dialer) + encode_message(listener)
+    return hashlib.sha256(_HANDSHAKE_DOMAIN + body).digest()
+
+
+def prove(keypair: keys.KeyPair, role: Role, dialer: Hello, listener: Hello) -> HelloProof:
+    """This side's proof (``keypair`` must be the key its own Hello announced)."""
+    return HelloProof(keypair.sign(handshake_digest(role, dialer, listener)))
+
+
+def verify_proof(proof: HelloProof, role: Role, dialer: Hello, listener: Hello) -> bool:
+    """True if ``proof`` was signed by the key of ``role``'s Hello over this handshake."""
+    signer = dialer if role is Role.DIALER else listener
+    return keys.verify(signer.peer_id, handshake_digest(role, dialer, listener), proof.signature)
+
+
 Message = (
     Handshake
     | Ping
@@ -235,6 +302,8 @@ Message = (
     | GetBlocks
     | Blocks
     | Status
+    | Hello
+    | HelloProof
 )
 
 
@@ -278,6 +347,8 @@ _READERS: dict[int, Callable[[Reader], Message]] = {
     9: lambda r: GetBlocks(r.u64(), r.u64()),
     10: lambda r: Blocks(tuple(Block.read(r) for _ in range(_read_count(r)))),
     11: lambda r: Status(r.u64(), r.hash32()),
+    12: lambda r: Hello(r.public_key(), r.hash32(), r.raw(CHALLENGE_BYTES)),
+    13: lambda r: HelloProof(r.signature()),
 }
 
 

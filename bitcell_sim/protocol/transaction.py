@@ -1,16 +1,16 @@
 """The BitCell transaction: fields, bincode encoding, signing hash, id and signature.
 
-``Transaction`` is frozen; ``encode()`` gives the 194 + len(data) byte raw form that
-``eth_sendRawTransaction`` takes and ``Transaction.decode`` reads it back (trailing bytes are
-ignored, as by bincode). ``signing_hash()`` is what the sender signs, ``tx_id()`` the SHA-256 of
-the whole encoding. ``sign_transaction`` builds and signs one in a single call.
+``Transaction`` is frozen; ``encode()`` gives the 194 + len(data) byte raw form and
+``Transaction.decode`` reads it back (trailing bytes ignored, as by bincode); both the encoding
+and ``tx_id()`` (SHA-256 of it) are computed once per object. ``signing_hash()`` is what the
+sender signs; ``sign_transaction`` builds and signs one in a single call.
 """
 
 from __future__ import annotations
 
 import hashlib
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from bitcell_sim.protocol import keys
 from bitcell_sim.protocol.bincode import (
@@ -46,6 +46,9 @@ class Transaction:
     gas_price: int
     data: bytes
     signature: bytes
+    # Caches (not fields of the transaction): the encoding and the id, set when first needed.
+    _raw: bytes | None = field(default=None, init=False, repr=False, compare=False)
+    _id: bytes | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         for name in ("nonce", "amount", "gas_limit", "gas_price"):
@@ -69,6 +72,8 @@ class Transaction:
 
     def encode(self) -> bytes:
         """The bincode 1.x legacy encoding (what ``eth_sendRawTransaction`` takes)."""
+        if self._raw is not None:
+            return self._raw
         head = _HEAD.pack(
             self.nonce,
             PUBLIC_KEY_SIZE_BYTES,
@@ -80,7 +85,9 @@ class Transaction:
             self.gas_price,
             len(self.data),
         )
-        return head + self.data + _SIG_PREFIX + self.signature
+        raw = head + self.data + _SIG_PREFIX + self.signature
+        object.__setattr__(self, "_raw", raw)
+        return raw
 
     def write(self, writer: Writer) -> Writer:
         """Append this transaction to a bincode ``writer`` (inside a block or a message)."""
@@ -94,6 +101,34 @@ class Transaction:
     @classmethod
     def read(cls, reader: Reader) -> Transaction:
         """Read one transaction from ``reader``; raises ``DecodeError`` with bincode's wording."""
+        data, start = reader.data, reader.offset
+        if len(data) - start >= BASE_SIZE_BYTES:
+            # The usual case in one struct call; anything unusual takes the field-by-field
+            # path below, which raises bincode's exact errors.
+            nonce, len_from, sender, len_to, recipient, amount, gas_limit, gas_price, size = (
+                _HEAD.unpack_from(data, start)
+            )
+            body = start + _HEAD.size
+            end = body + size + len(_SIG_PREFIX) + SIGNATURE_SIZE_BYTES
+            if (
+                len_from == len_to == PUBLIC_KEY_SIZE_BYTES
+                and end <= len(data)
+                and data[end - SIGNATURE_SIZE_BYTES - len(_SIG_PREFIX) : end - SIGNATURE_SIZE_BYTES]
+                == _SIG_PREFIX
+            ):
+                tx = cls(
+                    nonce,
+                    sender,
+                    recipient,
+                    amount,
+                    gas_limit,
+                    gas_price,
+                    bytes(data[body : body + size]),
+                    bytes(data[end - SIGNATURE_SIZE_BYTES : end]),
+                )
+                object.__setattr__(tx, "_raw", bytes(data[start:end]))
+                reader.offset = end
+                return tx
         nonce = reader.u64()
         sender = reader.public_key()
         recipient = reader.public_key()
@@ -129,7 +164,10 @@ class Transaction:
 
     def tx_id(self) -> bytes:
         """SHA-256 of the whole encoding, signature included (the pool and index key)."""
-        return hashlib.sha256(self.encode()).digest()
+        if self._id is None:
+            object.__setattr__(self, "_id", hashlib.sha256(self.encode()).digest())
+        assert self._id is not None
+        return self._id
 
     def verify_signature(self) -> bool:
         """True if ``signature`` is the sender's low-S signature over ``signing_hash()``."""

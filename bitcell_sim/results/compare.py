@@ -18,6 +18,7 @@ import numpy as np
 
 from bitcell_sim.results.metrics import Metric, run_metrics
 from bitcell_sim.results.runs import RunRecords
+from bitcell_sim.results.summary import summarize
 from bitcell_sim.topology.schema import ToleranceSpec, ValidationSpec
 
 PASS, FAIL, UNKNOWN = "PASS", "FAIL", "UNKNOWN"
@@ -47,6 +48,11 @@ class SideStats:
         array = np.asarray(present, dtype=np.float64)
         low, high = (float(x) for x in np.percentile(array, BAND))
         return cls(float(array.mean()), low, high, len(present), len(values))
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> SideStats:
+        low, high = (_number(v) for v in data["band"])
+        return cls(_number(data["mean"]), low, high, data["runs_with_data"], data["runs"])
 
 
 @dataclass(frozen=True)
@@ -89,6 +95,23 @@ class MetricComparison:
         if m is None or math.isinf(m):
             return None
         return self.tolerance.allowed(m)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> MetricComparison:
+        """A row as ``to_json`` wrote it (``comparison.json``)."""
+        tolerance = data["tolerance"]
+        return cls(
+            name=data["name"],
+            family=data["family"],
+            group=data["group"],
+            unit=data["unit"],
+            description=data["description"],
+            predicted=SideStats.from_json(data["predicted"]),
+            measured=SideStats.from_json(data["measured"]),
+            tolerance=ToleranceSpec(relative=tolerance["relative"], absolute=tolerance["absolute"]),
+            verdict=data["verdict"],
+            note=data["note"],
+        )
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -139,6 +162,16 @@ class Comparison:
         for row in self.rows:
             order.setdefault(row.group, []).append(row)
         yield from order.items()
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Comparison:
+        """A comparison as ``to_json`` wrote it (``comparison.json``)."""
+        return cls(
+            rows=tuple(MetricComparison.from_json(row) for row in data["metrics"]),
+            predicted_runs=tuple(data["predicted_runs"]),
+            measured_runs=tuple(data["measured_runs"]),
+            faults=tuple(data["faults"]),
+        )
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -239,18 +272,21 @@ def _value(metrics: Mapping[str, Metric], name: str) -> float | None:
 
 
 def _fault_legend(run: RunRecords) -> Iterator[dict[str, Any]]:
-    for i, fault in enumerate(run.topology.faults, start=1):
-        target = getattr(fault, "target", None) or " | ".join(
-            ",".join(group) for group in getattr(fault, "groups", ())
-        )
+    """The faults of a run as they held (its summary's), numbered as the metrics name them."""
+    summary = summarize(run.topology, run.tables, window=run.window)
+    for i, entry in enumerate(summary["faults"], start=1):
         yield {
             "id": f"fault {i}",
-            "kind": fault.kind,
-            "target": target,
-            "start_s": fault.start_s,
-            "end_s": fault.end_s,
-            "label": fault.label,
+            "kind": entry["kind"],
+            "target": entry["target"],
+            "start_s": entry["start_s"],
+            "end_s": entry["end_s"],
+            "label": entry["label"],
         }
+
+
+def _number(value: float | str | None) -> float | None:
+    return NEVER if value == "never" else (None if value is None else float(value))
 
 
 def _side_json(side: SideStats) -> dict[str, Any]:

@@ -12,7 +12,7 @@ happened within the run (a recovery) is ``math.inf``.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,16 +23,18 @@ from bitcell_sim.results.runs import RunRecords
 from bitcell_sim.results.summary import (
     PERCENTILES,
     Tip,
-    down_windows,
     propagation_samples,
     summarize,
     tip_history,
 )
-from bitcell_sim.topology import AddedLatency, CpuThrottle, Topology
+from bitcell_sim.results.window import RunWindow
+from bitcell_sim.topology import Topology
 
 GROUP_HEADLINE = "headline"
 GROUP_FAULTS = "faults"
 GROUP_PAIRS = "block propagation by region pair"
+#: Faults that take nodes down, and faults that leave them up but slower.
+DEGRADING_KINDS = ("cpu_throttle", "added_latency")
 
 
 @dataclass(frozen=True)
@@ -52,7 +54,7 @@ class Metric:
 def run_metrics(run: RunRecords) -> dict[str, Metric]:
     """Every compared metric of a run, in report order."""
     topology, tables = run.topology, run.tables
-    summary = summarize(topology, tables, load_window_s=run.load_window_s)
+    summary = summarize(topology, tables, window=run.window)
     out: dict[str, Metric] = {}
 
     def add(
@@ -164,26 +166,28 @@ def run_metrics(run: RunRecords) -> dict[str, Metric]:
         )
 
     _fault_metrics(run, summary, add)
-    _pair_metrics(topology, tables, add)
+    _pair_metrics(topology, tables, run.window, add)
     return out
 
 
 def _fault_metrics(run: RunRecords, summary: Mapping[str, Any], add: Any) -> None:
+    """Per fault of the summary (the faults as they held in this run), its recovery rows."""
     topology = run.topology
     history = (
         tip_history(run.tables["blocks"], run.tables["block_arrivals"], topology.node_names)
         if run.tables["blocks"].num_rows
         else None
     )
-    down = down_windows(topology)
-    for i, (fault, entry) in enumerate(zip(topology.faults, summary["faults"], strict=True), 1):
-        tag = f"fault {i}"
+    window = run.window
+    down = window.down_windows(topology.node_names)
+    for i, (fault, entry) in enumerate(zip(window.faults, summary["faults"], strict=True), 1):
+        tag, kind = f"fault {i}", fault.kind
         for node, value in entry["recovery_by_node_s"].items():
             add(
                 f"recovery[{tag}, {node}]",
                 "recovery",
                 "s",
-                f"{fault.kind}: fault end to {node} holding the best tip",
+                f"{kind}: fault end to {node} holding the best tip",
                 None if history is None else (math.inf if value is None else value),
                 group=GROUP_FAULTS,
             )
@@ -192,30 +196,33 @@ def _fault_metrics(run: RunRecords, summary: Mapping[str, Any], add: Any) -> Non
             f"reconvergence[{tag}]",
             "reconvergence",
             "s",
-            f"{fault.kind}: fault end to one tip on every up node",
+            f"{kind}: fault end to one tip on every up node",
             None if history is None else (math.inf if converged is None else converged),
             group=GROUP_FAULTS,
         )
-        if isinstance(fault, CpuThrottle | AddedLatency):
-            for node in topology.fault_nodes(fault):
+        if kind in DEGRADING_KINDS:
+            end_s = window.end_s if fault.end_s is None else fault.end_s
+            for node in fault.nodes:
                 add(
                     f"behind[{tag}, {node}]",
                     "behind",
                     "s",
-                    f"{fault.kind}: seconds {node} was ≥ 1 block behind during the fault",
+                    f"{kind}: seconds {node} was ≥ 1 block behind during the fault",
                     None
                     if history is None
-                    else seconds_behind(topology, history, down, node, fault.start_s, fault.end_s),
+                    else seconds_behind(topology, history, down, node, fault.start_s, end_s),
                     group=GROUP_FAULTS,
                 )
 
 
-def _pair_metrics(topology: Topology, tables: Mapping[str, pa.Table], add: Any) -> None:
+def _pair_metrics(
+    topology: Topology, tables: Mapping[str, pa.Table], window: RunWindow, add: Any
+) -> None:
     """Propagation percentiles per (producer region → receiving region), blocks away from faults."""
     by_pair: dict[tuple[str, str], list[float]] = {}
     region = {n: spec.region for n, spec in topology.nodes.items()}
     for producer, node, delay, clear in propagation_samples(
-        topology, tables["blocks"], tables["block_arrivals"]
+        topology, tables["blocks"], tables["block_arrivals"], window
     ):
         if clear and producer in region and node in region:
             by_pair.setdefault((region[producer], region[node]), []).append(delay)
@@ -276,7 +283,7 @@ def _descends(tip: Tip, old: Tip, parent: Mapping[str, str], height: Mapping[str
 def seconds_behind(
     topology: Topology,
     history: list[tuple[float, tuple[Tip, ...]]],
-    down: Mapping[str, list[tuple[float, float]]],
+    down: Mapping[str, Sequence[tuple[float, float]]],
     node: str,
     start_s: float,
     end_s: float,
@@ -290,7 +297,7 @@ def seconds_behind(
         lo, hi = max(t, start_s), min(seg_end, end_s)
         if hi <= lo:
             continue
-        up = [i for i, n in enumerate(nodes) if not any(s <= lo < e for s, e in down[n])]
+        up = [i for i, n in enumerate(nodes) if not any(s <= lo < e for s, e in down.get(n, ()))]
         best = max((tips[i][0] for i in up), default=0)
         if tips[me][0] < best:
             total += hi - lo

@@ -51,7 +51,9 @@ def _confirmation_latencies(run: RunRecords) -> npt.NDArray[np.float64]:
 
 
 def _propagation(run: RunRecords) -> npt.NDArray[np.float64]:
-    samples = propagation_samples(run.topology, run.tables["blocks"], run.tables["block_arrivals"])
+    samples = propagation_samples(
+        run.topology, run.tables["blocks"], run.tables["block_arrivals"], run.window
+    )
     return _floats([delay for _, _, delay, clear in samples if clear])
 
 
@@ -111,7 +113,7 @@ def _lag_panel(axes: Axes, run: RunRecords, title: str) -> None:
         order = np.argsort(times[mine], kind="stable")
         lag = best[index[mine]][order] - heights[mine][order]
         axes.step(times[mine][order], lag, where="post", label=node, linewidth=1)
-    shade_faults(axes, run.topology)
+    shade_faults(axes, run.window)
     axes.set_ylabel("blocks behind")
     axes.grid(alpha=0.3)
 
@@ -158,7 +160,7 @@ def _heatmap_panel(figure: Figure, axes: Axes, run: RunRecords, title: str) -> N
     region = {n: spec.region for n, spec in topology.nodes.items()}
     cells: dict[tuple[str, str], list[float]] = {}
     for producer, node, delay, clear in propagation_samples(
-        topology, run.tables["blocks"], run.tables["block_arrivals"]
+        topology, run.tables["blocks"], run.tables["block_arrivals"], run.window
     ):
         if clear:
             cells.setdefault((region[producer], region[node]), []).append(delay)

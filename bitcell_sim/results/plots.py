@@ -15,7 +15,8 @@ import pyarrow as pa
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from bitcell_sim.topology import Partition, Topology
+from bitcell_sim.results.window import RunWindow
+from bitcell_sim.topology import Topology
 
 # One colour per fault kind for the shaded windows.
 _FAULT_COLOURS = {
@@ -40,14 +41,14 @@ def _per_node(timeline: pa.Table, column: str) -> dict[str, tuple[np.ndarray, np
     return out
 
 
-def shade_faults(axes: Axes, topology: Topology) -> None:
+def shade_faults(axes: Axes, window: RunWindow) -> None:
     seen: set[str] = set()
-    for fault in topology.faults:
-        target = "partition" if isinstance(fault, Partition) else fault.target
+    for fault in window.faults:
+        target = "partition" if fault.kind == "partition" else fault.target
         label = f"{fault.kind} ({target})"
         axes.axvspan(
             fault.start_s,
-            fault.end_s,
+            window.end_s if fault.end_s is None else fault.end_s,
             color=_FAULT_COLOURS.get(fault.kind, "grey"),
             alpha=0.15,
             label=None if label in seen else label,
@@ -55,16 +56,16 @@ def shade_faults(axes: Axes, topology: Topology) -> None:
         seen.add(label)
 
 
-def height_plot(topology: Topology, timeline: pa.Table, path: Path) -> Path:
+def height_plot(topology: Topology, window: RunWindow, timeline: pa.Table, path: Path) -> Path:
     figure = Figure(figsize=(9, 4.5))
     axes = figure.add_subplot()
     for node, (times, heights) in _per_node(timeline, "height").items():
         axes.step(times, heights, where="post", label=node, linewidth=1)
-    shade_faults(axes, topology)
+    shade_faults(axes, window)
     axes.set_xlabel("time since genesis (s)")
     axes.set_ylabel("chain height")
     axes.set_title(f"{topology.general.name}: height per node")
-    _legend(axes, len(topology.nodes) + len(topology.faults))
+    _legend(axes, len(topology.nodes) + len(window.faults))
     figure.tight_layout()
     figure.savefig(path, dpi=_DPI)
     return path
@@ -94,7 +95,7 @@ def confirmation_cdf_plot(topology: Topology, transactions: pa.Table, path: Path
     return path
 
 
-def pool_plot(topology: Topology, timeline: pa.Table, path: Path) -> Path:
+def pool_plot(topology: Topology, window: RunWindow, timeline: pa.Table, path: Path) -> Path:
     figure = Figure(figsize=(9, 4.5))
     axes = figure.add_subplot()
     for node, (times, sizes) in _per_node(timeline, "pool_size").items():
@@ -106,11 +107,11 @@ def pool_plot(topology: Topology, timeline: pa.Table, path: Path) -> Path:
         linewidth=1,
         label="capacity",
     )
-    shade_faults(axes, topology)
+    shade_faults(axes, window)
     axes.set_xlabel("time since genesis (s)")
     axes.set_ylabel("txs in pool")
     axes.set_title(f"{topology.general.name}: pool size per node")
-    _legend(axes, len(topology.nodes) + len(topology.faults) + 1)
+    _legend(axes, len(topology.nodes) + len(window.faults) + 1)
     figure.tight_layout()
     figure.savefig(path, dpi=_DPI)
     return path
@@ -122,11 +123,18 @@ def _legend(axes: Axes, entries: int) -> None:
         axes.legend(loc="upper left", fontsize="x-small", ncol=2)
 
 
-def write_plots(topology: Topology, tables: dict[str, pa.Table], folder: Path) -> list[Path]:
-    """Write the three plots of a run into ``folder``; returns their paths."""
+def write_plots(
+    topology: Topology,
+    tables: dict[str, pa.Table],
+    folder: Path,
+    window: RunWindow | None = None,
+) -> list[Path]:
+    """Write the three plots of a run into ``folder``; returns their paths. ``window`` gives
+    the fault windows to shade (default: the topology's, as a prediction holds them)."""
+    window = window or RunWindow.of_topology(topology)
     folder.mkdir(parents=True, exist_ok=True)
     return [
-        height_plot(topology, tables["node_timeline"], folder / "height.png"),
+        height_plot(topology, window, tables["node_timeline"], folder / "height.png"),
         confirmation_cdf_plot(topology, tables["transactions"], folder / "confirmation_cdf.png"),
-        pool_plot(topology, tables["node_timeline"], folder / "pool.png"),
+        pool_plot(topology, window, tables["node_timeline"], folder / "pool.png"),
     ]

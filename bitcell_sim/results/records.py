@@ -17,6 +17,8 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from bitcell_sim.errors import ResultsError
+
 BLOCKS = pa.schema(
     [
         pa.field("block_hash", pa.string(), nullable=False),
@@ -86,12 +88,39 @@ ColumnData: TypeAlias = Sequence[Any] | npt.NDArray[Any] | pa.Array
 
 def to_table(name: str, columns: Mapping[str, ColumnData]) -> pa.Table:
     """A table of the named record type from column lists, checked against its schema."""
-    schema = TABLES[name]
+    schema = schema_of(name)
     missing = [f.name for f in schema if f.name not in columns]
     extra = [c for c in columns if c not in schema.names]
     if missing or extra:
-        raise ValueError(f"{name}: missing columns {missing}, unknown columns {extra}")
-    return pa.table({f.name: pa.array(columns[f.name], type=f.type) for f in schema}, schema=schema)
+        raise ResultsError(f"{name}: missing columns {missing}, unknown columns {extra}")
+    arrays = {}
+    for f in schema:
+        try:
+            arrays[f.name] = pa.array(columns[f.name], type=f.type)
+        except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+            raise ResultsError(f"{name}.{f.name}: not {f.type}: {exc}") from None
+    try:
+        table = pa.table(arrays, schema=schema)
+    except (pa.ArrowInvalid, ValueError) as exc:
+        raise ResultsError(f"{name}: {exc}") from None
+    check_table(name, table)
+    return table
+
+
+def schema_of(name: str) -> pa.Schema:
+    if name not in TABLES:
+        raise ResultsError(f"unknown record type {name!r} (one of {', '.join(TABLES)})")
+    return TABLES[name]
+
+
+def check_table(name: str, table: pa.Table) -> None:
+    """ResultsError unless ``table`` has the schema of ``name`` and no null where none may be."""
+    schema = schema_of(name)
+    if not table.schema.equals(schema, check_metadata=False):
+        raise ResultsError(f"does not hold {name} records (schema differs)")
+    nulls = [f.name for f in schema if not f.nullable and table.column(f.name).null_count]
+    if nulls:
+        raise ResultsError(f"{name}: null values in non-nullable column(s) {', '.join(nulls)}")
 
 
 def write_table(table: pa.Table, path: Path) -> None:
@@ -100,8 +129,15 @@ def write_table(table: pa.Table, path: Path) -> None:
 
 
 def read_table(path: Path, name: str) -> pa.Table:
-    table = pq.read_table(path)
-    schema = TABLES[name]
-    if not table.schema.equals(schema, check_metadata=False):
-        raise ValueError(f"{path} does not hold {name} records (schema differs)")
+    """One record table, checked against its schema (ResultsError: missing, unreadable, other)."""
+    try:
+        table = pq.read_table(path)
+    except FileNotFoundError:
+        raise ResultsError(f"{path}: no such record file") from None
+    except (OSError, pa.ArrowException) as exc:
+        raise ResultsError(f"{path}: cannot read Parquet: {exc}") from None
+    try:
+        check_table(name, table)
+    except ResultsError as exc:
+        raise ResultsError(f"{path}: {exc}") from None
     return table

@@ -229,3 +229,39 @@ def write_report(
     json_path = folder / COMPARISON_JSON
     json_path.write_text(json.dumps(comparison.to_json(), indent=2) + "\n", encoding="utf-8")
     return ReportFiles(html_path, md_path, json_path, tuple(plots))
+
+
+#: The markers between which ``splice_table`` writes the table into a markdown file.
+TABLE_BEGIN, TABLE_END = "<!-- validation-table:begin -->", "<!-- validation-table:end -->"
+
+
+def validation_table(cases: Sequence[Path]) -> str:
+    """One markdown table of the comparisons in ``cases`` (folders holding comparison.json):
+    per case its verdict, then every metric that is not PASS and the headline figures."""
+    lines = [
+        "| case | metric | predicted (90 % band) | measured | error | tolerance | verdict |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for case in cases:
+        data = json.loads((case / COMPARISON_JSON).read_text(encoding="utf-8"))
+        comparison = Comparison.from_json(data)
+        name = f"{case.parent.name}/{case.name}"
+        lines.append(
+            f"| **{name}** | overall | | | | | **{comparison.verdict}** "
+            f"({_counts_line(comparison)}) |"
+        )
+        for row in comparison.rows:
+            if row.group != "headline" and row.verdict == PASS:
+                continue
+            cells = table_cells(row)
+            predicted = cells[1] + (f" ({cells[2]})" if cells[2] else "")
+            lines.append("| " + " | ".join([name, cells[0], predicted, *cells[3:7]]) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def splice_table(markdown: str, table: str) -> str:
+    """``markdown`` with the text between the table markers replaced by ``table``."""
+    begin, end = markdown.find(TABLE_BEGIN), markdown.find(TABLE_END)
+    if begin < 0 or end < begin:
+        raise ValueError(f"no {TABLE_BEGIN} … {TABLE_END} markers")
+    return markdown[: begin + len(TABLE_BEGIN)] + "\n" + table + markdown[end:]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ import pyarrow as pa
 
 from bitcell_sim.errors import ResultsError
 from bitcell_sim.results.records import TABLES, read_table
+from bitcell_sim.results.window import RunWindow
 from bitcell_sim.topology import Topology, load_topology
 
 # Where a record table may sit in a run folder: top level, or the load test's subfolder.
@@ -66,13 +68,13 @@ class RunRecords:
         """``model``, ``measured``, ... as ``meta.json`` says (``unknown`` without one)."""
         return str(self.meta.get("kind", "unknown"))
 
-    @property
-    def load_window_s(self) -> tuple[float, float] | None:
-        """The load window ``meta.json`` recorded (a measured run), else None (the topology's)."""
-        window = self.meta.get("load_window_s")
-        if isinstance(window, list | tuple) and len(window) == 2:
-            return float(window[0]), float(window[1])
-        return None
+    @cached_property
+    def window(self) -> RunWindow:
+        """What the records cover: ``meta.json``'s window (every run written since windows
+        exist), else the topology's as a prediction holds it."""
+        if "window_s" in self.meta:
+            return RunWindow.from_meta(self.meta)
+        return RunWindow.of_topology(self.topology)
 
 
 def read_runs(path: Path) -> list[RunRecords]:

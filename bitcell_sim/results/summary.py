@@ -1,9 +1,11 @@
 """The headline figures of a run, computed from its record tables and its topology alone.
 
-:func:`summarize` turns the four record tables (predicted or measured) into the dict written as
-``summary.json``: block interval, block propagation and confirmation latency percentiles,
-confirmed TPS, rejections, pool peak and first rejection, forks, per-fault recovery and
-reconvergence, and every expectation of the topology judged PASS, FAIL or N/A.
+:func:`summarize` turns the four record tables (predicted or measured) and the run's
+:class:`~bitcell_sim.results.window.RunWindow` into the dict written as ``summary.json``: block
+interval, block propagation and confirmation latency percentiles, confirmed TPS, rejections,
+pool peak and first rejection, forks, per-fault recovery and reconvergence, and every
+expectation of the topology judged PASS, FAIL or N/A; :func:`summarize_run` does it for a run
+folder.
 :func:`tip_history` replays block arrivals into each node's tip over time (the basis of the
 recovery figures). docs/results.md lists every field.
 """
@@ -20,15 +22,9 @@ import numpy.typing as npt
 import pyarrow as pa
 
 from bitcell_sim.results.records import REJECT_POOL_FULL
-from bitcell_sim.topology import (
-    AddedLatency,
-    CpuThrottle,
-    Fault,
-    NodeDown,
-    Partition,
-    RegionDown,
-    Topology,
-)
+from bitcell_sim.results.run_folder import RunFolder
+from bitcell_sim.results.window import FaultWindow, RunWindow
+from bitcell_sim.topology import Topology
 
 PERCENTILES = (50, 95, 99)
 PASS, FAIL, NOT_APPLICABLE = "PASS", "FAIL", "N/A"
@@ -90,41 +86,18 @@ def tip_history(
     return history
 
 
-def down_windows(topology: Topology) -> dict[str, list[tuple[float, float]]]:
-    windows: dict[str, list[tuple[float, float]]] = {n: [] for n in topology.node_names}
-    for fault in topology.faults:
-        if isinstance(fault, NodeDown | RegionDown):
-            for node in topology.fault_nodes(fault):
-                windows[node].append((fault.start_s, fault.end_s))
-    return windows
-
-
-def _fault_nodes(topology: Topology, fault: Fault) -> tuple[str, ...]:
-    if isinstance(fault, Partition):
-        return topology.node_names
-    return topology.fault_nodes(fault)
-
-
-def _fault_target(fault: Fault) -> str:
-    if isinstance(fault, Partition):
-        return " | ".join(",".join(group) for group in fault.groups)
-    return fault.target
-
-
 def _fault_recovery(
-    topology: Topology,
-    fault: Fault,
+    nodes: Sequence[str],
+    fault: FaultWindow,
     history: list[tuple[float, tuple[Tip, ...]]],
     down: dict[str, list[tuple[float, float]]],
     end_of_run_s: float,
 ) -> dict[str, Any]:
     """Seconds from the fault's end until its nodes hold the best tip, and until one tip."""
-    nodes = topology.node_names
-    affected = _fault_nodes(topology, fault)
     end_s = fault.end_s
-    back: dict[str, float | None] = {n: None for n in affected}
+    back: dict[str, float | None] = {n: None for n in fault.nodes}
     converged: float | None = None
-    if end_s <= end_of_run_s:
+    if end_s is not None and end_s <= end_of_run_s:
         first = max(bisect_right([t for t, _ in history], end_s) - 1, 0)
         for t, tips in history[first:]:
             at = max(t, end_s)
@@ -149,17 +122,17 @@ def _fault_recovery(
     entry: dict[str, Any] = {
         "kind": fault.kind,
         "label": fault.label,
-        "target": _fault_target(fault),
+        "target": fault.target,
         "start_s": fault.start_s,
         "end_s": end_s,
-        "nodes": list(affected),
+        "nodes": list(fault.nodes),
         "recovery_s": recovery,
         "recovery_by_node_s": back,
         "reconvergence_s": converged,
     }
-    if isinstance(fault, AddedLatency):
+    if fault.latency_s is not None:
         entry["latency_s"] = fault.latency_s
-    if isinstance(fault, CpuThrottle):
+    if fault.share is not None:
         entry["share"] = fault.share
     return entry
 
@@ -179,14 +152,48 @@ def _floats(table: pa.Table, name: str) -> npt.NDArray[np.float64]:
     return np.asarray(column.to_numpy(zero_copy_only=False), dtype=np.float64)
 
 
+def _throughput(
+    load_s: tuple[float, float] | None,
+    submit_s: npt.NDArray[np.float64],
+    confirm_s: npt.NDArray[np.float64],
+    confirmed: npt.NDArray[np.bool_],
+) -> dict[str, Any]:
+    """Offered and confirmed TPS over the load window and its second half (None: no load)."""
+    if load_s is None:
+        return {
+            "load_window_s": None,
+            "offered_tps": None,
+            "confirmed_tps": None,
+            "steady_state_window_s": None,
+            "steady_state_confirmed_tps": None,
+        }
+    load_start_s, load_end_s = load_s
+    window_s = max(load_end_s - load_start_s, 0.0)
+    in_window = confirmed & (confirm_s >= load_start_s) & (confirm_s <= load_end_s)
+    half_s = load_start_s + window_s / 2
+    in_second_half = confirmed & (confirm_s >= half_s) & (confirm_s <= load_end_s)
+    offered = (submit_s >= load_start_s) & (submit_s < load_end_s)
+    return {
+        "load_window_s": [load_start_s, load_end_s],
+        "offered_tps": float(offered.sum() / window_s) if window_s else 0.0,
+        "confirmed_tps": float(in_window.sum() / window_s) if window_s else 0.0,
+        "steady_state_window_s": [half_s, load_end_s],
+        "steady_state_confirmed_tps": (
+            float(in_second_half.sum() / (load_end_s - half_s)) if window_s else 0.0
+        ),
+    }
+
+
 def propagation_samples(
-    topology: Topology, blocks: pa.Table, arrivals: pa.Table
+    topology: Topology, blocks: pa.Table, arrivals: pa.Table, window: RunWindow | None = None
 ) -> list[tuple[str, str, float, bool]]:
     """(producer, node, arrival − production, clear) for every arrival but the producer's.
 
-    ``clear`` marks blocks produced more than one round away from every fault window: a fault
-    just before production still delays a block (sync after it), so a round either side.
+    ``clear`` marks blocks produced more than one round away from every fault window of
+    ``window`` (default the topology's): a fault just before production still delays a block
+    (sync after it), so a round either side.
     """
+    window = window or RunWindow.of_topology(topology)
     round_s = topology.protocol.round_s
     produced_at = dict(
         zip(
@@ -202,7 +209,9 @@ def propagation_samples(
             strict=True,
         )
     )
-    fault_windows = [(f.start_s, f.end_s) for f in topology.faults]
+    fault_windows = [
+        (f.start_s, window.end_s if f.end_s is None else f.end_s) for f in window.faults
+    ]
     out = []
     for h, n, t in zip(
         arrivals.column("block_hash").to_pylist(),
@@ -222,16 +231,16 @@ def summarize(
     topology: Topology,
     tables: Mapping[str, pa.Table],
     extras: Mapping[str, Any] | None = None,
-    load_window_s: tuple[float, float] | None = None,
+    window: RunWindow | None = None,
 ) -> dict[str, Any]:
     """The summary of a run: see the module docstring and docs/results.md.
 
-    ``load_window_s`` is the load window a measured run recorded; without it the window is the
-    topology's workload stages, cut at the run's end.
+    ``window`` is what the records cover (a measured run's ``meta.json``); without it, the
+    topology's duration, workload and faults as a prediction holds them.
     """
+    window = window or RunWindow.of_topology(topology)
     blocks, arrivals = tables["blocks"], tables["block_arrivals"]
     transactions, timeline = tables["transactions"], tables["node_timeline"]
-    duration_s = topology.general.duration_s
     protocol = topology.protocol
 
     # ---- blocks --------------------------------------------------------------------------
@@ -240,7 +249,9 @@ def summarize(
     produced_s = _floats(blocks, "produced_s")
     final_order = np.argsort(heights[~orphaned], kind="stable")
     final_times = produced_s[~orphaned][final_order]
-    intervals = np.diff(np.concatenate([[0.0], final_times]))
+    # Gaps between consecutive final blocks; block 1's is from genesis (produced at 0 s).
+    starts_at_genesis = (~orphaned).any() and int(heights[~orphaned].min()) == 1
+    intervals = np.diff(np.concatenate([[0.0], final_times]) if starts_at_genesis else final_times)
     _, per_height = np.unique(heights, return_counts=True)
     block_summary = {
         "produced": len(heights),
@@ -252,7 +263,7 @@ def summarize(
     }
 
     # ---- propagation: arrival at each node other than the producer, minus production ---
-    samples = propagation_samples(topology, blocks, arrivals)
+    samples = propagation_samples(topology, blocks, arrivals, window)
     delays = [d for _, _, d, _ in samples]
     clear_delays = [d for _, _, d, clear in samples if clear]
 
@@ -272,27 +283,9 @@ def summarize(
     pool_full = np.array([r == REJECT_POOL_FULL for r in reasons], dtype=bool)
     first_rejection = float(submit_s[pool_full].min()) if pool_full.any() else None
 
-    stages = topology.workload_stages()
-    if load_window_s is None:
-        load_start_s, load_end_s = stages[0][0], min(stages[-1][1], duration_s)
-    else:
-        load_start_s, load_end_s = load_window_s
-    window_s = max(load_end_s - load_start_s, 0.0)
-    in_window = confirmed & (confirm_s >= load_start_s) & (confirm_s <= load_end_s)
-    half_s = load_start_s + window_s / 2
-    in_second_half = confirmed & (confirm_s >= half_s) & (confirm_s <= load_end_s)
-    offered = (submit_s >= load_start_s) & (submit_s < load_end_s)
-    peak_tps = max(max(s[2], s[3]) for s in stages)
-    throughput = {
-        "load_window_s": [load_start_s, load_end_s],
-        "offered_tps": float(offered.sum() / window_s) if window_s else 0.0,
-        "confirmed_tps": float(in_window.sum() / window_s) if window_s else 0.0,
-        "steady_state_window_s": [half_s, load_end_s],
-        "steady_state_confirmed_tps": (
-            float(in_second_half.sum() / (load_end_s - half_s)) if window_s else 0.0
-        ),
-        "capacity_tps": protocol.capacity_tps,
-    }
+    throughput = _throughput(window.load_s, submit_s, confirm_s, confirmed)
+    throughput["capacity_tps"] = protocol.capacity_tps
+    load_start_s = None if window.load_s is None else window.load_s[0]
 
     # ---- pools ---------------------------------------------------------------------------
     timeline_nodes = timeline.column("node").to_pylist()
@@ -302,7 +295,7 @@ def summarize(
         if node in peak_by_node and size > peak_by_node[node]:
             peak_by_node[node] = size
     peak_node = max(peak_by_node, key=lambda n: peak_by_node[n]) if peak_by_node else None
-    excess_tps = peak_tps - protocol.capacity_tps
+    excess_tps = (window.peak_tps or 0.0) - protocol.capacity_tps
     pool = {
         "capacity": protocol.tx_pool_capacity,
         "peak": peak_by_node[peak_node] if peak_node else 0,
@@ -310,7 +303,9 @@ def summarize(
         "peak_by_node": peak_by_node,
         "first_rejection_s": first_rejection,
         "first_rejection_after_load_start_s": (
-            first_rejection - load_start_s if first_rejection is not None else None
+            first_rejection - load_start_s
+            if first_rejection is not None and load_start_s is not None
+            else None
         ),
         # Fluid estimate: the pool grows at (offered - capacity) TPS once blocks are full.
         "fill_estimate_s": protocol.tx_pool_capacity / excess_tps if excess_tps > 0 else None,
@@ -318,14 +313,17 @@ def summarize(
 
     # ---- faults ------------------------------------------------------------------------------
     history = tip_history(blocks, arrivals, topology.node_names)
-    down = down_windows(topology)
-    faults = [_fault_recovery(topology, f, history, down, duration_s) for f in topology.faults]
+    down = window.down_windows(topology.node_names)
+    faults = [
+        _fault_recovery(topology.node_names, f, history, down, window.end_s) for f in window.faults
+    ]
 
     latency = confirm_s[confirmed] - submit_s[confirmed]
     summary: dict[str, Any] = {
         "topology": topology.general.name,
         "seed": topology.general.seed,
-        "duration_s": duration_s,
+        "duration_s": window.duration_s,
+        "window_s": [window.start_s, window.end_s],
         "blocks": block_summary,
         "block_propagation_s": distribution(delays),
         "block_propagation_clear_s": distribution(clear_delays),
@@ -347,6 +345,12 @@ def summarize(
     if extras:
         summary["model"] = dict(extras)
     return summary
+
+
+def summarize_run(folder: RunFolder, extras: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The summary of the run in ``folder``, predicted or measured: its topology, its four
+    tables and the window of its ``meta.json``."""
+    return summarize(folder.topology(), folder.read_tables(), extras, folder.window())
 
 
 def _worst(values: list[float | None]) -> tuple[float | None, bool]:

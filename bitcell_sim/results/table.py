@@ -98,7 +98,9 @@ def faults_table(summary: Mapping[str, Any]) -> Table | None:
         table.add_row(
             fault["kind"],
             fault["target"],
-            f"{fault['start_s']:g}-{fault['end_s']:g} s",
+            f"{fault['start_s']:g}-{fault['end_s']:g} s"
+            if fault["end_s"] is not None
+            else f"{fault['start_s']:g} s-, still in force",
             _seconds(fault["recovery_s"]) if fault["recovery_s"] is not None else "never",
             (
                 _seconds(fault["reconvergence_s"])

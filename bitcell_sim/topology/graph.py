@@ -2,41 +2,16 @@
 
 :func:`peer_graph` returns an undirected ``networkx.Graph``: one vertex per node (attributes
 ``region``, ``role``) and one edge per peer link with ``latency_s`` (one-way, RTT/2), ``rtt_s``,
-``bandwidth_bps``, ``jitter_s`` and ``jitter_distribution``. :func:`link_params` gives the same
-numbers for one directed link, so the model and the link emulator read one source.
+``bandwidth_bps``, ``jitter_s`` and ``jitter_distribution``, the numbers of
+:func:`~bitcell_sim.topology.links.link_params` (the model and the link emulator read the same).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import networkx as nx
 
+from bitcell_sim.topology.links import link_params
 from bitcell_sim.topology.schema import Topology
-
-
-@dataclass(frozen=True)
-class LinkSpecs:
-    """The emulated network parameters of one directed link between two nodes."""
-
-    source: str
-    target: str
-    latency_s: float
-    jitter_s: float
-    jitter_distribution: str
-    bandwidth_bps: float
-
-
-def link_params(topology: Topology, source: str, target: str) -> LinkSpecs:
-    jitter = topology.links.jitter
-    return LinkSpecs(
-        source=source,
-        target=target,
-        latency_s=topology.one_way_latency_s(source, target),
-        jitter_s=jitter.scale_s if jitter.distribution != "none" else 0.0,
-        jitter_distribution=jitter.distribution,
-        bandwidth_bps=topology.links.bandwidth_bps,
-    )
 
 
 def peer_graph(topology: Topology) -> nx.Graph:

@@ -2,12 +2,16 @@
 
 :func:`load_topology` turns a YAML file into a :class:`~bitcell_sim.topology.schema.Topology`,
 or raises :class:`~bitcell_sim.errors.TopologyError` listing every problem as
-``path.to.field (line N): message``. :func:`dump_topology` writes the resolved topology back
-(defaults filled in, units spelled out), which loads again to an equal object.
+``path.to.field (line N): message``. Before the schema sees anything, the YAML itself is
+checked (:func:`yaml_problems`): no file over ``MAX_FILE_BYTES``, no duplicate key, no
+nesting deeper than ``MAX_NESTING``, no integer of more than ``MAX_INT_DIGITS`` digits, no
+non-finite number, no alias expansion beyond ``MAX_VALUES`` values. :func:`dump_topology`
+writes the resolved topology back (defaults filled in, units spelled out), which loads again.
 """
 
 from __future__ import annotations
 
+import math
 import types
 import typing
 from pathlib import Path
@@ -20,11 +24,32 @@ from pydantic_core import ErrorDetails
 from bitcell_sim.errors import TopologyError
 from bitcell_sim.topology.schema import FAULT_KINDS, FROM_FILE, Topology
 
+#: The largest topology file read (a generated 10,000-node topology is about 1 MB).
+MAX_FILE_BYTES = 4 * 1024 * 1024
+#: Mappings and lists inside each other (a topology needs 5).
+MAX_NESTING = 32
+MAX_INT_DIGITS = 30
+#: Values after YAML aliases are expanded (each alias repeats what it names).
+MAX_VALUES = 1_000_000
+
+_INT_TAG = "tag:yaml.org,2002:int"
+_FLOAT_TAG = "tag:yaml.org,2002:float"
+
+
+def _too_large(size: int, what: str) -> str:
+    return (
+        f"{what} is {size:,} bytes: more than the {MAX_FILE_BYTES // (1024 * 1024)} MiB a "
+        "topology file may have"
+    )
+
 
 def load_topology(path: str | Path) -> Topology:
     """Load and validate a topology file."""
     path = Path(path)
     try:
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise TopologyError([("", _too_large(size, str(path)))])
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise TopologyError([("", f"no such file: {path}")]) from None
@@ -33,11 +58,31 @@ def load_topology(path: str | Path) -> Topology:
     return parse_topology(text, source=str(path))
 
 
+def _compose(text: str, source: str | None) -> tuple[yaml.Node | None, Any]:
+    """The YAML node tree and the data built from it, after ``yaml_problems``."""
+    loader = yaml.SafeLoader(text)
+    try:
+        try:
+            tree = loader.get_single_node()
+        except RecursionError:
+            raise TopologyError(
+                [("", f"the YAML is nested too deeply (more than {MAX_NESTING} levels)")],
+                source,
+            ) from None
+        problems = yaml_problems(tree)
+        if problems:
+            raise TopologyError(problems, source)
+        return tree, None if tree is None else loader.construct_document(tree)
+    finally:
+        loader.dispose()
+
+
 def parse_topology(text: str, source: str | None = None) -> Topology:
     """Validate a topology given as YAML text."""
+    if len(text) > MAX_FILE_BYTES:
+        raise TopologyError([("", _too_large(len(text.encode("utf-8")), "the text"))], source)
     try:
-        tree = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        tree, data = _compose(text, source)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -62,6 +107,98 @@ def dump_topology(topology: Topology) -> str:
     """The resolved topology as YAML: every default filled in, quantities with units."""
     data = topology.model_dump(mode="json", by_alias=True)
     return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+
+
+# ---- the YAML itself ----------------------------------------------------------------------
+
+
+def _children(node: yaml.Node) -> list[tuple[str, yaml.Node]]:
+    """(path suffix, child) of a mapping's values or a sequence's items."""
+    if isinstance(node, yaml.MappingNode):
+        return [
+            (f".{k.value}" if isinstance(k, yaml.ScalarNode) else ".?", v) for k, v in node.value
+        ]
+    if isinstance(node, yaml.SequenceNode):
+        return [(f"[{i}]", item) for i, item in enumerate(node.value)]
+    return []
+
+
+def _scalar_problem(node: yaml.ScalarNode) -> str | None:
+    text = str(node.value).replace("_", "")
+    if node.tag == _INT_TAG:
+        digits = sum(c.isdigit() for c in text)
+        if digits > MAX_INT_DIGITS:
+            return f"an integer of {digits:,} digits is too large for any field"
+    elif node.tag == _FLOAT_TAG and ":" not in text:  # 1:30.5 is YAML 1.1's base 60
+        lowered = text.lower()
+        if lowered.endswith(("inf", "nan")) or not math.isfinite(float(lowered)):
+            return f"{node.value!r} is not a finite number"
+    return None
+
+
+def yaml_problems(root: yaml.Node | None) -> list[tuple[str, str]]:
+    """What is wrong with the YAML node tree before any schema: duplicate keys (with the line
+    of the first), nesting deeper than ``MAX_NESTING``, oversized integers, non-finite floats,
+    alias cycles and expansion beyond ``MAX_VALUES``. Each aliased node is looked at once."""
+    problems: list[tuple[str, str]] = []
+    if root is None:
+        return problems
+    expanded: dict[int, int] = {}
+    open_nodes: set[int] = set()
+    stack: list[tuple[yaml.Node, str, int, bool]] = [(root, "", 1, False)]
+    while stack:
+        node, path, depth, finished = stack.pop()
+        key = id(node)
+        if finished:
+            open_nodes.discard(key)
+            expanded[key] = 1 + sum(expanded.get(id(c), 1) for _, c in _children(node))
+            continue
+        if key in open_nodes:
+            problems.append((path, "a YAML alias refers to a value that contains it (a cycle)"))
+            continue
+        if key in expanded:
+            continue
+        where = f"{path.lstrip('.') or '(top)'} (line {node.start_mark.line + 1})"
+        if isinstance(node, yaml.ScalarNode):
+            problem = _scalar_problem(node)
+            if problem:
+                problems.append((where, problem))
+            expanded[key] = 1
+            continue
+        if depth > MAX_NESTING:
+            problems.append((where, f"nested deeper than {MAX_NESTING} levels"))
+            expanded[key] = 1
+            continue
+        if isinstance(node, yaml.MappingNode):
+            first: dict[str, int] = {}
+            for k, _ in node.value:
+                if not isinstance(k, yaml.ScalarNode) or k.value == "<<":
+                    continue
+                line = k.start_mark.line + 1
+                if k.value in first:
+                    dup = f"{path.lstrip('.')}.{k.value}".lstrip(".")
+                    problems.append(
+                        (
+                            f"{dup} (line {line})",
+                            f"duplicate key {k.value!r} (first at line {first[k.value]})",
+                        )
+                    )
+                else:
+                    first[k.value] = line
+        open_nodes.add(key)
+        stack.append((node, path, depth, True))
+        for suffix, child in reversed(_children(node)):
+            stack.append((child, path + suffix, depth + 1, False))
+    total = expanded.get(id(root), 1)
+    if total > MAX_VALUES:
+        problems.append(
+            (
+                "",
+                f"the YAML expands to {total:,} values (aliases repeat what they name); "
+                f"at most {MAX_VALUES:,}",
+            )
+        )
+    return problems
 
 
 # ---- error rendering ---------------------------------------------------------------------

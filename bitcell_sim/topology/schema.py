@@ -2,7 +2,7 @@
 
 :class:`Topology` holds ``general``, ``regions`` (with their RTT matrix), ``links``, ``nodes``,
 ``peers``, ``protocol``, ``workload``, ``genesis``, ``faults``, ``expectations``,
-``validation`` (the tolerances of predicted vs measured) and ``devnet``.
+``validation`` (the tolerances of predicted vs measured), ``devnet`` and ``monitoring``.
 YAML keys carry units as strings ("64 ms"); Python attributes carry them in their names
 (``rtt_s``, ``bandwidth_bps``). Cross-field rules (unknown names, port clashes, a disconnected
 peer graph) raise :class:`~bitcell_sim.errors.TopologyError` with the path of every problem.
@@ -11,9 +11,10 @@ peer graph) raise :class:`~bitcell_sim.errors.TopologyError` with the path of ev
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Callable, Iterable
 from functools import cached_property
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
     BaseModel,
@@ -22,11 +23,14 @@ from pydantic import (
     Field,
     PlainSerializer,
     ValidationInfo,
+    field_validator,
     model_validator,
 )
 
 from bitcell_sim.errors import TopologyError
+from bitcell_sim.topology.jitter import JitterDistribution
 from bitcell_sim.topology.units import (
+    LIMITS,
     format_bandwidth,
     format_duration,
     format_size,
@@ -37,12 +41,16 @@ from bitcell_sim.topology.units import (
 )
 
 
-def _unit(parse: Callable[[object], float]) -> Callable[[object, ValidationInfo], float]:
-    """A unit parser that, outside files, also takes a plain number already in SI units."""
+def _unit(parse: Callable[[object], float], kind: str) -> Callable[[object, ValidationInfo], float]:
+    """A unit parser that, outside files, also takes a plain number already in SI units (within
+    the same limits)."""
 
     def validate(value: object, info: ValidationInfo) -> float:
         from_file = bool(info.context and info.context.get(FROM_FILE))
         if not from_file and isinstance(value, int | float) and not isinstance(value, bool):
+            limit, words = LIMITS[kind]
+            if not math.isfinite(value) or value > limit:
+                raise ValueError(f"{kind} {value!r} is more than {words}, the most allowed")
             return value
         return parse(value)
 
@@ -55,14 +63,19 @@ FROM_FILE = "from_file"
 # Unit-carrying types: parsed from strings on the way in, printed back with units on the way out,
 # so a dumped topology loads again unchanged.
 Duration = Annotated[
-    float, BeforeValidator(_unit(parse_duration)), PlainSerializer(format_duration)
+    float, BeforeValidator(_unit(parse_duration, "duration")), PlainSerializer(format_duration)
 ]
 Bandwidth = Annotated[
-    float, BeforeValidator(_unit(parse_bandwidth)), PlainSerializer(format_bandwidth)
+    float,
+    BeforeValidator(_unit(parse_bandwidth, "bandwidth")),
+    PlainSerializer(format_bandwidth),
 ]
-Size = Annotated[int, BeforeValidator(_unit(parse_size)), PlainSerializer(format_size)]
+Size = Annotated[int, BeforeValidator(_unit(parse_size, "size")), PlainSerializer(format_size)]
 Rate = Annotated[float, BeforeValidator(parse_rate)]
 Port = Annotated[int, Field(ge=1, le=65535)]
+U64_MAX = 2**64 - 1
+#: Counts (txs per block, pool size, accounts, batch, fanout) beyond this are typos.
+MAX_COUNT = 10_000_000
 
 # Ports a node gets when the file leaves them out: base + the node's index. They sit below the
 # Linux ephemeral range (32768+) so client sockets never take them first.
@@ -79,7 +92,7 @@ class Spec(BaseModel):
 class GeneralSpec(Spec):
     name: str = "unnamed"
     description: str = ""
-    seed: int = Field(default=1, ge=0)
+    seed: int = Field(default=1, ge=0, le=U64_MAX)
     duration_s: Duration = Field(default=600.0, alias="duration", gt=0)
 
 
@@ -89,12 +102,12 @@ class RegionSpec(Spec):
 
 
 class JitterSpec(Spec):
-    distribution: Literal["none", "normal", "uniform", "pareto"] = "none"
+    distribution: JitterDistribution = "none"
     scale_s: Duration = Field(default=0.0, alias="scale")
 
 
 class LinksSpec(Spec):
-    bandwidth_bps: Bandwidth = Field(default=100e6, alias="bandwidth", gt=0)
+    bandwidth_bps: Bandwidth = Field(default=100e6, alias="bandwidth", ge=1)
     jitter: JitterSpec = JitterSpec()
 
 
@@ -107,26 +120,49 @@ class NodeSpec(Spec):
 
 
 class GossipSpec(Spec):
-    fanout: int = Field(default=0, ge=0)
+    fanout: int = Field(default=0, ge=0, le=MAX_COUNT)
     tx_batch_interval_s: Duration = Field(default=0.05, alias="tx_batch_interval")
 
 
 class ProcessingSpec(Spec):
+    """A node's CPU costs and start-up time: ``bitcell-sim calibrate`` measures them."""
+
     tx_validate_s: Duration = Field(default=100e-6, alias="tx_validate")
     block_import_per_tx_s: Duration = Field(default=50e-6, alias="block_import_per_tx")
+    block_import_s: Duration = Field(default=0.0, alias="block_import")
+    rpc_service_s: Duration = Field(default=0.0, alias="rpc_service")
+    startup_s: Duration = Field(default=0.0, alias="startup")
+
+
+class PeeringSpec(Spec):
+    """How a node keeps its peer connections: redial back-off after a lost or failed dial."""
+
+    reconnect_min_s: Duration = Field(default=0.1, alias="reconnect_min", gt=0)
+    reconnect_max_s: Duration = Field(default=2.0, alias="reconnect_max", gt=0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> PeeringSpec:
+        if self.reconnect_min_s > self.reconnect_max_s:
+            raise ValueError("reconnect_min is above reconnect_max")
+        return self
 
 
 class ProtocolSpec(Spec):
-    commit_s: Duration = Field(default=5.0, alias="commit", gt=0)
-    reveal_s: Duration = Field(default=5.0, alias="reveal", gt=0)
-    battle_s: Duration = Field(default=5.0, alias="battle", gt=0)
-    max_txs_per_block: int = Field(default=1000, ge=1)
-    tx_pool_capacity: int = Field(default=10_000, ge=1)
-    tx_size_bytes: Size = Field(default=194, alias="tx_size", ge=194)
-    block_reward: int = Field(default=5_000_000_000, ge=0)
-    sync_batch_blocks: int = Field(default=100, alias="sync_batch", ge=1)
+    # Phases of at least a millisecond: shorter rounds are a typo, and would flood the model.
+    commit_s: Duration = Field(default=5.0, alias="commit", ge=0.001)
+    reveal_s: Duration = Field(default=5.0, alias="reveal", ge=0.001)
+    battle_s: Duration = Field(default=5.0, alias="battle", ge=0.001)
+    max_txs_per_block: int = Field(default=1000, ge=1, le=MAX_COUNT)
+    tx_pool_capacity: int = Field(default=10_000, ge=1, le=MAX_COUNT)
+    tx_size_bytes: Size = Field(default=194, alias="tx_size", ge=194, le=1_000_000)
+    block_reward: int = Field(default=5_000_000_000, ge=0, le=U64_MAX)
+    sync_batch_blocks: int = Field(default=100, alias="sync_batch", ge=1, le=MAX_COUNT)
+    # A sync batch whose first block does not connect (a fork below it): fetch this many blocks
+    # below it, then twice as many, and so on, keeping what was fetched.
+    sync_step_back_blocks: int = Field(default=8, alias="sync_step_back", ge=1, le=MAX_COUNT)
     gossip: GossipSpec = GossipSpec()
     processing: ProcessingSpec = ProcessingSpec()
+    peering: PeeringSpec = PeeringSpec()
 
     @property
     def round_s(self) -> float:
@@ -149,11 +185,15 @@ class GasPriceSpec(Spec):
     max: int = Field(default=2_000_000_000, gt=0, le=10_000_000_000_000)
 
 
+ArrivalProcess = Literal["constant", "poisson"]
+ARRIVAL_PROCESSES: tuple[str, ...] = get_args(ArrivalProcess)
+
+
 class WorkloadSpec(Spec):
     tps: Rate | None = None
     duration_s: Duration | None = Field(default=None, alias="duration", gt=0)
     start_s: Duration = Field(default=0.0, alias="start")
-    arrival: Literal["constant", "poisson"] = "poisson"
+    arrival: ArrivalProcess = "poisson"
     stages: tuple[StageSpec, ...] | None = None
     senders: Literal["fresh", "funded"] = "fresh"
     region_weights: dict[str, float] | None = None
@@ -172,8 +212,30 @@ class WorkloadSpec(Spec):
 
 
 class GenesisSpec(Spec):
-    funded_accounts: int = Field(default=0, ge=0)
-    balance: int = Field(default=10**12, ge=0)
+    funded_accounts: int = Field(default=0, ge=0, le=MAX_COUNT)
+    balance: int = Field(default=10**12, ge=0, le=U64_MAX)
+    #: Further accounts funded at genesis: compressed public key in hex -> balance.
+    accounts: dict[str, Annotated[int, Field(ge=0, le=U64_MAX)]] = Field(default_factory=dict)
+
+    @field_validator("accounts")
+    @classmethod
+    def _check_accounts(cls, accounts: dict[str, int]) -> dict[str, int]:
+        for key in accounts:
+            digits = key.removeprefix("0x")
+            if len(digits) != 66 or digits[:2] not in ("02", "03") or not _is_hex(digits):
+                raise ValueError(
+                    f"account {key!r} is not a compressed public key (0x02 or 0x03, then 64 "
+                    "hex digits)"
+                )
+        return accounts
+
+    @property
+    def accounts_by_key(self) -> dict[bytes, int]:
+        return {bytes.fromhex(k.removeprefix("0x")): v for k, v in self.accounts.items()}
+
+
+def _is_hex(text: str) -> bool:
+    return all(c in "0123456789abcdefABCDEF" for c in text)
 
 
 class FaultBase(Spec):
@@ -323,6 +385,80 @@ class DevnetSpec(Spec):
     genesis_delay_s: Duration = Field(default=3.0, alias="genesis_delay")
 
 
+# The alerts of the seed's monitoring (FACTS §5.3), each with its ``for`` by default. The seed
+# waits 2 min on NodeDown but 5 min on RegionDown, so every NodeDown of a region outage pages
+# before the inhibition that should mute it exists; here RegionDown waits 1 min (see
+# docs/monitoring.md and ``_monitoring_problems``).
+ALERT_FOR_S: dict[str, float] = {
+    "NodeDown": 120.0,
+    "HighNodeDownRate": 300.0,
+    "ChainNotProgressing": 600.0,
+    "NodeOutOfSync": 1800.0,
+    "LowPeerCount": 300.0,
+    "NoPeers": 120.0,
+    "HighProofGenerationTime": 300.0,
+    "HighPendingTransactions": 600.0,
+    "HighBannedMinerRate": 900.0,
+    "NoActiveMiners": 300.0,
+    "RegionDown": 60.0,
+    "RegionDegraded": 300.0,
+    "HighCrossRegionLatency": 600.0,
+    "PrometheusDown": 120.0,
+    "AlertmanagerDown": 300.0,
+}
+
+
+class HealthCheckSpec(Spec):
+    """HAProxy's health check of each node's ``GET /health`` (the seed's inter 5 s, fall 3,
+    rise 2)."""
+
+    inter_s: Duration = Field(default=5.0, alias="inter", gt=0)
+    fall: int = Field(default=3, ge=1)
+    rise: int = Field(default=2, ge=1)
+
+
+class MonitoringSpec(Spec):
+    """Prometheus, Alertmanager, the webhook receiver and HAProxy around the network."""
+
+    scrape_interval_s: Duration = Field(default=15.0, alias="scrape_interval", gt=0)
+    evaluation_interval_s: Duration = Field(default=15.0, alias="evaluation_interval", gt=0)
+    prometheus_port: Port = 9999
+    alertmanager_port: Port = 9193
+    webhook_port: Port = 9194
+    haproxy_port: Port = 8080
+    haproxy_stats_port: Port = 8404
+    health_check: HealthCheckSpec = HealthCheckSpec()
+    group_wait_s: Duration = Field(default=30.0, alias="group_wait", ge=0)
+    group_interval_s: Duration = Field(default=300.0, alias="group_interval", gt=0)
+    repeat_interval_s: Duration = Field(default=14400.0, alias="repeat_interval", gt=0)
+    alert_for_s: dict[str, Duration] = Field(default_factory=dict, alias="alert_for")
+    chain_stall_window_s: Duration | None = Field(default=None, alias="chain_stall_window", gt=0)
+    latency_margin_s: Duration = Field(default=0.050, alias="latency_margin", gt=0)
+    low_peer_count: int = Field(default=2, ge=1)
+
+    def for_s(self, alert: str) -> float:
+        """The ``for`` of ``alert``: the topology's, else the default of ``ALERT_FOR_S``."""
+        return self.alert_for_s.get(alert, ALERT_FOR_S[alert])
+
+    @property
+    def scrape_timeout_s(self) -> float:
+        """Prometheus's own default (10 s), capped at the scrape interval as it requires."""
+        return min(10.0, self.scrape_interval_s)
+
+    def ports(self) -> dict[str, int]:
+        """Every port of the monitoring stack, by field name."""
+        return {name: getattr(self, name) for name in MONITORING_PORT_FIELDS}
+
+
+MONITORING_PORT_FIELDS = (
+    "prometheus_port",
+    "alertmanager_port",
+    "webhook_port",
+    "haproxy_port",
+    "haproxy_stats_port",
+)
+
+
 class Topology(Spec):
     """A whole network and its scenario, validated, in SI units."""
 
@@ -338,6 +474,7 @@ class Topology(Spec):
     expectations: ExpectationsSpec = ExpectationsSpec()
     validation: ValidationSpec = ValidationSpec()
     devnet: DevnetSpec = DevnetSpec()
+    monitoring: MonitoringSpec = MonitoringSpec()
 
     @model_validator(mode="before")
     @classmethod
@@ -394,6 +531,13 @@ class Topology(Spec):
         return tuple(seen.values())
 
     @cached_property
+    def directed_links(self) -> tuple[tuple[str, str], ...]:
+        """Every directed peer link, both directions of each peer edge: ``(a, b), (b, a), ...``
+        in ``peer_edges`` order. The model's links and the devnet's emulator links are indexed
+        this way, so link *i* is the same link in both worlds."""
+        return tuple(pair for a, b in self.peer_edges for pair in ((a, b), (b, a)))
+
+    @cached_property
     def peer_map(self) -> dict[str, tuple[str, ...]]:
         peers: dict[str, list[str]] = {n: [] for n in self.node_names}
         for a, b in self.peer_edges:
@@ -413,16 +557,6 @@ class Topology(Spec):
         self, fault: NodeDown | RegionDown | AddedLatency | CpuThrottle
     ) -> tuple[str, ...]:
         return self.resolve(fault.target)
-
-    def partition_sides(self, fault: Partition) -> tuple[frozenset[str], ...]:
-        """The node sets of a partition; one listed group is cut from all the others."""
-        sides = [
-            frozenset(n for name in group for n in self.resolve(name)) for group in fault.groups
-        ]
-        rest = frozenset(self.node_names) - frozenset().union(*sides)
-        if rest:
-            sides.append(rest)
-        return tuple(sides)
 
     def workload_region_weights(self) -> dict[str, float]:
         """Share of arrivals per region: as given, else proportional to the region's nodes."""
@@ -494,12 +628,16 @@ def _reference_problems(topo: Topology) -> Iterable[tuple[str, str]]:
                 yield path, f"port {port} is already used by {owner[port]}"
             else:
                 owner[port] = path
-    for path, port in (
+    service_ports = [
         ("devnet.netem_control_port", topo.devnet.netem_control_port),
         ("devnet.netem_port_base", topo.devnet.netem_port_base),
-    ):
+    ] + [(f"monitoring.{field}", port) for field, port in topo.monitoring.ports().items()]
+    for path, port in service_ports:
         if port in owner:
             yield path, f"port {port} is already used by {owner[port]}"
+        else:
+            owner[port] = path
+    yield from _monitoring_problems(topo.monitoring)
 
     if topo.peers != "full_mesh":
         for i, (a, b) in enumerate(topo.peers):
@@ -516,6 +654,12 @@ def _reference_problems(topo: Topology) -> Iterable[tuple[str, str]]:
     known = set(topo.nodes) | region_names
     for i, fault in enumerate(topo.faults):
         path = f"faults[{i}]"
+        if fault.start_s >= topo.general.duration_s:
+            yield (
+                f"{path}.start",
+                f"starts at {fault.start_s:g} s, when the run is over "
+                f"(general.duration is {topo.general.duration_s:g} s)",
+            )
         if isinstance(fault, Partition):
             seen: dict[str, int] = {}
             for g, group in enumerate(fault.groups):
@@ -560,6 +704,28 @@ def _reference_problems(topo: Topology) -> Iterable[tuple[str, str]]:
                 yield where, f"region {weighted!r} has no nodes"
         if sum(topo.workload.region_weights.values()) <= 0:
             yield "workload.region_weights", "at least one weight must be > 0"
+
+
+def _monitoring_problems(spec: MonitoringSpec) -> Iterable[tuple[str, str]]:
+    for alert in spec.alert_for_s:
+        if alert not in ALERT_FOR_S:
+            yield f"monitoring.alert_for.{alert}", f"unknown alert (alerts: {_list(ALERT_FOR_S)})"
+    if spec.scrape_timeout_s > spec.scrape_interval_s:
+        yield "monitoring.scrape_interval", "must be at least the scrape timeout"
+    # RegionDown inhibits NodeDown only while it fires, and the NodeDown group's first page
+    # leaves Alertmanager group_wait after NodeDown fires. RegionDown can become true up to one
+    # scrape interval (the nodes are scraped at different offsets) and one evaluation later
+    # than the first NodeDown, so it must fire by then or every NodeDown of the region pages.
+    node_for_s, region_for_s = spec.for_s("NodeDown"), spec.for_s("RegionDown")
+    latest_region_s = region_for_s + spec.scrape_interval_s + spec.evaluation_interval_s
+    if latest_region_s >= node_for_s + spec.group_wait_s:
+        yield (
+            "monitoring.alert_for.RegionDown",
+            f"RegionDown's for ({format_duration(region_for_s)}) + scrape_interval + "
+            f"evaluation_interval must stay below NodeDown's for "
+            f"({format_duration(node_for_s)}) + group_wait, else each NodeDown of a region "
+            "outage pages before RegionDown exists to inhibit it",
+        )
 
 
 def _connectivity_problems(topo: Topology) -> Iterable[tuple[str, str]]:

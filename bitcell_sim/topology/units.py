@@ -4,6 +4,8 @@
 second), ``parse_size("200 KB") == 200_000`` (bytes), ``parse_rate("100 TPS") == 100.0``. The
 ``format_*`` functions print the canonical form back. Bare numbers are refused for durations,
 bandwidths and sizes: a missing unit is the most common topology mistake, and guessing hides it.
+A value beyond ``LIMITS`` (a year, 1 Pbit/s, 1 GB, 10 million per second) is refused too: it is
+a typo or an overflow (``1e308 h`` is infinite seconds), never a network.
 """
 
 from __future__ import annotations
@@ -50,6 +52,22 @@ SIZE_UNITS_BYTES = {
 }
 RATE_UNITS_PER_S = {"TPS": 1.0, "tps": 1.0, "/s": 1.0}
 
+#: The largest value of each kind, in SI units, with how the message names it.
+LIMITS: dict[str, tuple[float, str]] = {
+    "duration": (366 * 86400.0, "a year"),
+    "bandwidth": (1e15, "1 Pbit/s"),
+    "size": (1e9, "1 GB"),
+    "rate": (1e7, "10 million per second"),
+}
+
+
+def _bounded(value: float, kind: str, text: object) -> float:
+    """``value`` if finite and within ``LIMITS[kind]``; ValueError naming ``text`` otherwise."""
+    limit, words = LIMITS[kind]
+    if not math.isfinite(value) or value > limit:
+        raise ValueError(f"bad {kind} {text!r}: more than {words}, the most a topology may hold")
+    return value
+
 
 def _scaled(number: float, scale: float) -> float:
     """number x scale rounded once, so "100 us" is exactly the float 100e-6."""
@@ -84,7 +102,7 @@ def _example(kind: str) -> str:
 def parse_duration(text: object) -> float:
     """Seconds from a duration such as ``"64 ms"``, ``"5 s"`` or ``"2 min"``."""
     number, unit = _split(text, "duration", DURATION_UNITS_S)
-    return _scaled(number, DURATION_UNITS_S[unit])
+    return _bounded(_scaled(number, DURATION_UNITS_S[unit]), "duration", text)
 
 
 def parse_duration_arg(value: object) -> float:
@@ -100,19 +118,19 @@ def parse_duration_arg(value: object) -> float:
         return parse_duration(value)  # raises with the usual message
     if not math.isfinite(value) or value < 0:
         raise ValueError(f"duration {value!r} must be a finite number of seconds >= 0")
-    return float(value)
+    return _bounded(float(value), "duration", value)
 
 
 def parse_bandwidth(text: object) -> float:
     """Bits per second from a bandwidth such as ``"100 Mbit"`` or ``"1 Gbit"``."""
     number, unit = _split(text, "bandwidth", BANDWIDTH_UNITS_BPS)
-    return _scaled(number, BANDWIDTH_UNITS_BPS[unit])
+    return _bounded(_scaled(number, BANDWIDTH_UNITS_BPS[unit]), "bandwidth", text)
 
 
 def parse_size(text: object) -> int:
     """Bytes from a size such as ``"194 B"`` or ``"2 MiB"`` (rounded to a whole byte)."""
     number, unit = _split(text, "size", SIZE_UNITS_BYTES)
-    return round(number * SIZE_UNITS_BYTES[unit])
+    return round(_bounded(number * SIZE_UNITS_BYTES[unit], "size", text))
 
 
 def parse_rate(text: object) -> float:
@@ -120,9 +138,9 @@ def parse_rate(text: object) -> float:
     if isinstance(text, int | float) and not isinstance(text, bool):
         if text < 0 or not math.isfinite(text):
             raise ValueError(f"rate {text!r} must be a finite number >= 0")
-        return float(text)
+        return _bounded(float(text), "rate", text)
     number, unit = _split(text, "rate", RATE_UNITS_PER_S)
-    return number * RATE_UNITS_PER_S[unit]
+    return _bounded(number * RATE_UNITS_PER_S[unit], "rate", text)
 
 
 def format_duration(seconds: float) -> str:

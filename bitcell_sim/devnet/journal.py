@@ -1,9 +1,9 @@
 """The fault journal: one JSON line per applied or reverted fault, in the state folder.
 
 ``FaultEvent`` says when (unix time and seconds since genesis), what (``action`` "apply" or
-"revert", ``kind``, ``target``) and how (``detail``: links, pids, backend); ``append_event``
-writes one to ``faults.jsonl`` and ``read_events`` reads them back, so measurements can be lined
-up with the model's fault windows.
+"revert", ``kind``, ``target``) and how (``detail``: nodes, links, pids, backend);
+``append_event`` writes one to ``faults.jsonl`` (the faults do) and ``read_events`` reads them
+back (the collector does), so measurements line up with the model's fault windows.
 """
 
 from __future__ import annotations
