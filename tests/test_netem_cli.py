@@ -23,6 +23,7 @@ pytestmark = [pytest.mark.real, pytest.mark.timeout(60)]
 def token_file(tmp_path: Path) -> Path:
     path = tmp_path / "token"
     path.write_text("s3cret\n")
+    path.chmod(0o600)  # as devnet up writes it (a token others can read is warned about)
     return path
 
 
