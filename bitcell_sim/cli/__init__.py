@@ -1,9 +1,9 @@
 """The ``bitcell-sim`` command: the only place that prints, exits, and wires the parts together.
 
 Each command group lives in its own module (``topology``, ``run``, ``sweep``, ``devnet``,
-``monitoring``, ``load``, ``compare``, ``calibrate``, ``validate``, ``deploy``); :func:`main`
-(the console entry point) imports only the one named on the command line, so ``bitcell-sim run``
-loads neither the devnet, the emulator nor the load side. Every
+``monitoring``, ``load``, ``compare``, ``calibrate``, ``deploy``, ``validate``, ``chaos``);
+:func:`main` (the console entry point) imports only the one named on the command line, so
+``bitcell-sim run`` loads neither the devnet, the emulator nor the load side. Every
 :class:`~bitcell_sim.errors.BitcellSimError` ends as a short message on stderr and exit 1.
 """
 
@@ -30,6 +30,7 @@ COMMANDS: dict[str, tuple[str, str, bool]] = {
     "compare": ("bitcell_sim.cli.compare", "compare_command", False),
     "calibrate": ("bitcell_sim.cli.calibrate", "calibrate_command", False),
     "validate": ("bitcell_sim.cli.validate", "validate_command", False),
+    "chaos": ("bitcell_sim.cli.chaos", "chaos_command", False),
 }
 
 

@@ -115,7 +115,7 @@ class Collected:
     attached: tuple[str, ...] = ()
 
 
-class _ArrivalLogs:
+class ArrivalLogs:
     """Every node's arrival log up to ``until_s``, on the genesis clock, and the final chain:
     the chain of the best block any node holds then (longest, then lowest hash)."""
 
@@ -165,17 +165,23 @@ class _ArrivalLogs:
             if a.block_hash in chosen
         )
 
-    def tx_blocks(self, blocks: Sequence[BlockArrival]) -> dict[str, bytes]:
-        """tx id (hex) -> the block of ``blocks`` holding it, from the nodes' logs."""
+    def tx_ids(self, blocks: Sequence[BlockArrival]) -> dict[bytes, list[bytes]]:
+        """block hash -> the tx ids of each of ``blocks``, from a node that holds it."""
         by_holder: dict[str, list[bytes]] = {}
         for block in blocks:
             by_holder.setdefault(self.holder[block.block_hash], []).append(block.block_hash)
-        found: dict[str, bytes] = {}
+        found: dict[bytes, list[bytes]] = {}
         for node, hashes in by_holder.items():
-            data_dir = self.devnet.state.node_data_dir(node)
-            for block_hash, tx_ids in read_tx_ids(data_dir, hashes).items():
-                found.update((tx_id.hex(), block_hash) for tx_id in tx_ids)
+            found.update(read_tx_ids(self.devnet.state.node_data_dir(node), hashes))
         return found
+
+    def tx_blocks(self, blocks: Sequence[BlockArrival]) -> dict[str, bytes]:
+        """tx id (hex) -> the block of ``blocks`` holding it, from the nodes' logs."""
+        return {
+            tx_id.hex(): block_hash
+            for block_hash, tx_ids in self.tx_ids(blocks).items()
+            for tx_id in tx_ids
+        }
 
 
 def _confirm(
@@ -237,7 +243,7 @@ def collect(
     if until_s < since_s:
         raise DevnetError(f"collect: until {until_s:.3f} s is before since {since_s:.3f} s")
     warnings: list[str] = []
-    logs = _ArrivalLogs(devnet, until_s, warnings)
+    logs = ArrivalLogs(devnet, until_s, warnings)
     blocks = logs.produced_in(since_s, until_s)
     arrivals = logs.arrivals_of(blocks)
     tables = {

@@ -236,10 +236,12 @@ class DevnetFaults:
             return started
 
     # ---- links --------------------------------------------------------------------------------
-    def partition(self, groups: Sequence[Sequence[str]], *, label: str = "") -> ActiveFault:
+    def partition(
+        self, groups: Sequence[Sequence[str]], *, bridges: Sequence[str] = (), label: str = ""
+    ) -> ActiveFault:
         """Cut every directed link between different groups (node or region names); a single
-        group is cut from all other nodes."""
-        sides = partition_sides(self.topology, groups)
+        group is cut from all other nodes but ``bridges``, which keep every link."""
+        sides = partition_sides(self.topology, groups, bridges)
         links = tuple(link_name(a, b) for a, b in partition_links(self.topology, sides))
         if not links:
             raise FaultError(f"the groups {list(map(list, groups))} cut no peer link")
@@ -453,7 +455,9 @@ class DevnetFaults:
         if isinstance(fault, RegionDown):
             return self.region_down(fault.target, label=label)
         if isinstance(fault, Partition):
-            return self.partition([list(g) for g in fault.groups], label=label)
+            return self.partition(
+                [list(g) for g in fault.groups], bridges=fault.bridges, label=label
+            )
         if isinstance(fault, AddedLatency):
             return self.add_latency(fault.target, fault.latency_s, label=label)
         if isinstance(fault, CpuThrottle):

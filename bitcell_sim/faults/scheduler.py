@@ -52,7 +52,9 @@ def describe(fault: Fault) -> str:
     """A one-line human description of a topology fault."""
     kind = fault.kind
     if kind == "partition":
-        return "partition " + " | ".join(",".join(g) for g in fault.groups)  # type: ignore[union-attr]
+        sides = " | ".join(",".join(g) for g in fault.groups)  # type: ignore[union-attr]
+        bridges = fault.bridges  # type: ignore[union-attr]
+        return f"partition {sides}" + (f" (bridges {','.join(bridges)})" if bridges else "")
     target = fault.target  # type: ignore[union-attr]
     if kind == "added_latency":
         return f"added_latency {target} +{fault.latency_s * 1e3:g} ms"  # type: ignore[union-attr]

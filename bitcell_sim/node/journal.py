@@ -1,21 +1,18 @@
 """The pool journal: every transaction that enters the pool, on disk before it is answered.
 
-``PoolJournal(path)`` appends one record per tx (4-byte length, bincode tx) with one ``write(2)``,
+``PoolJournal(path)`` appends one record per tx (``protocol.pool_journal``) with one ``write(2)``,
 so an answered tx survives a crash of the node process (not of the machine: no fsync per tx).
-``load()`` reads the records back (a torn last one ignored); ``rewrite(raws)`` replaces the file
-atomically with the pool's contents.
+``load()`` (:func:`read_journal`) reads the records back (a torn last one ignored);
+``rewrite(raws)`` replaces the file atomically with the pool's contents.
 """
 
 from __future__ import annotations
 
 import os
-import struct
 from collections.abc import Iterable
 from pathlib import Path
 
-_LENGTH = struct.Struct(">I")
-#: A record longer than this is corruption (a tx is 194 bytes + its data; frames are <= 10 MB).
-MAX_RECORD_BYTES = 10_000_000
+from bitcell_sim.protocol.pool_journal import LENGTH, read_journal
 
 
 class PoolJournal:
@@ -28,27 +25,17 @@ class PoolJournal:
         self.appended = 0
 
     def append(self, raw: bytes) -> None:
-        os.write(self._fd, _LENGTH.pack(len(raw)) + raw)
+        os.write(self._fd, LENGTH.pack(len(raw)) + raw)
         self.appended += 1
 
     def load(self) -> list[bytes]:
         """Every complete record, oldest first."""
-        data = self.path.read_bytes()
-        out: list[bytes] = []
-        pos = 0
-        while pos + 4 <= len(data):
-            (length,) = _LENGTH.unpack_from(data, pos)
-            end = pos + 4 + length
-            if length > MAX_RECORD_BYTES or end > len(data):
-                break
-            out.append(data[pos + 4 : end])
-            pos = end
-        return out
+        return read_journal(self.path)
 
     def rewrite(self, raws: Iterable[bytes]) -> None:
         """Replace the journal with exactly ``raws`` (a temp file renamed over it)."""
         temp = self.path.with_name(self.path.name + ".tmp")
-        body = b"".join(_LENGTH.pack(len(raw)) + raw for raw in raws)
+        body = b"".join(LENGTH.pack(len(raw)) + raw for raw in raws)
         fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
             view = memoryview(body)

@@ -73,6 +73,7 @@ from bitcell_sim.protocol.p2p import (
     decode_message,
     encode_frame,
 )
+from bitcell_sim.protocol.pool_journal import JOURNAL_FILE
 from bitcell_sim.protocol.transaction import Transaction
 
 log = logging.getLogger("bitcell_sim.node")
@@ -90,7 +91,6 @@ MAX_UNCOUNTED = 100_000
 #: A gossiped tx may be this many nonces ahead of its sender's confirmed nonce here.
 GOSSIP_NONCE_AHEAD = 64
 MAX_REJECTED = 4096
-JOURNAL_FILE = "pool.journal"
 #: The journal is rewritten from the pool once it holds this many records more than the pool.
 JOURNAL_SLACK_RECORDS = 1024
 

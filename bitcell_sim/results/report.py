@@ -21,7 +21,8 @@ from bitcell_sim.results.overlay import PLOTS, write_overlay_plots
 from bitcell_sim.results.runs import RunRecords
 
 REPORT_HTML, REPORT_MD, COMPARISON_JSON = "report.html", "report.md", "comparison.json"
-_COLOURS = {PASS: "#1a7f37", FAIL: "#cf222e", UNKNOWN: "#9a6700"}
+#: The page style and verdict colours of every HTML report (chaos verdicts use them too).
+COLOURS = {PASS: "#1a7f37", FAIL: "#cf222e", UNKNOWN: "#9a6700"}
 
 
 @dataclass(frozen=True)
@@ -142,7 +143,7 @@ def render_markdown(comparison: Comparison, plots: Sequence[Path], title: str) -
     return "\n".join(lines)
 
 
-_CSS = """
+REPORT_CSS = """
 body { font-family: system-ui, sans-serif; margin: 2em; color: #1f2328; }
 table { border-collapse: collapse; margin: 0.5em 0 1.5em; font-size: 14px; }
 th, td { border: 1px solid #d0d7de; padding: 4px 8px; text-align: right; }
@@ -162,9 +163,9 @@ def render_html(comparison: Comparison, plots: Sequence[Path], title: str) -> st
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
-        f"<title>{esc(title)}</title><style>{_CSS}</style></head><body>",
+        f"<title>{esc(title)}</title><style>{REPORT_CSS}</style></head><body>",
         f"<h1>{esc(title)}</h1>",
-        f'<p><span class="overall" id="overall-verdict" style="background:{_COLOURS[verdict]}">'
+        f'<p><span class="overall" id="overall-verdict" style="background:{COLOURS[verdict]}">'
         f"{verdict}</span> {esc(_counts_line(comparison))}</p>",
         f"<p>Predicted: {esc(', '.join(comparison.predicted_runs))}<br>"
         f"Measured: {esc(', '.join(comparison.measured_runs))}</p>",
@@ -182,7 +183,7 @@ def render_html(comparison: Comparison, plots: Sequence[Path], title: str) -> st
             tds = [f"<td title='{esc(row.description)}'>{esc(cells[0])}</td>"]
             tds += [f"<td>{esc(c)}</td>" for c in cells[1:6]]
             tds.append(
-                f'<td class="verdict" style="background:{_COLOURS[row.verdict]}">{row.verdict}</td>'
+                f'<td class="verdict" style="background:{COLOURS[row.verdict]}">{row.verdict}</td>'
             )
             tds.append(f"<td>{esc(cells[7])}</td>")
             parts.append(f'<tr data-metric="{esc(row.name)}">' + "".join(tds) + "</tr>")
@@ -259,9 +260,11 @@ def validation_table(cases: Sequence[Path]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def splice_table(markdown: str, table: str) -> str:
-    """``markdown`` with the text between the table markers replaced by ``table``."""
-    begin, end = markdown.find(TABLE_BEGIN), markdown.find(TABLE_END)
+def splice_table(markdown: str, table: str, name: str = "validation-table") -> str:
+    """``markdown`` with the text between the ``<!-- NAME:begin -->`` and ``<!-- NAME:end -->``
+    markers replaced by ``table``."""
+    opening, closing = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
+    begin, end = markdown.find(opening), markdown.find(closing)
     if begin < 0 or end < begin:
-        raise ValueError(f"no {TABLE_BEGIN} … {TABLE_END} markers")
-    return markdown[: begin + len(TABLE_BEGIN)] + "\n" + table + markdown[end:]
+        raise ValueError(f"no {opening} … {closing} markers")
+    return markdown[: begin + len(opening)] + "\n" + table + markdown[end:]

@@ -261,6 +261,8 @@ class RegionDown(FaultBase):
 class Partition(FaultBase):
     kind: Literal["partition"]
     groups: tuple[tuple[str, ...], ...] = Field(min_length=1)
+    # Nodes on no side: they keep their links to every side (a Jepsen "bridge").
+    bridges: tuple[str, ...] = ()
 
 
 class AddedLatency(FaultBase):
@@ -378,6 +380,39 @@ class ValidationSpec(Spec):
         return tolerance
 
 
+class ScenarioExpectSpec(Spec):
+    """What a chaos scenario must hold, judged on the records (docs/chaos.md); unset: not judged.
+
+    Times after a fault are per fault as it happened; "during" is the union of the fault
+    windows, the baseline the no-fault period before the first fault. The ledger and end-state
+    checks are always judged.
+    """
+
+    recovery_max_s: Duration | None = Field(default=None, alias="recovery_max")
+    reconvergence_max_s: Duration | None = Field(default=None, alias="reconvergence_max")
+    progress_gap_max_rounds: float | None = Field(default=None, alias="progress_gap_max", gt=0)
+    confirmed_tps_min_during: Rate | None = None
+    confirmed_tps_min_after: Rate | None = None
+    confirmation_p95_max_s: Duration | None = Field(default=None, alias="confirmation_p95_max")
+    rejection_rate_max: float | None = Field(default=None, ge=0, le=1)
+    block_interval_increase_max: Fraction | None = None
+    confirmation_p95_increase_max: Fraction | None = None
+    rpc_latency_p99_increase_max: Fraction | None = None
+    fork_rate_max: float | None = Field(default=None, ge=0)
+    lost_max: int = Field(default=0, ge=0)
+    duplicated_max: int = Field(default=0, ge=0)
+    unexpected_max: int = Field(default=0, ge=0)
+
+
+class ScenarioSpec(Spec):
+    """A chaos scenario's run: the baseline before the faults, how long recovery is watched,
+    and the expectations (``bitcell-sim chaos``)."""
+
+    baseline_s: Duration = Field(default=10.0, alias="baseline", gt=0)
+    recovery_timeout_s: Duration = Field(default=60.0, alias="recovery_timeout", gt=0)
+    expect: ScenarioExpectSpec = ScenarioExpectSpec()
+
+
 class DevnetSpec(Spec):
     host: str = "127.0.0.1"
     netem_port_base: Port = 24000
@@ -473,6 +508,7 @@ class Topology(Spec):
     faults: tuple[Fault, ...] = ()
     expectations: ExpectationsSpec = ExpectationsSpec()
     validation: ValidationSpec = ValidationSpec()
+    scenario: ScenarioSpec | None = None
     devnet: DevnetSpec = DevnetSpec()
     monitoring: MonitoringSpec = MonitoringSpec()
 
@@ -596,6 +632,27 @@ def _rtt_matrix(regions: dict[str, RegionSpec]) -> dict[tuple[str, str], float]:
     return matrix
 
 
+def _scenario_problems(topo: Topology, scenario: ScenarioSpec) -> Iterable[tuple[str, str]]:
+    """A chaos scenario needs a loaded baseline before its first fault."""
+    if not topo.faults:
+        yield "scenario", "a chaos scenario needs at least one fault (faults is empty)"
+        return
+    first_s = min(f.start_s for f in topo.faults)
+    baseline_from_s = topo.workload.start_s
+    if first_s - baseline_from_s < scenario.baseline_s:
+        yield (
+            "scenario.baseline",
+            f"{scenario.baseline_s:g} s of baseline do not fit between the load's start "
+            f"({baseline_from_s:g} s) and the first fault ({first_s:g} s)",
+        )
+    last_s = max(f.end_s for f in topo.faults)
+    if last_s > topo.general.duration_s:
+        yield (
+            "general.duration",
+            f"{topo.general.duration_s:g} s ends before the last fault does ({last_s:g} s)",
+        )
+
+
 def _reference_problems(topo: Topology) -> Iterable[tuple[str, str]]:
     """Every cross-field problem, as (field path, message)."""
     region_names = set(topo.regions)
@@ -676,6 +733,11 @@ def _reference_problems(topo: Topology) -> Iterable[tuple[str, str]]:
                         seen[member] = g
             if fault.groups and len(seen) == len(topo.nodes) and len(fault.groups) == 1:
                 yield f"{path}.groups", "a single group holding every node partitions nothing"
+            for k, bridge in enumerate(fault.bridges):
+                if bridge not in topo.nodes:
+                    yield f"{path}.bridges[{k}]", f"unknown node {bridge!r}"
+                elif bridge in seen:
+                    yield f"{path}.bridges[{k}]", f"node {bridge!r} is also in group {seen[bridge]}"
         elif isinstance(fault, NodeDown | CpuThrottle):
             if fault.target not in topo.nodes:
                 yield (
@@ -692,6 +754,9 @@ def _reference_problems(topo: Topology) -> Iterable[tuple[str, str]]:
                 yield f"{path}.target", f"region {fault.target!r} has no nodes"
         elif fault.target not in known:
             yield f"{path}.target", f"unknown node or region {fault.target!r}"
+
+    if topo.scenario is not None:
+        yield from _scenario_problems(topo, topo.scenario)
 
     if topo.workload.region_weights is not None:
         for weighted, weight in topo.workload.region_weights.items():

@@ -2,7 +2,8 @@
 
 :func:`fault_scope` gives a fault's :class:`FaultScope`: ``node_down``, ``region_down`` and
 ``cpu_throttle`` hold nodes; a ``partition`` cuts every directed link between two of its sides
-(:func:`partition_links`; one listed group is cut from all other nodes); ``added_latency`` slows
+(:func:`partition_links`; one listed group is cut from all other nodes, bridges keep every
+link); ``added_latency`` slows
 the directed links with exactly one end in its node or region (:func:`boundary_links`: traffic
 into and out of the target, not within it). The model and the devnet both apply exactly these.
 """
@@ -49,10 +50,11 @@ def resolve_targets(topology: Topology, names: Sequence[str]) -> tuple[str, ...]
 
 
 def partition_sides(
-    topology: Topology, groups: Sequence[Sequence[str]]
+    topology: Topology, groups: Sequence[Sequence[str]], bridges: Sequence[str] = ()
 ) -> tuple[frozenset[str], ...]:
     """The node sets of a partition of ``groups`` (node or region names); the nodes of no group
-    form one more side. FaultError for an empty group or a node in two groups."""
+    but ``bridges`` form one more side (a bridge is on no side: its links stay up). FaultError
+    for an empty group or a node in two groups."""
     if not groups or not all(groups):
         raise FaultError("a partition needs at least one non-empty group")
     sides = [frozenset(resolve_targets(topology, group)) for group in groups]
@@ -62,7 +64,7 @@ def partition_sides(
         if overlap:
             raise FaultError(f"node(s) {', '.join(sorted(overlap))} are in two groups")
         seen |= side
-    rest = frozenset(topology.node_names) - seen
+    rest = frozenset(topology.node_names) - seen - set(resolve_targets(topology, bridges))
     if rest:
         sides.append(rest)
     return tuple(sides)
@@ -92,7 +94,7 @@ def boundary_links(topology: Topology, nodes: Collection[str]) -> tuple[Directed
 def fault_scope(topology: Topology, fault: Fault) -> FaultScope:
     """The nodes, sides and directed links ``fault`` touches in ``topology``."""
     if isinstance(fault, Partition):
-        sides = partition_sides(topology, fault.groups)
+        sides = partition_sides(topology, fault.groups, fault.bridges)
         return FaultScope(sides=sides, links=partition_links(topology, sides))
     if isinstance(fault, AddedLatency):
         nodes = resolve_targets(topology, [fault.target])
