@@ -304,5 +304,6 @@ def test_comparison_json_round_trip_and_the_docs_table(sides: tuple[Path, Path])
     row = "| validation/case | confirmation_latency_p50 | 2.000 s (2.000 s – 2.000 s) | 2.500 s |"
     assert row + " −20.0 % | 10 % | FAIL |" in table
     assert "block_propagation_p50[r1→r2]" not in table  # a passing non-headline row
+    assert "→" not in table  # region pairs stay in the case's own report
     doc = f"intro\n{TABLE_BEGIN}\nold\n{TABLE_END}\nrest\n"
     assert splice_table(doc, table) == f"intro\n{TABLE_BEGIN}\n{table}{TABLE_END}\nrest\n"
