@@ -15,9 +15,14 @@ from bitcell_sim.model import simulate
 from bitcell_sim.model.sweep import (
     FIGURES,
     expand_grid,
+    parse_set,
     per_point,
+    plan_sweep,
+    point_intervals,
     point_topology,
+    run_key,
     sweep,
+    t95,
 )
 from bitcell_sim.results import summarize
 from bitcell_sim.topology import Topology, load_topology
@@ -154,8 +159,10 @@ def test_sweep_rows_columns_and_order(small: pd.DataFrame) -> None:
         "tps",
         "seed",
         *FIGURES,
+        "run",
     ]
     assert len(small) == 8
+    assert small["run"].nunique() == 8  # every (point, seed) resolves to its own topology
     assert small["point"].tolist() == [0, 0, 1, 1, 2, 2, 3, 3]
     assert small["seed"].tolist() == [1, 2] * 4
     assert small["protocol.max_txs_per_block"].tolist() == [200] * 4 + [400] * 4
@@ -283,3 +290,145 @@ def test_per_point_bad_arguments(small: pd.DataFrame) -> None:
         plain = small.copy()
         plain.attrs = {}
         per_point(plain)
+
+
+@pytest.mark.parametrize(
+    ("spec", "key", "values"),
+    [
+        ("workload.tps=20:200:60", "workload.tps", [20, 80, 140, 200]),
+        ("tps=20:100:30", "tps", [20, 50, 80]),  # the end is included only when on the grid
+        ("round=0.5:1.5:0.25", "round", [0.5, 0.75, 1.0, 1.25, 1.5]),
+        (
+            "protocol.max_txs_per_block=500,1000, 2000",
+            "protocol.max_txs_per_block",
+            [500, 1000, 2000],
+        ),
+        ("protocol.commit=1 s,2.5 s", "protocol.commit", ["1 s", "2.5 s"]),
+        ("x=true,false", "x", [True, False]),
+    ],
+)
+def test_parse_set_ranges_and_lists(spec: str, key: str, values: list[Any]) -> None:
+    assert parse_set(spec) == (key, values)
+    assert [type(v) for v in parse_set(spec)[1]] == [type(v) for v in values]
+
+
+@pytest.mark.parametrize(
+    ("spec", "match"),
+    [
+        ("workload.tps", r"workload.tps: expected PATH=a:b:step or PATH=v1,v2"),
+        ("tps=", r"tps: no values after '='"),
+        ("tps=10:x:5", r"tps: range bound x is not a number"),
+        ("tps=10:20:0", r"tps: range step 0 must be > 0"),
+        ("tps=30:20:5", r"tps: range end 20 is below its start 30"),
+        ("tps=0:1000000:1", r"tps: the range has 1,000,001 values"),
+        ("tps=10,,20", r"tps: empty value in '10,,20'"),
+        ("tps=[1, 2]", r"tps: value '\[1' is not a scalar"),
+    ],
+)
+def test_parse_set_errors_name_the_axis(spec: str, match: str) -> None:
+    with pytest.raises(TopologyError, match=match):
+        parse_set(spec)
+
+
+def test_run_keys_follow_the_resolved_topology(fast: Topology) -> None:
+    runs = plan_sweep(fast, {**SHORT, "tps": [100, 150]}, seeds=(1, 2))
+    assert len({r.key for r in runs}) == 4
+    again = plan_sweep(fast, {**SHORT, "tps": [100, 150]}, seeds=(1, 2))
+    assert [r.key for r in runs] == [r.key for r in again]
+    # The same resolved topology reached by another path has the same key.
+    assert run_key(point_topology(fast, {"duration": 40, "workload.tps": "100 TPS"}, 1)) != ""
+    assert runs[0].key == run_key(point_topology(fast, {"duration": "40 s", "tps": 100}, 1))
+
+
+class _Store:
+    """A run store in memory that counts what it was asked."""
+
+    def __init__(self) -> None:
+        self.rows: dict[str, dict[str, Any]] = {}
+        self.saved: list[str] = []
+
+    def load(self, key: str) -> dict[str, Any] | None:
+        return self.rows.get(key)
+
+    def save(self, key: str, figures: dict[str, Any]) -> None:
+        self.rows[key] = figures
+        self.saved.append(key)
+
+
+def test_a_store_skips_finished_runs_and_the_table_is_the_same(
+    fast: Topology, small: pd.DataFrame
+) -> None:
+    store = _Store()
+    runs = plan_sweep(fast, GRID, seeds=(1, 2))
+    for i in (0, 3, 4):  # three runs done by an earlier, interrupted attempt
+        store.rows[runs[i].key] = small.iloc[i][list(FIGURES)].to_dict()
+    calls: list[tuple[int, int]] = []
+    frame = sweep(
+        fast, GRID, seeds=(1, 2), workers=1, store=store, progress=lambda d, t: calls.append((d, t))
+    )
+    assert store.saved == [runs[i].key for i in (1, 2, 5, 6, 7)]
+    assert calls[0] == (3, 8) and calls[-1] == (8, 8)
+    assert frame.attrs["resumed"] == 3
+    pd.testing.assert_frame_equal(frame, small)
+
+
+def test_point_intervals_are_t_intervals_over_replications(small: pd.DataFrame) -> None:
+    stats = point_intervals(small, figures=["confirmation_p95_s", "first_pool_full_s"])
+    row = stats[(stats["point"] == 2) & (stats["figure"] == "confirmation_p95_s")].iloc[0]
+    values = small[small["point"] == 2]["confirmation_p95_s"]
+    assert row["runs"] == 2 and row["mean"] == pytest.approx(values.mean())
+    half = 12.706 * values.std() / math.sqrt(2)
+    assert (row["ci_low"], row["ci_high"]) == pytest.approx(
+        (values.mean() - half, values.mean() + half)
+    )
+    # A figure no run reached (no pool filled) has no row for that point.
+    reached = small.groupby("point")["first_pool_full_s"].apply(lambda v: int(np.isfinite(v).sum()))
+    pools = stats[stats["figure"] == "first_pool_full_s"].set_index("point")["runs"]
+    assert pools.to_dict() == {p: n for p, n in reached.items() if n}
+    assert t95(2) == 12.706 and t95(31) == 2.042 and t95(500) == 1.96
+
+
+def test_a_dask_local_cluster_gives_the_serial_table(fast: Topology, small: pd.DataFrame) -> None:
+    distributed = pytest.importorskip("distributed")
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        clustered = sweep(fast, GRID, seeds=(1, 2), executor=client.get_executor())
+        assert len(client.scheduler_info()["workers"]) == 2
+    serial = sweep(fast, GRID, seeds=(1, 2), workers=1)
+    pd.testing.assert_frame_equal(clustered, serial)
+    pd.testing.assert_frame_equal(clustered, small)
+
+
+def test_rc3_saturates_at_block_size_over_round_length() -> None:
+    rc3 = load_topology(TOPOLOGIES / "rc3.yaml")
+    loads = [10, 20, 30, 40, 50, 60, 80, 100, 120]
+    frame = sweep(
+        rc3,
+        {"duration": ["5 min"], "protocol.max_txs_per_block": [500, 1000], "tps": loads},
+        seeds=(1, 2),
+        workers=2,
+    )
+    mean = per_point(frame, how="mean")
+    for block, rows in mean.groupby("protocol.max_txs_per_block"):
+        capacity_tps = int(block) / rc3.protocol.round_s  # 33.3 and 66.7 TPS
+        # Below the capacity the network confirms what is offered (a knee, not a constant) ...
+        below = rows[rows["tps"] < 0.9 * capacity_tps]
+        assert len(below) >= 2
+        assert (below["steady_confirmed_tps"] > 0.98 * below["steady_offered_tps"]).all()
+        # ... and above it the confirmed rate levels off at max_txs_per_block / round.
+        saturation_tps = rows["steady_confirmed_tps"].max()
+        assert abs(saturation_tps - capacity_tps) <= 0.02 * capacity_tps, (block, saturation_tps)
+        above = rows[rows["tps"] > 1.2 * capacity_tps]
+        assert (abs(above["steady_confirmed_tps"] - capacity_tps) <= 0.02 * capacity_tps).all()
+
+
+def test_rtt_scale_multiplies_the_region_matrix(fast: Topology) -> None:
+    slow = point_topology(fast, {"rtt_scale": 2.5}, seed=1)
+    for a, b in (("us-east-1", "ap-southeast-1"), ("us-west-1", "us-west-2")):
+        assert slow.rtt_s(a, b) == pytest.approx(2.5 * fast.rtt_s(a, b))
+    with pytest.raises(TopologyError, match=r"rtt_scale: rtt_scale 0 must be a number > 0"):
+        point_topology(fast, {"rtt_scale": 0}, seed=1)

@@ -79,7 +79,7 @@ def test_other_seed_other_arrivals_and_the_workload_stream_is_the_trees() -> Non
 
 def test_seed_tree_paths_are_spawn_children() -> None:
     root = np.random.SeedSequence(11)
-    workload, nodes, links = root.spawn(3)
+    workload, nodes, links, consensus = root.spawn(4)
     tree = SeedTree(11)
     assert tree.sequence(0).generate_state(4).tolist() == workload.generate_state(4).tolist()
     node_3 = nodes.spawn(5)[3]
@@ -88,6 +88,8 @@ def test_seed_tree_paths_are_spawn_children() -> None:
     assert tree.sequence(2, 2, 1).generate_state(4).tolist() == batches_2.generate_state(4).tolist()
     seeds = {tree.emulator_seed(i) for i in range(50)}
     assert len(seeds) == 50 and all(0 <= s < 2**64 for s in seeds)
+    assert tree.consensus_key() == int(consensus.generate_state(1, dtype=np.uint64)[0])
+    assert tree.consensus_key() != SeedTree(12).consensus_key()
 
 
 def test_workload_travels_as_a_dict_and_draws_the_same() -> None:

@@ -1,7 +1,8 @@
 """The ``bitcell-sim`` command: the only place that prints, exits, and wires the parts together.
 
-Each command group lives in its own module (``topology``, ``run``, ``devnet``, ``monitoring``,
-``load``, ``compare``, ``calibrate``, ``deploy``, ``validate``, ``chaos``, ``measure``);
+Each command group lives in its own module (``topology``, ``run``, ``sweep``, ``devnet``,
+``monitoring``, ``load``, ``compare``, ``calibrate``, ``deploy``, ``validate``, ``chaos``,
+``measure``);
 :func:`main` (the console entry point) imports only the one named on the command line, so
 ``bitcell-sim run`` loads neither the devnet, the emulator nor the load side. Every
 :class:`~bitcell_sim.errors.BitcellSimError` ends as a short message on stderr and exit 1.
@@ -26,6 +27,7 @@ COMMANDS: dict[str, tuple[str, str, bool]] = {
     "deploy": ("bitcell_sim.cli.deploy", "app", True),
     "load": ("bitcell_sim.cli.load", "load", False),
     "run": ("bitcell_sim.cli.run", "run", False),
+    "sweep": ("bitcell_sim.cli.sweep", "sweep_command", False),
     "compare": ("bitcell_sim.cli.compare", "compare_command", False),
     "calibrate": ("bitcell_sim.cli.calibrate", "calibrate_command", False),
     "validate": ("bitcell_sim.cli.validate", "validate_command", False),

@@ -1,4 +1,5 @@
-"""What every command shares: the consoles, turning errors into a message and exit 1, signals.
+"""What every command shares: the consoles, common options, errors as a message and exit 1,
+signals.
 
 :func:`run_app` runs a Typer app so that a :class:`~bitcell_sim.errors.BitcellSimError` prints
 as ``error: …`` on stderr with exit status 1 and no traceback.
@@ -11,7 +12,9 @@ from __future__ import annotations
 import os
 import signal
 import sys
+from pathlib import Path
 from types import FrameType
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -23,6 +26,11 @@ from bitcell_sim.errors import BitcellSimError
 _WIDTH = None if sys.stdout.isatty() or "COLUMNS" in os.environ else 160
 console = Console(width=_WIDTH)
 err_console = Console(stderr=True, width=_WIDTH)
+
+
+#: Options shared by the commands that write run folders.
+ResultsDirOption = Annotated[Path, typer.Option(help="Where run folders are created.")]
+NoPlotsOption = Annotated[bool, typer.Option("--no-plots", help="Do not draw the PNG plots.")]
 
 
 def raise_on_sigterm() -> None:

@@ -16,7 +16,7 @@ from typing import Annotated
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from bitcell_sim.cli.common import console, err_console
+from bitcell_sim.cli.common import NoPlotsOption, ResultsDirOption, console, err_console
 from bitcell_sim.errors import ResultsError
 from bitcell_sim.model import apply_overrides, simulate
 from bitcell_sim.results import RunFolder, RunWindow, new_run_id, software_versions
@@ -51,12 +51,8 @@ def run(
             help="Run folder name (default <topology>-model-<UTC time>).", show_default=False
         ),
     ] = None,
-    results_dir: Annotated[Path, typer.Option(help="Where run folders are created.")] = Path(
-        "results"
-    ),
-    no_plots: Annotated[
-        bool, typer.Option("--no-plots", help="Do not draw the PNG plots.")
-    ] = False,
+    results_dir: ResultsDirOption = Path("results"),
+    no_plots: NoPlotsOption = False,
     quiet: Annotated[
         bool, typer.Option("--quiet", help="No progress bar, no override notes.")
     ] = False,

@@ -54,6 +54,18 @@ NO_RELAY = -2
 ProgressCallback = Callable[[float, float], None]
 
 
+class _CountingEnvironment(simpy.Environment):
+    """A SimPy environment that counts the events it schedules (a cost figure)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.scheduled = 0
+
+    def schedule(self, event: simpy.Event, priority: int = 1, delay: float = 0) -> None:
+        self.scheduled += 1
+        super().schedule(event, priority, delay)  # type: ignore[arg-type]
+
+
 @dataclass
 class ModelResult:
     """A finished run: record tables by name, the model's counters, and timing."""
@@ -120,6 +132,8 @@ class Simulation:
             self.schedule,
             protocol.gossip.fanout,
             [seeds.node(i) for i in range(n)],
+            jitter=(topology.links.jitter.distribution, topology.links.jitter.scale_s),
+            jitter_key=seeds.consensus_key(),
         )
         self.validators = [index[v] for v in topology.validators]
         self.keys = {
@@ -174,12 +188,11 @@ class Simulation:
         self._arrival_block: list[int] = []
         self._arrival_node: list[int] = []
         self._arrival_s: list[float] = []
-        self._timeline: dict[str, list[Any]] = {
-            k: [] for k in ("time_s", "node", "up", "height", "tip_hash", "pool_size", "peers")
-        }
-        self._timeline["sync_progress"] = []
+        # One entry per sample: time, then per node up, height, tip block index, pool size,
+        # reachable peers and sync progress.
+        self._samples: list[tuple[float, *tuple[npt.NDArray[Any], ...]]] = []
         self.counters = {"reorgs": 0, "reorged_blocks": 0, "syncs": 0, "sync_failures": 0}
-        self.env = simpy.Environment()
+        self.env = _CountingEnvironment()
         self._ran = False
 
     # ---- running --------------------------------------------------------------------------
@@ -201,7 +214,7 @@ class Simulation:
         self.env.process(self._timeline_loop())
         self.env.run(until=self.duration_s)
         self.txs.advance(self.duration_s)
-        last = self._timeline["time_s"][-1] if self._timeline["time_s"] else -1.0
+        last = self._samples[-1][0] if self._samples else -1.0
         if last < self.duration_s:
             self._sample(self.duration_s)
         tables = self._tables()
@@ -260,45 +273,65 @@ class Simulation:
     ) -> list[tuple[int, int]]:
         """At the end of round ``r``'s reveal phase: which validators believe they won.
 
-        A node judges a commitment or reveal when its CPU gets to it, so a node with a backlog
-        sends its own late and counts others' late: a starved validator drops out of rounds.
+        A validator believes it won when the first validator of its tip's ranking whose
+        commitment and reveal it held in time is itself. A node judges a commitment or reveal
+        when its CPU gets to it, so a node with a backlog sends its own late and counts others'
+        late: a starved validator drops out of rounds. Only the messages a decision needs are
+        flooded, best-ranked first (usually one sender's); their jitter does not depend on which
+        others are flooded, so the outcome is the one of flooding every sender's.
         """
         commit_end_s = start_s + self.rounds.commit_s
         schedule = self.schedule
-        senders = [v for v in committing if not schedule.down_between(v, start_s, commit_end_s)]
+        senders = {v for v in committing if not schedule.down_between(v, start_s, commit_end_s)}
         if not senders:
             return []
-        origin = np.array(senders, dtype=np.int64)
-        commits = self.flood.spread_messages(
-            origin,
-            np.full(len(senders), start_s),
-            self.wire.commitment_frame_bytes,
-            self.jitters,
-            commit_backlog_s,
-        )
-        reveals = self.flood.spread_messages(
-            origin,
-            np.full(len(senders), commit_end_s),
-            self.wire.reveal_frame_bytes,
-            self.jitters,
-            reveal_backlog_s,
-        )
+        n = self.node_count
+        heard: dict[int, tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]] = {}
+
+        def heard_from(sender: int) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+            if sender not in heard:
+                origin = np.array([sender], dtype=np.int64)
+                commits = self.flood.spread_messages(
+                    origin,
+                    np.array([start_s]),
+                    self.wire.commitment_frame_bytes,
+                    np.array([2 * r * n + sender]),
+                    commit_backlog_s,
+                )
+                reveals = self.flood.spread_messages(
+                    origin,
+                    np.array([commit_end_s]),
+                    self.wire.reveal_frame_bytes,
+                    np.array([(2 * r + 1) * n + sender]),
+                    reveal_backlog_s,
+                )
+                heard[sender] = (commits[0], reveals[0])
+            return heard[sender]
+
         believers = []
         for v in self.validators:
             if not schedule.is_up(v, deadline_s):
                 continue
             since = schedule.up_since(v, deadline_s)  # a restart forgets what came before
-            c, rv = commits[:, v], reveals[:, v]
-            judged_c, judged_rv = c + commit_backlog_s[v], rv + reveal_backlog_s[v]
-            held = (judged_c < commit_end_s) & (c >= since) & (judged_rv < deadline_s)
-            held &= rv >= since
-            eligible = {senders[i] for i in np.flatnonzero(held)}
-            if v in eligible and self._winner(self.tip[v].hash, eligible) == v:
-                believers.append((v, self.incarnation[v]))
+            for candidate in self._ranking(self.tip[v].hash):
+                if candidate in senders:
+                    commits, reveals = heard_from(candidate)
+                    c, rv = commits[v], reveals[v]
+                    if (
+                        c + commit_backlog_s[v] < commit_end_s
+                        and c >= since
+                        and rv + reveal_backlog_s[v] < deadline_s
+                        and rv >= since
+                    ):
+                        if candidate == v:
+                            believers.append((v, self.incarnation[v]))
+                        break
+                if candidate == v:
+                    break  # v did not hold its own messages: it is not eligible
         return believers
 
-    def _winner(self, prev_hash: bytes, eligible: set[int]) -> int:
-        """``consensus.winner(prev_hash, keys of eligible)``, with the ranking cached per tip."""
+    def _ranking(self, prev_hash: bytes) -> list[int]:
+        """Validators in ``consensus.winner`` order for a tip (lowest ticket first), cached."""
         ranking = self._rankings.get(prev_hash)
         if ranking is None:
             if len(self._rankings) > 1024:
@@ -308,7 +341,7 @@ class Simulation:
                 key=lambda v: (ticket(prev_hash, self.keys[v]), self.keys[v]),
             )
             self._rankings[prev_hash] = ranking
-        return next(v for v in ranking if v in eligible)
+        return ranking
 
     def _build(self, node: int, r: int, incarnation: int, queued: bool = False) -> None:
         if not self.up[node] or self.incarnation[node] != incarnation or self._syncing(node):
@@ -625,25 +658,42 @@ class Simulation:
     def _sample(self, t_s: float) -> None:
         self.txs.advance(t_s)
         schedule = self.schedule
-        up = np.array([schedule.is_up(node, t_s) for node in range(self.node_count)])
+        n = self.node_count
+        up = ~schedule.down_at(np.arange(n), np.full(n, t_s))
         # Peers a node can reach now: up, over a link no active partition cuts.
         reachable = self.adjacency & up[None, :] & up[:, None]
         for partition in schedule.partitions:
             if partition.start_s <= t_s < partition.end_s:
                 reachable &= ~partition.cut
-        peers = reachable.sum(axis=1).tolist()
-        columns = self._timeline
-        for node in range(self.node_count):
-            tip = self.tip[node]
-            best = max(self.best_known_height[node], tip.height)
-            columns["time_s"].append(t_s)
-            columns["node"].append(self.names[node])
-            columns["up"].append(bool(up[node]))
-            columns["height"].append(tip.height)
-            columns["tip_hash"].append(tip.hash_hex)
-            columns["pool_size"].append(int(self.txs.pool_size[node]))
-            columns["peers"].append(peers[node])
-            columns["sync_progress"].append(100.0 * tip.height / best if best else 100.0)
+        height = np.array([tip.height for tip in self.tip], dtype=np.int64)
+        best = np.maximum(np.array(self.best_known_height, dtype=np.int64), height)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            progress = np.where(best > 0, 100.0 * height / best, 100.0)
+        self._samples.append(
+            (
+                t_s,
+                up,
+                height,
+                np.array([tip.index for tip in self.tip], dtype=np.int64),
+                self.txs.pool_size.copy(),
+                reachable.sum(axis=1).astype(np.int64),
+                progress,
+            )
+        )
+
+    def _timeline_columns(self) -> dict[str, Any]:
+        times, up, height, tip, pool, peers, progress = zip(*self._samples, strict=True)
+        hashes = np.array([b.hash_hex for b in self.blocks], dtype=object)
+        return {
+            "time_s": np.repeat(np.array(times, dtype=np.float64), self.node_count),
+            "node": np.tile(np.array(self.names, dtype=object), len(times)),
+            "up": np.concatenate(up),
+            "height": np.concatenate(height),
+            "tip_hash": hashes[np.concatenate(tip)],
+            "pool_size": np.concatenate(pool),
+            "peers": np.concatenate(peers),
+            "sync_progress": np.concatenate(progress),
+        }
 
     # ---- records -----------------------------------------------------------------------------
 
@@ -715,7 +765,7 @@ class Simulation:
                 ),
             },
         )
-        timeline = to_table("node_timeline", self._timeline)
+        timeline = to_table("node_timeline", self._timeline_columns())
         return {
             "blocks": blocks,
             "block_arrivals": arrivals,
@@ -732,9 +782,10 @@ class Simulation:
                 self.names[i]: int(c) for i, c in enumerate(self.txs.gossip_dropped_full)
             },
             "pool_peak_by_node": {self.names[i]: int(c) for i, c in enumerate(self.txs.pool_peak)},
-            "txs_left_in_pools": int(np.any(self.txs.in_pool, axis=0).sum()),
+            "txs_left_in_pools": int(np.any(self.txs.in_pool, axis=1).sum()),
             "tx_plane_windows": self.txs.windows,
             "tx_plane_spans": self.txs.spans,
+            "events": self.env.scheduled,
             **self.counters,
         }
 

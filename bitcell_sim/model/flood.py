@@ -1,36 +1,74 @@
 """Flood gossip over the peer graph, computed for many messages at once.
 
 :class:`Flood` answers "when does each node first hear each message" for messages that every
-node forwards to its peers on first receipt: an earliest-arrival relaxation over the directed
-links from a frontier of nodes that just heard, vectorized over messages.
-:meth:`Flood.spread_messages` relays as soon as the node's CPU gets to the message (commitments,
-reveals), with one jitter draw per message and link; :meth:`Flood.spread_batched` relays txs in
-batches at the next batch tick after the node validated them, with the jitter of that link at
-that tick, and to ``fanout`` random peers only when fanout > 0 (as the devnet does for txs).
-Faults apply as on single messages: added latency at departure, loss if a partition or a down
-receiver overlaps the flight, no relay by a node that goes down before its tick.
+node forwards to its peers on first receipt, with one label-setting search per message
+(:func:`~bitcell_sim.model.relax.earliest_arrivals`). :meth:`Flood.spread_messages` relays as
+soon as the node's CPU gets to the message (commitments, reveals), with a jitter per message and
+link that is a pure function of the run's seed, the message and the link;
+:meth:`Flood.spread_batched` relays txs in batches at the next batch tick after the node
+validated them, with the jitter of that link at that tick, and to ``fanout`` random peers only
+when fanout > 0 (as the devnet does for txs). Faults apply as on single messages: added latency
+at departure, loss if a partition or a down receiver overlaps the flight, no relay by a node that
+goes down before its tick.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import math
 
 import numpy as np
 import numpy.typing as npt
 
-from bitcell_sim.model.links import MessageJitter, TickJitter
+from bitcell_sim.model.links import TickJitter
+from bitcell_sim.model.relax import (
+    JITTER_CODES,
+    FaultArrays,
+    batch_arrivals,
+    message_arrivals,
+)
 from bitcell_sim.model.schedule import FaultSchedule
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
 
-SendTimes = Callable[[FloatArray, IntArray], FloatArray]
-JitterOf = Callable[[IntArray, IntArray, FloatArray], FloatArray]
+#: How far past the last start a batched flood's jitter table reaches at first (it grows when
+#: a flood needs more: floods over a slow, wide network take seconds).
+FIRST_HORIZON_S = 4.0
+
+
+def fault_arrays(schedule: FaultSchedule, link_src: IntArray, link_dst: IntArray) -> FaultArrays:
+    """The schedule's windows as the flat arrays the kernel takes (per window and link)."""
+    links = len(link_src)
+    return FaultArrays(
+        latency_start_s=np.array([w.start_s for w in schedule.latencies], dtype=np.float64),
+        latency_end_s=np.array([w.end_s for w in schedule.latencies], dtype=np.float64),
+        latency_extra_s=np.array([w.latency_s for w in schedule.latencies], dtype=np.float64),
+        latency_touch=np.array(
+            [w.links[link_src, link_dst] for w in schedule.latencies], dtype=np.bool_
+        ).reshape(-1, links),
+        cut_start_s=np.array([p.start_s for p in schedule.partitions], dtype=np.float64),
+        cut_end_s=np.array([p.end_s for p in schedule.partitions], dtype=np.float64),
+        cut_links=np.array(
+            [p.cut[link_src, link_dst] for p in schedule.partitions], dtype=np.bool_
+        ).reshape(-1, links),
+        down_node=np.array([w.node for w in schedule.down_windows], dtype=np.int64),
+        down_start_s=np.array([w.start_s for w in schedule.down_windows], dtype=np.float64),
+        down_end_s=np.array([w.end_s for w in schedule.down_windows], dtype=np.float64),
+        throttle_node=np.array([w.node for w in schedule.throttles], dtype=np.int64),
+        throttle_start_s=np.array([w.start_s for w in schedule.throttles], dtype=np.float64),
+        throttle_end_s=np.array([w.end_s for w in schedule.throttles], dtype=np.float64),
+        throttle_share=np.array([w.share for w in schedule.throttles], dtype=np.float64),
+    )
 
 
 class Flood:
-    """Earliest-arrival flooding over directed links ``link_src[i] -> link_dst[i]``."""
+    """Earliest-arrival flooding over directed links ``link_src[i] -> link_dst[i]``.
+
+    ``jitter`` (distribution, scale in seconds) and ``jitter_key`` (a 64-bit word from the run's
+    seed) define the jitter of consensus messages: message ``k`` on link ``l`` always gets the
+    same value, however many other messages are flooded with it or in which order.
+    """
 
     def __init__(
         self,
@@ -42,6 +80,8 @@ class Flood:
         schedule: FaultSchedule,
         fanout: int,
         node_rngs: list[np.random.Generator],
+        jitter: tuple[str, float] = ("none", 0.0),
+        jitter_key: int = 0,
     ) -> None:
         self.node_count = node_count
         self.src = link_src.astype(np.int64)
@@ -50,15 +90,19 @@ class Flood:
         self.latency_s = latency_s.astype(np.float64)
         self.bandwidth_bps = bandwidth_bps
         self.schedule = schedule
-        # Outgoing links of every node, contiguous (CSR), to expand a frontier of senders.
+        # Outgoing links of every node, contiguous (CSR), to expand a settled node.
         self.out_order = np.argsort(self.src, kind="stable").astype(np.int64)
         self.degree = np.bincount(self.src, minlength=node_count).astype(np.int64)
-        self.out_start = np.concatenate([[0], np.cumsum(self.degree)[:-1]]).astype(np.int64)
+        self.out_start = np.concatenate([[0], np.cumsum(self.degree)]).astype(np.int64)
         self.fanout = fanout
         self.node_rngs = node_rngs
-        self._touch = [w.links[self.src, self.dst] for w in schedule.latencies]
-        self._cut = [p.cut[self.src, self.dst] for p in schedule.partitions]
-        self._into = [self.dst == w.node for w in schedule.down_windows]
+        self.jitter_code = JITTER_CODES[jitter[0]]
+        self.jitter_scale_s = float(jitter[1]) if jitter[0] != "none" else 0.0
+        self.jitter_key = np.uint64(jitter_key % 2**64)
+        self.faults = fault_arrays(schedule, self.src, self.dst)
+        self._no_backlog = np.zeros(node_count)
+        self._no_use = np.zeros((0, 0), dtype=np.bool_)
+        self._no_table = np.zeros((0, self.link_count))
 
     # ---- the two relay styles --------------------------------------------------------------
 
@@ -67,27 +111,35 @@ class Flood:
         origin: IntArray,
         start_s: FloatArray,
         frame_bytes: int,
-        jitters: list[MessageJitter],
+        message_ids: IntArray,
         backlog_s: FloatArray | None = None,
     ) -> FloatArray:
         """Heard times (messages x nodes) of messages relayed on receipt; inf = never.
 
+        ``message_ids`` name the messages for their jitter (unique within a run).
         ``backlog_s[n]`` is how long node n's CPU takes to get to a message (its queue of
         earlier work): a message leaves its origin, and every relay, that much later.
         """
-        m = len(origin)
-        if m == 0 or self.link_count == 0:
-            return self._origin_only(origin, start_s)
-        # One draw per (message, link), in link order, from each link's message stream.
-        drawn = np.stack([jitters[link].take_s(m) for link in range(self.link_count)], axis=1)
-
-        def jitter(rows: IntArray, links: IntArray, depart_s: FloatArray) -> FloatArray:
-            return drawn[rows, links]
-
-        def send_times(heard_s: FloatArray, nodes: IntArray) -> FloatArray:
-            return heard_s if backlog_s is None else heard_s + backlog_s[nodes]
-
-        return self._spread(origin, start_s, frame_bytes, send_times, jitter, fanout=False)
+        heard = np.empty((len(origin), self.node_count))
+        if len(origin) == 0:
+            return heard
+        message_arrivals(
+            np.asarray(origin, dtype=np.int64),
+            np.asarray(start_s, dtype=np.float64),
+            heard,
+            self.out_start,
+            self.out_order,
+            self.dst,
+            self.latency_s,
+            frame_bytes * 8.0 / self.bandwidth_bps,
+            self._no_backlog if backlog_s is None else backlog_s.astype(np.float64),
+            np.asarray(message_ids, dtype=np.int64),
+            self.jitter_code,
+            self.jitter_scale_s,
+            self.jitter_key,
+            self.faults,
+        )
+        return heard
 
     def spread_batched(
         self,
@@ -98,36 +150,62 @@ class Flood:
         validate_s: float,
         ticks: TickJitter,
     ) -> FloatArray:
-        """Heard times (txs x nodes) of txs relayed in batches every ``interval_s``."""
-        if len(origin) == 0 or self.link_count == 0:
-            return self._origin_only(origin, start_s)
-        schedule = self.schedule
+        """Heard times (nodes x txs) of txs relayed in batches every ``interval_s``."""
+        m = len(origin)
+        heard = np.empty((self.node_count, m))
+        if m == 0:
+            return heard
+        use = self._fanout_mask(m)
+        table, base = self._no_table, 0
+        first = math.floor(float(start_s.min()) / interval_s)
+        last = math.ceil((float(start_s.max()) + FIRST_HORIZON_S) / interval_s)
+        spread_ticks = last - first  # initial relays sit in the ring as well as hops
+        ring = self._ring_ticks(interval_s, validate_s, frame_bytes, spread_ticks)
+        while True:
+            if ticks.active:
+                table, base = ticks.table(first, last)
+            try:
+                missing = batch_arrivals(
+                    np.asarray(origin, dtype=np.int64),
+                    np.asarray(start_s, dtype=np.float64),
+                    heard,
+                    self.out_start,
+                    self.out_order,
+                    self.dst,
+                    self.latency_s,
+                    frame_bytes * 8.0 / self.bandwidth_bps,
+                    float(interval_s),
+                    float(validate_s),
+                    ring,
+                    table,
+                    base,
+                    self._no_use if use is None else use,
+                    self.faults,
+                )
+            except ValueError:  # a hop longer than the ring (extreme jitter): a bigger ring
+                ring *= 8
+                continue
+            if missing < 0:
+                return heard
+            last = max(missing, 2 * last - first)
 
-        def send_times(heard_s: FloatArray, nodes: IntArray) -> FloatArray:
-            ready = heard_s + validate_s
-            if schedule.throttles:
-                ready = heard_s + validate_s / schedule.cpu_share_at(nodes, heard_s)
-            send = np.ceil(ready / interval_s) * interval_s
-            send = np.where(send < ready, send + interval_s, send)
-            # A node that goes down before its batch leaves never sends it.
-            for window in schedule.down_windows:
-                lost = (nodes == window.node) & (heard_s < window.end_s)
-                send[lost & (send >= window.start_s)] = np.inf
-            return send
+    def _ring_ticks(
+        self, interval_s: float, validate_s: float, frame_bytes: int, spread_ticks: int
+    ) -> int:
+        """A power of two of ticks above the start times' spread plus the longest hop without
+        jitter, with a margin."""
+        shares = self.faults.throttle_share
+        slowest_s = validate_s / (float(shares.min()) if len(shares) else 1.0)
+        hop_s = (
+            slowest_s
+            + frame_bytes * 8.0 / self.bandwidth_bps
+            + float(self.latency_s.max(initial=0.0))
+            + float(self.faults.latency_extra_s.sum())
+        )
+        needed = spread_ticks + int(hop_s / interval_s) + 64
+        return 1 << needed.bit_length()
 
-        def jitter(rows: IntArray, links: IntArray, depart_s: FloatArray) -> FloatArray:
-            if not ticks.active:
-                return np.zeros(len(links))
-            return ticks.lookup_s(links, np.rint(depart_s / interval_s).astype(np.int64))
-
-        return self._spread(origin, start_s, frame_bytes, send_times, jitter, fanout=True)
-
-    # ---- the relaxation --------------------------------------------------------------------
-
-    def _origin_only(self, origin: IntArray, start_s: FloatArray) -> FloatArray:
-        heard = np.full((len(origin), self.node_count), np.inf)
-        heard[np.arange(len(origin)), origin] = start_s
-        return heard
+    # ---- the search ------------------------------------------------------------------------
 
     def _fanout_mask(self, m: int) -> BoolArray | None:
         """Which (message, link) pairs a relay uses when it forwards to ``fanout`` peers."""
@@ -145,65 +223,3 @@ class Flood:
             dropped = np.argsort(keys, axis=1)[:, self.fanout :]
             mask[np.arange(m)[:, None], positions[dropped]] = False
         return mask
-
-    def _spread(
-        self,
-        origin: IntArray,
-        start_s: FloatArray,
-        frame_bytes: int,
-        send_times: SendTimes,
-        jitter: JitterOf,
-        fanout: bool,
-    ) -> FloatArray:
-        """Relax from a frontier: only entries whose heard time just improved send again."""
-        schedule = self.schedule
-        n = self.node_count
-        m = len(origin)
-        heard = self._origin_only(origin, start_s)
-        send = np.full((m, n), np.inf)
-        rows = np.arange(m, dtype=np.int64)
-        nodes = origin.astype(np.int64)
-        send[rows, nodes] = send_times(start_s.astype(np.float64), nodes)
-        serialize_s = frame_bytes * 8.0 / self.bandwidth_bps
-        use = self._fanout_mask(m) if fanout else None
-        flat_heard = heard.reshape(-1)
-        while len(rows):
-            leaving = send[rows, nodes]
-            keep = np.isfinite(leaving)
-            rows, nodes, leaving = rows[keep], nodes[keep], leaving[keep]
-            if not len(rows):
-                break
-            degree = self.degree[nodes]
-            pairs = int(degree.sum())
-            ends = np.cumsum(degree)
-            offset = np.arange(pairs) - np.repeat(ends - degree, degree)
-            links = self.out_order[np.repeat(self.out_start[nodes], degree) + offset]
-            row = np.repeat(rows, degree)
-            depart = np.repeat(leaving, degree)
-            delay = self.latency_s[links] + jitter(row, links, depart)
-            for extra, touch in zip(schedule.latencies, self._touch, strict=True):
-                hit = touch[links] & (depart >= extra.start_s) & (depart < extra.end_s)
-                delay = delay + np.where(hit, extra.latency_s, 0.0)
-            np.maximum(delay, 0.0, out=delay)
-            arrive = depart + serialize_s + delay
-            for partition, cut in zip(schedule.partitions, self._cut, strict=True):
-                lost = cut[links] & (depart < partition.end_s) & (arrive >= partition.start_s)
-                arrive[lost] = np.inf
-            for down, into in zip(schedule.down_windows, self._into, strict=True):
-                lost = into[links] & (depart < down.end_s) & (arrive >= down.start_s)
-                arrive[lost] = np.inf
-            if use is not None:
-                arrive[~use[row, links]] = np.inf
-            target = row * n + self.dst[links]
-            improves = arrive < flat_heard[target]
-            if not improves.any():
-                break
-            target, arrive = target[improves], arrive[improves]
-            np.minimum.at(flat_heard, target, arrive)
-            # Mark-and-scan is cheaper than np.unique for these small, dense frontiers.
-            marked = np.zeros(m * n, dtype=np.bool_)
-            marked[target] = True
-            changed = np.flatnonzero(marked)
-            rows, nodes = changed // n, changed % n
-            send[rows, nodes] = send_times(flat_heard[changed], nodes)
-        return heard

@@ -37,30 +37,19 @@ class MessageJitter:
         self._buffer: list[float] = []
         self._position = 0
 
-    def _refill(self, at_least: int) -> None:
-        rest = self._buffer[self._position :]
-        draws = standard_jitter(self.distribution, self._rng, max(self._block, at_least))
-        self._buffer = rest + (draws * self.scale_s).tolist()
+    def _refill(self) -> None:
+        draws = standard_jitter(self.distribution, self._rng, self._block)
+        self._buffer = (draws * self.scale_s).tolist()
         self._position = 0
 
     def sample_s(self) -> float:
         if self.scale_s == 0.0:
             return 0.0
         if self._position >= len(self._buffer):
-            self._refill(1)
+            self._refill()
         value = self._buffer[self._position]
         self._position += 1
         return value
-
-    def take_s(self, count: int) -> FloatArray:
-        """The next ``count`` draws, as one array (the same values ``sample_s`` would give)."""
-        if self.scale_s == 0.0:
-            return np.zeros(count)
-        if self._position + count > len(self._buffer):
-            self._refill(count)
-        values = self._buffer[self._position : self._position + count]
-        self._position += count
-        return np.asarray(values, dtype=np.float64)
 
 
 class TickJitter:
@@ -89,19 +78,22 @@ class TickJitter:
     def active(self) -> bool:
         return self.scale_s != 0.0 and bool(self._rngs)
 
-    def _table(self, first: int, last: int) -> FloatArray:
+    def table(self, first_tick: int, last_tick: int) -> tuple[FloatArray, int]:
+        """Jitter of every link at ticks ``first_tick..last_tick`` at least, and the first
+        tick the table holds: ``table[tick - base, link]``."""
+        first, last = first_tick // self._chunk, last_tick // self._chunk
         while self._next_chunk <= last:
-            self._chunks[self._next_chunk] = self.scale_s * np.stack(
-                [standard_jitter(self.distribution, rng, self._chunk) for rng in self._rngs]
-            )
+            # Tick-major (ticks x links): a node's batch reads one row for all its links.
+            draws = [standard_jitter(self.distribution, rng, self._chunk) for rng in self._rngs]
+            self._chunks[self._next_chunk] = self.scale_s * np.stack(draws, axis=1)
             self._next_chunk += 1
         if first not in self._chunks:
             raise ModelError(f"tx-batch jitter of tick chunk {first} was already forgotten")
-        if self._window is None or self._window[:2] != (first, last):
+        if self._window is None or self._window[0] != first or self._window[1] < last:
             parts = [self._chunks[c] for c in range(first, last + 1)]
-            table = parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)
+            table = parts[0] if len(parts) == 1 else np.concatenate(parts, axis=0)
             self._window = (first, last, table)
-        return self._window[2]
+        return self._window[2], first * self._chunk
 
     def forget_before(self, tick: int) -> None:
         """Free the chunks wholly before ``tick``: no batch will leave before it any more."""
@@ -114,10 +106,8 @@ class TickJitter:
         """Jitter of ``links[i]`` at ``ticks[i]`` (same shapes; ticks >= 0)."""
         if not self.active or ticks.size == 0:
             return np.zeros(ticks.shape)
-        first = int(ticks.min()) // self._chunk
-        last = int(ticks.max()) // self._chunk
-        table = self._table(first, last)
-        return table[links, ticks - first * self._chunk]
+        table, base = self.table(int(ticks.min()), int(ticks.max()))
+        return table[ticks - base, links]
 
 
 class Link:

@@ -3,25 +3,31 @@
 :func:`sweep` expands a grid of topology keys (dotted YAML paths such as
 ``protocol.max_txs_per_block``, and the shortcuts ``round``, ``tps`` and ``duration``) into
 re-validated topologies, runs :func:`~bitcell_sim.model.simulate` on each, in local worker
-processes or on any ``concurrent.futures.Executor``, and returns a pandas DataFrame with one row
-per (point, seed) and the columns of :data:`FIGURES`. :func:`expand_grid` lists the points,
-:func:`point_topology` builds one, :func:`per_point` folds the seeds into one row per point.
+processes or on any ``concurrent.futures.Executor`` (a Dask client's), and returns a pandas
+DataFrame with one row per (point, seed) and the columns of :data:`FIGURES`. A
+:class:`RunStore` keeps finished runs by :func:`run_key` so that a sweep resumes.
+:func:`parse_set` reads ``path=a:b:step`` and ``path=v1,v2``; :func:`expand_grid` lists the
+points, :func:`point_topology` builds one, :func:`per_point` folds the seeds into one row per
+point.
 """
 
 from __future__ import annotations
 
+import hashlib
 import itertools
+import json
 import math
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import yaml
 from pydantic import ValidationError
 
 from bitcell_sim.errors import ModelError, TopologyError
@@ -29,12 +35,13 @@ from bitcell_sim.model.engine import simulate
 from bitcell_sim.results.records import REJECT_POOL_FULL, REJECT_UNREACHABLE
 from bitcell_sim.results.summary import summarize
 from bitcell_sim.topology import Topology, apply_overrides
-from bitcell_sim.topology.units import parse_duration, parse_rate
+from bitcell_sim.topology.units import format_duration, parse_duration, parse_rate
 
 #: Grid keys that are not paths in the topology file. ``round`` splits a round length into
 #: three equal phases (BitCell's 5 s + 5 s + 5 s is a 15 s round); ``tps`` and ``duration``
-#: act as the run command's ``--tps`` and ``--duration`` (see :func:`apply_overrides`).
-SHORTCUTS = ("round", "tps", "duration")
+#: act as the run command's ``--tps`` and ``--duration`` (see :func:`apply_overrides`);
+#: ``rtt_scale`` multiplies every RTT of the region matrix (2 = every link twice as slow).
+SHORTCUTS = ("round", "tps", "duration", "rtt_scale")
 
 #: The figure columns of a sweep row, each with the direction that is worse for capacity
 #: planning ("min": less is worse, "max": more is worse); :func:`per_point` uses it.
@@ -73,6 +80,14 @@ SweepProgress = Callable[[int, int], None]
 Scalar = str | int | float | bool | None
 
 
+class RunStore(Protocol):
+    """Where a sweep keeps finished runs' figures, by :func:`run_key` (to resume)."""
+
+    def load(self, key: str) -> dict[str, Any] | None: ...
+
+    def save(self, key: str, figures: dict[str, Any]) -> None: ...
+
+
 @dataclass(frozen=True)
 class SweepPoint:
     """One point of a grid: ``labels`` go into the table, ``values`` into the topology."""
@@ -82,8 +97,87 @@ class SweepPoint:
     values: dict[str, Any]
 
 
+@dataclass(frozen=True)
+class SweepRun:
+    """One run of a sweep: a point with one seed, its resolved topology and its key."""
+
+    point: SweepPoint
+    seed: int
+    topology: Topology
+    key: str
+
+
 def _grid_problem(key: str, message: str) -> TopologyError:
     return TopologyError([(key, message)], "sweep grid")
+
+
+def _scalar(text: str) -> Scalar | list[Any] | dict[str, Any]:
+    """``text`` read as YAML reads a scalar; text YAML cannot read stays text."""
+    try:
+        value: Any = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+    return value
+
+
+def _number(text: str) -> int | float:
+    value = _scalar(text)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(text)
+    return value
+
+
+def parse_set(spec: str) -> tuple[str, list[Scalar]]:
+    """One grid axis from ``path=a:b:step`` or ``path=v1,v2,...``.
+
+    A range runs from ``a`` to ``b`` inclusive in steps of ``step`` (numbers only; integers
+    stay integers). A list takes each value as a YAML scalar, as a topology file would: ``500``
+    is a number, ``12 s`` a duration string, ``true`` a boolean.
+    """
+    key, sep, text = spec.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise _grid_problem(
+            spec, "expected PATH=a:b:step or PATH=v1,v2 (e.g. workload.tps=20:200:10)"
+        )
+    text = text.strip()
+    if not text:
+        raise _grid_problem(key, "no values after '='")
+    parts = text.split(":")
+    if len(parts) == 3 and "," not in text:
+        try:
+            start, stop, step = (_number(p.strip()) for p in parts)
+        except ValueError as exc:
+            raise _grid_problem(key, f"range bound {exc} is not a number (a:b:step)") from None
+        if not step > 0:
+            raise _grid_problem(key, f"range step {step} must be > 0")
+        if stop < start:
+            raise _grid_problem(key, f"range end {stop} is below its start {start}")
+        count = math.floor((stop - start) / step + 1e-9) + 1
+        if count > 10_000:
+            raise _grid_problem(key, f"the range has {count:,} values (at most 10,000)")
+        whole = all(isinstance(v, int) for v in (start, stop, step))
+        values: list[Scalar] = [
+            start + i * step if whole else round(start + i * step, 12) for i in range(count)
+        ]
+        return key, values
+    items = [item.strip() for item in text.split(",")]
+    if any(not item for item in items):
+        raise _grid_problem(key, f"empty value in {text!r}")
+    parsed: list[Scalar] = []
+    for item in items:
+        value = _scalar(item)
+        if not isinstance(value, str | int | float | bool) or item.startswith(("[", "{")):
+            raise _grid_problem(key, f"value {item!r} is not a scalar")
+        parsed.append(value)
+    return key, parsed
+
+
+def run_key(topology: Topology) -> str:
+    """A hash of a run's resolved topology (grid values and seed applied): its file name."""
+    data = topology.model_dump(mode="json", by_alias=True)
+    text = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:20]
 
 
 def _plain(value: Any) -> Any:
@@ -175,8 +269,9 @@ def point_topology(topology: Topology, values: Mapping[str, Any], seed: int) -> 
     """``topology`` with one grid point's values and ``seed`` applied, validated again.
 
     The shortcuts ``duration`` and ``tps`` go through :func:`apply_overrides` first; then
-    ``round`` sets the three phases to a third of it each; then the dotted paths are set as
-    they are. Numbers are SI (seconds, TPS); strings carry units as in a topology file.
+    ``round`` sets the three phases to a third of it each and ``rtt_scale`` multiplies the RTT
+    matrix; then the dotted paths are set as they are. Numbers are SI (seconds, TPS); strings
+    carry units as in a topology file.
     """
     values = {key: _plain(value) for key, value in values.items()}
     duration_s = _seconds("duration", values["duration"]) if "duration" in values else None
@@ -194,6 +289,15 @@ def point_topology(topology: Topology, values: Mapping[str, Any], seed: int) -> 
             raise _grid_problem("round", f"round {values['round']!r} must be > 0")
         for phase in ("commit", "reveal", "battle"):
             data["protocol"][phase] = round_s / 3
+    if "rtt_scale" in values:
+        scale = values["rtt_scale"]
+        if isinstance(scale, bool) or not isinstance(scale, int | float) or not scale > 0:
+            raise _grid_problem("rtt_scale", f"rtt_scale {scale!r} must be a number > 0")
+        for region in data["regions"].values():
+            region["rtt"] = {
+                other: format_duration(parse_duration(rtt) * scale)
+                for other, rtt in region["rtt"].items()
+            }
     for key, value in values.items():
         if key not in SHORTCUTS:
             _set_path(data, key, value)
@@ -280,6 +384,24 @@ def run_point(topology: Topology) -> dict[str, Any]:
     return sweep_figures(topology, result.tables, summary)
 
 
+def plan_sweep(
+    topology: Topology,
+    grid: Mapping[str, Sequence[Scalar] | Mapping[str, Any]],
+    seeds: Sequence[int] | None = None,
+) -> list[SweepRun]:
+    """Every run of a sweep, built and validated: a bad key or value raises here, naming it."""
+    points = expand_grid(grid)
+    seed_list = list(seeds) if seeds is not None else [topology.general.seed]
+    if not seed_list:
+        raise _grid_problem("seeds", "no seeds: give at least one")
+    runs = []
+    for point in points:
+        for seed in seed_list:
+            topo = point_topology(topology, point.values, seed)
+            runs.append(SweepRun(point, seed, topo, run_key(topo)))
+    return runs
+
+
 def sweep(
     topology: Topology,
     grid: Mapping[str, Sequence[Scalar] | Mapping[str, Any]],
@@ -288,68 +410,76 @@ def sweep(
     workers: int | None = None,
     executor: Executor | None = None,
     progress: SweepProgress | None = None,
+    store: RunStore | None = None,
 ) -> pd.DataFrame:
     """Run the model at every point of ``grid`` for every seed; one row per (point, seed).
 
     The columns are ``point`` (the point's index), one per grid key (its value or label),
-    ``seed``, then :data:`FIGURES`. Rows are ordered by point, then seed, whatever order the
-    runs finish in, so the same topology, grid and seeds give the same table. Every point is
-    built and validated before any run starts: a bad key or value raises
-    :class:`~bitcell_sim.errors.TopologyError` naming it.
+    ``seed``, then :data:`FIGURES`, then ``run`` (:func:`run_key`). Rows are ordered by point,
+    then seed, whatever order the runs finish in, so the same topology, grid and seeds give the
+    same table. Every point is built and validated before any run starts: a bad key or value
+    raises :class:`~bitcell_sim.errors.TopologyError` naming it.
 
     Runs go to ``executor`` if given (any ``concurrent.futures.Executor``, e.g. a Dask
     client's ``get_executor()``; it is not shut down), else to a local process pool of
     ``workers`` processes (default: the CPU count), or run in this process with
-    ``workers=1``. ``progress(done, total)`` is called in this process after each run.
+    ``workers=1``. ``progress(done, total)`` is called in this process after each run. With a
+    ``store``, runs it already holds are not run again and each finished run is saved to it as
+    soon as it is back, so an interrupted sweep loses only the runs in progress.
     """
-    points = expand_grid(grid)
-    seed_list = list(seeds) if seeds is not None else [topology.general.seed]
-    if not seed_list:
-        raise _grid_problem("seeds", "no seeds: give at least one")
-    runs = [
-        (point, seed, point_topology(topology, point.values, seed))
-        for point in points
-        for seed in seed_list
-    ]
+    runs = plan_sweep(topology, grid, seeds)
     started = time.perf_counter()
-    rows: list[dict[str, Any] | None] = [None] * len(runs)
+    rows: list[dict[str, Any] | None] = [
+        store.load(run.key) if store is not None else None for run in runs
+    ]
+    resumed = sum(r is not None for r in rows)
+    todo = [i for i, row in enumerate(rows) if row is None]
 
     def finished(i: int, figures: dict[str, Any]) -> None:
         rows[i] = figures
+        if store is not None:
+            store.save(runs[i].key, figures)
         if progress is not None:
             progress(sum(r is not None for r in rows), len(runs))
 
-    if executor is None and (workers == 1 or len(runs) == 1):
-        for i, (_, _, topo) in enumerate(runs):
-            finished(i, run_point(topo))
+    if progress is not None and resumed:
+        progress(resumed, len(runs))
+    if executor is None and (workers == 1 or len(todo) <= 1):
+        for i in todo:
+            finished(i, run_point(runs[i].topology))
     elif executor is not None:
-        _collect(executor, runs, finished)
+        _collect(executor, runs, todo, finished)
     else:
-        count = min(workers or os.cpu_count() or 1, len(runs))
+        count = min(workers or os.cpu_count() or 1, len(todo))
         with ProcessPoolExecutor(max_workers=count) as pool:
-            _collect(pool, runs, finished)
+            _collect(pool, runs, todo, finished)
 
     records = []
-    for (point, seed, _), figures in zip(runs, rows, strict=True):
+    for run, figures in zip(runs, rows, strict=True):
         assert figures is not None  # every run finished or _collect raised
-        records.append({"point": point.index, **point.labels, "seed": seed, **figures})
+        records.append(
+            {"point": run.point.index, **run.point.labels, "seed": run.seed, **figures}
+            | {"run": run.key}
+        )
     frame = pd.DataFrame.from_records(records)
     frame.attrs = {
         "topology": topology.general.name,
         "grid_keys": list(grid),
-        "seeds": seed_list,
+        "seeds": list(dict.fromkeys(run.seed for run in runs)),
         "wall_s": time.perf_counter() - started,
+        "resumed": resumed,
     }
     return frame
 
 
 def _collect(
     executor: Executor,
-    runs: list[tuple[SweepPoint, int, Topology]],
+    runs: list[SweepRun],
+    todo: list[int],
     finished: Callable[[int, dict[str, Any]], None],
 ) -> None:
     futures: dict[Future[dict[str, Any]], int] = {
-        executor.submit(run_point, topo): i for i, (_, _, topo) in enumerate(runs)
+        executor.submit(run_point, runs[i].topology): i for i in todo
     }
     try:
         for future in as_completed(futures):
@@ -357,8 +487,10 @@ def _collect(
             try:
                 figures = future.result()
             except Exception as exc:
-                point, seed, _ = runs[i]
-                exc.add_note(f"in sweep point {point.index} {point.labels}, seed {seed}")
+                run = runs[i]
+                exc.add_note(
+                    f"in sweep point {run.point.index} {run.point.labels}, seed {run.seed}"
+                )
                 raise
             finished(i, figures)
     finally:
@@ -396,3 +528,50 @@ def per_point(
     out = frame.groupby(group, sort=False, dropna=False).agg(agg).reset_index()
     out = out.rename(columns={"seed": "seeds"})
     return out[["point", *group, "seeds", *figures]]
+
+
+# Two-sided 95 % quantiles of Student's t for 1..30 degrees of freedom; 1.96 beyond.
+_T95 = (
+    12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
+    2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086,
+    2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042,
+)  # fmt: skip
+
+
+def t95(runs: int) -> float:
+    """The factor of a 95 % confidence interval of a mean over ``runs`` replications."""
+    return _T95[runs - 2] if runs - 2 < len(_T95) else 1.96
+
+
+def point_intervals(
+    frame: pd.DataFrame, figures: Sequence[str] | None = None, keys: Sequence[str] | None = None
+) -> pd.DataFrame:
+    """Per grid point and figure: runs, mean, standard deviation and a 95 % interval.
+
+    One row per (point, figure) (a tidy table): ``mean ± t95(runs)·std/√runs`` over the
+    replications, NaN and infinite values left out (a figure a run did not reach), the
+    interval NaN with a single run.
+    """
+    group = list(keys) if keys is not None else list(frame.attrs.get("grid_keys", []))
+    if not group:
+        raise ModelError("no grid keys: pass keys=, or a frame made by sweep()")
+    names = [c for c in (figures or FIGURES) if c in frame.columns]
+    long = frame.melt(id_vars=["point", *group], value_vars=names, var_name="figure")
+    long = long[np.isfinite(long["value"].astype(float))]
+    stats = (
+        long.groupby(["point", *group, "figure"], sort=False, dropna=False)["value"]
+        .agg(runs="count", mean="mean", std="std")
+        .reset_index()
+    )
+    half = (
+        stats["std"]
+        / np.sqrt(stats["runs"])
+        * stats["runs"].map(lambda n: t95(n) if n > 1 else math.nan)
+    )
+    stats["ci_low"] = stats["mean"] - half
+    stats["ci_high"] = stats["mean"] + half
+    order = {name: i for i, name in enumerate(names)}
+    stats = stats.sort_values(
+        ["point", "figure"], key=lambda c: c.map(order) if c.name == "figure" else c
+    )
+    return stats.reset_index(drop=True)

@@ -199,7 +199,8 @@ class RunFolder:
 def software_versions() -> dict[str, str]:
     """Versions of Python and of the packages that shape results, for ``meta.json``."""
     versions = {"python": platform.python_version()}
-    for package in ("bitcell-sim", "simpy", "networkx", "numpy", "pyarrow", "locust"):
+    packages = ("bitcell-sim", "simpy", "networkx", "numpy", "numba", "pandas", "pyarrow")
+    for package in (*packages, "dask", "distributed", "locust"):
         try:
             versions[package] = metadata.version(package)
         except metadata.PackageNotFoundError:

@@ -2,8 +2,9 @@
 
 :class:`SeedTree` names each stream by its path under the seed: the workload ``(0,)``, node *n*
 ``(1, n)``, and per directed link *l* ``(2, l, 0)`` messages, ``(2, l, 1)`` tx batches and
-``(2, l, 2)`` the emulator's jitter (``Topology.directed_links`` order). A stream depends only on
-its path, so adding draws to one never shifts another, in the model or on the devnet.
+``(2, l, 2)`` the emulator's jitter (``Topology.directed_links`` order), and ``(3,)`` the key of
+the model's counter-based consensus-message jitter. A stream depends only on its path, so adding
+draws to one never shifts another, in the model or on the devnet.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import numpy as np
 WORKLOAD = 0
 NODES = 1
 LINKS = 2
+CONSENSUS = 3
 LINK_MESSAGES = 0
 LINK_BATCHES = 1
 LINK_EMULATOR = 2
@@ -47,3 +49,7 @@ class SeedTree:
         """The integer seed of directed link ``index``'s jitter in the link emulator."""
         state = self.sequence(LINKS, index, LINK_EMULATOR).generate_state(2, dtype=np.uint32)
         return int(state[0]) << 32 | int(state[1])
+
+    def consensus_key(self) -> int:
+        """The 64-bit key of the jitter of commitments and reveals (a hash of message and link)."""
+        return int(self.sequence(CONSENSUS).generate_state(1, dtype=np.uint64)[0])
