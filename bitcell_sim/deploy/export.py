@@ -23,13 +23,16 @@ from bitcell_sim.deploy.compose import compose_files
 from bitcell_sim.deploy.kubernetes import kubernetes_manifests, kubernetes_readme
 from bitcell_sim.deploy.monitoring import monitoring_manifests
 from bitcell_sim.deploy.naming import check_names, default_namespace, pod_names
-from bitcell_sim.deploy.program import NodeProgram, P2PKeys, check_program
+from bitcell_sim.deploy.program import KEY_FILE_SUFFIX, NodeProgram, P2PKeys, check_program
 from bitcell_sim.deploy.shadow import shadow_export
 from bitcell_sim.errors import DeployError
 from bitcell_sim.topology import Topology
 from bitcell_sim.topology.endpoints import endpoints_document
 
 FORMATS = ("compose", "kubernetes", "shadow")
+#: The Kubernetes manifests; they hold the P2P key Secret, so like the key files only their owner
+#: may read them.
+MANIFESTS_FILE = "bitcell.yaml"
 #: The template of ``measure --endpoints`` / ``load --endpoints`` each export writes.
 ENDPOINTS_FILE = "endpoints.yaml"
 #: The default genesis is this far after the export, on a whole minute.
@@ -93,7 +96,7 @@ def _kubernetes_files(
         topology, program, genesis_time_unix_s, namespace, keys, single_cluster=single_cluster
     )
     files = {
-        "bitcell.yaml": _documents(manifests),
+        MANIFESTS_FILE: _documents(manifests),
         "monitoring.yaml": _documents(monitoring_manifests(topology, program, namespace)),
         ENDPOINTS_FILE: endpoints_template(
             topology, genesis_time_unix_s, f"{{node}}.{namespace}.svc"
@@ -166,7 +169,7 @@ def export_deployment(
     for relative, text in files.items():
         path = outdir / relative
         path.parent.mkdir(parents=True, exist_ok=True)
-        secret = relative.endswith(".p2p.key") or relative == "bitcell.yaml"
+        secret = relative.endswith(KEY_FILE_SUFFIX) or relative == MANIFESTS_FILE
         mode = 0o600 if secret else 0o644
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
         os.fchmod(fd, mode)  # also when --force rewrites a file that had another mode

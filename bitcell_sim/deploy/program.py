@@ -32,6 +32,8 @@ CONFIG_DIR = "/etc/bitcell"
 DATA_DIR = "/data/bitcell"
 DEVNET_IMAGE = f"bitcell-sim-node:{__version__}"
 BITCELL_IMAGE = "bitcell-node:latest"
+#: The suffix of a node's secret P2P key file.
+KEY_FILE_SUFFIX = ".p2p.key"
 #: The real node serves metrics on its P2P port + 2 (there is no flag for it).
 BITCELL_METRICS_OFFSET = 2
 _PLACEHOLDERS = (
@@ -156,7 +158,7 @@ class P2PKeys:
     @staticmethod
     def file_name(node: str) -> str:
         """The secret key file of ``node``, beside its config."""
-        return f"{node}.p2p.key"
+        return f"{node}{KEY_FILE_SUFFIX}"
 
 
 def node_config(

@@ -23,6 +23,7 @@ from typing import Any
 
 from bitcell_sim.devnet.processes import ProcessRecord
 from bitcell_sim.errors import DevnetError
+from bitcell_sim.monitoring.webhook import ALERTS_FILE
 from bitcell_sim.protocol.keys import KeyPair
 
 META_VERSION = 1
@@ -141,7 +142,7 @@ class StateDir:
     def alerts_path(self) -> Path:
         """The webhook receiver's notifications, one JSON line each: a run file, so every
         measured run folder gets them (``monitoring.measured_pages_of_run`` reads them there)."""
-        return self.run_files_dir / "alerts.jsonl"
+        return self.run_files_dir / ALERTS_FILE
 
     @property
     def timeline_path(self) -> Path:

@@ -31,7 +31,7 @@ from bitcell_sim.monitoring.alerts import (
     pending_threshold,
 )
 from bitcell_sim.monitoring.configs import CONNECT_TIMEOUT_S, RETRIES
-from bitcell_sim.monitoring.webhook import Notification, read_notifications
+from bitcell_sim.monitoring.webhook import ALERTS_FILE, Notification, read_notifications
 from bitcell_sim.results import RunFolder
 from bitcell_sim.topology import Topology, load_topology
 
@@ -487,9 +487,6 @@ def pages_side_by_side(
 
 
 # ---- run folders ------------------------------------------------------------------------------
-
-#: The webhook's notifications, as copied into a measured run folder.
-ALERTS_FILE = "alerts.jsonl"
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,8 @@ from typing import Any
 from bitcell_sim.errors import MonitoringError
 
 PAYLOAD_VERSION = "4"
+#: The file the receiver appends to, in the devnet's run files and so in every measured run folder.
+ALERTS_FILE = "alerts.jsonl"
 MAX_BODY_BYTES = 4 * 1024 * 1024
 
 
