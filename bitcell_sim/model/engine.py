@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
+import pyarrow.compute as pc
 import simpy
 
 from bitcell_sim.errors import ModelError
@@ -131,9 +132,9 @@ class Simulation:
             bandwidth,
             self.schedule,
             protocol.gossip.fanout,
-            [seeds.node(i) for i in range(n)],
             jitter=(topology.links.jitter.distribution, topology.links.jitter.scale_s),
             jitter_key=seeds.consensus_key(),
+            fanout_key=seeds.fanout_key(),
         )
         self.validators = [index[v] for v in topology.validators]
         self.keys = {
@@ -157,7 +158,6 @@ class Simulation:
                 topology.links.jitter.scale_s,
                 [seeds.link_batches(i) for i in range(len(directed))],
             ),
-            self.schedule,
             self.wire.tx_frame_bytes,
             self.cpu_busy_s,
         )
@@ -749,7 +749,7 @@ class Simulation:
         transactions = to_table(
             "transactions",
             {
-                "tx_id": [f"sim-{i:07d}" for i in range(count)],
+                "tx_id": _tx_ids(count),
                 "node": np.array(self.names, dtype=object)[self.arrivals.node],
                 "submit_s": self.arrivals.submit_s,
                 "rpc_latency_s": pa.array(rpc, mask=np.isnan(rpc), type=pa.float64()),
@@ -793,3 +793,10 @@ class Simulation:
 def simulate(topology: Topology, progress: ProgressCallback | None = None) -> ModelResult:
     """Run the model on ``topology`` (seed, duration and faults as the topology says)."""
     return Simulation(topology, progress).run()
+
+
+def _tx_ids(count: int) -> pa.Array:
+    """``sim-0000000``, ``sim-0000001``, ...: the model's tx ids, made by Arrow (a Python loop
+    took a third of a second per 360,000 txs)."""
+    digits = pc.utf8_lpad(pa.array(np.arange(count, dtype=np.int64)).cast(pa.string()), 7, "0")
+    return pc.binary_join_element_wise("sim-", digits, "")

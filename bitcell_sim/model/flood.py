@@ -2,14 +2,14 @@
 
 :class:`Flood` answers "when does each node first hear each message" for messages that every
 node forwards to its peers on first receipt, with one label-setting search per message
-(:func:`~bitcell_sim.model.relax.earliest_arrivals`). :meth:`Flood.spread_messages` relays as
-soon as the node's CPU gets to the message (commitments, reveals), with a jitter per message and
-link that is a pure function of the run's seed, the message and the link;
-:meth:`Flood.spread_batched` relays txs in batches at the next batch tick after the node
-validated them, with the jitter of that link at that tick, and to ``fanout`` random peers only
-when fanout > 0 (as the devnet does for txs). Faults apply as on single messages: added latency
-at departure, loss if a partition or a down receiver overlaps the flight, no relay by a node that
-goes down before its tick.
+(:mod:`bitcell_sim.model.relax`). :meth:`Flood.spread_messages` relays as soon as the node's CPU
+gets to the message (commitments, reveals), with a jitter per message and link that is a pure
+function of the run's seed, the message and the link; :meth:`Flood.spread_batched` relays txs in
+batches at the next batch tick after the node validated them, with the jitter of that link at
+that tick, and to ``fanout`` peers chosen by a hash of the tx and the link when fanout > 0 (as
+the devnet does for txs). Faults apply as on single messages: added latency at departure, loss
+if a partition or a down receiver overlaps the flight, no relay by a node that goes down before
+its tick.
 """
 
 from __future__ import annotations
@@ -19,11 +19,13 @@ import math
 import numpy as np
 import numpy.typing as npt
 
+from bitcell_sim.model.admit import TABLE_HORIZON_S, Spread
 from bitcell_sim.model.links import TickJitter
 from bitcell_sim.model.relax import (
     JITTER_CODES,
     FaultArrays,
     batch_arrivals,
+    fanout_use,
     message_arrivals,
 )
 from bitcell_sim.model.schedule import FaultSchedule
@@ -31,10 +33,6 @@ from bitcell_sim.model.schedule import FaultSchedule
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
-
-#: How far past the last start a batched flood's jitter table reaches at first (it grows when
-#: a flood needs more: floods over a slow, wide network take seconds).
-FIRST_HORIZON_S = 4.0
 
 
 def fault_arrays(schedule: FaultSchedule, link_src: IntArray, link_dst: IntArray) -> FaultArrays:
@@ -68,6 +66,7 @@ class Flood:
     ``jitter`` (distribution, scale in seconds) and ``jitter_key`` (a 64-bit word from the run's
     seed) define the jitter of consensus messages: message ``k`` on link ``l`` always gets the
     same value, however many other messages are flooded with it or in which order.
+    ``fanout_key`` (another such word) picks the peers of each tx when ``fanout`` > 0.
     """
 
     def __init__(
@@ -79,9 +78,9 @@ class Flood:
         bandwidth_bps: float,
         schedule: FaultSchedule,
         fanout: int,
-        node_rngs: list[np.random.Generator],
         jitter: tuple[str, float] = ("none", 0.0),
         jitter_key: int = 0,
+        fanout_key: int = 0,
     ) -> None:
         self.node_count = node_count
         self.src = link_src.astype(np.int64)
@@ -95,7 +94,7 @@ class Flood:
         self.degree = np.bincount(self.src, minlength=node_count).astype(np.int64)
         self.out_start = np.concatenate([[0], np.cumsum(self.degree)]).astype(np.int64)
         self.fanout = fanout
-        self.node_rngs = node_rngs
+        self.fanout_key = np.uint64(fanout_key % 2**64)
         self.jitter_code = JITTER_CODES[jitter[0]]
         self.jitter_scale_s = float(jitter[1]) if jitter[0] != "none" else 0.0
         self.jitter_key = np.uint64(jitter_key % 2**64)
@@ -149,77 +148,61 @@ class Flood:
         interval_s: float,
         validate_s: float,
         ticks: TickJitter,
+        tx_ids: IntArray | None = None,
     ) -> FloatArray:
-        """Heard times (nodes x txs) of txs relayed in batches every ``interval_s``."""
+        """Heard times (nodes x txs) of txs relayed in batches every ``interval_s``.
+
+        ``tx_ids`` name the txs for the fanout choice (default: 0, 1, ...). The tx plane runs
+        the same flood inside its compiled loop (:meth:`batched_view`).
+        """
         m = len(origin)
         heard = np.empty((self.node_count, m))
         if m == 0:
             return heard
-        use = self._fanout_mask(m)
+        ids = np.arange(m, dtype=np.int64) if tx_ids is None else np.asarray(tx_ids, np.int64)
+        use = (
+            fanout_use(
+                ids, self.out_start, self.out_order, self.link_count, self.fanout,
+                self.fanout_key,
+            )
+            if self.fanout > 0
+            else self._no_use
+        )  # fmt: skip
         table, base = self._no_table, 0
         first = math.floor(float(start_s.min()) / interval_s)
-        last = math.ceil((float(start_s.max()) + FIRST_HORIZON_S) / interval_s)
-        spread_ticks = last - first  # initial relays sit in the ring as well as hops
-        ring = self._ring_ticks(interval_s, validate_s, frame_bytes, spread_ticks)
+        last = math.ceil((float(start_s.max()) + TABLE_HORIZON_S) / interval_s)
         while True:
             if ticks.active:
                 table, base = ticks.table(first, last)
-            try:
-                missing = batch_arrivals(
-                    np.asarray(origin, dtype=np.int64),
-                    np.asarray(start_s, dtype=np.float64),
-                    heard,
-                    self.out_start,
-                    self.out_order,
-                    self.dst,
-                    self.latency_s,
-                    frame_bytes * 8.0 / self.bandwidth_bps,
-                    float(interval_s),
-                    float(validate_s),
-                    ring,
-                    table,
-                    base,
-                    self._no_use if use is None else use,
-                    self.faults,
-                )
-            except ValueError:  # a hop longer than the ring (extreme jitter): a bigger ring
-                ring *= 8
-                continue
+            missing = batch_arrivals(
+                np.asarray(origin, dtype=np.int64),
+                np.asarray(start_s, dtype=np.float64),
+                heard,
+                self.out_start,
+                self.out_order,
+                self.dst,
+                self.latency_s,
+                frame_bytes * 8.0 / self.bandwidth_bps,
+                float(interval_s),
+                float(validate_s),
+                table,
+                base,
+                use,
+                self.faults,
+            )
             if missing < 0:
                 return heard
             last = max(missing, 2 * last - first)
 
-    def _ring_ticks(
-        self, interval_s: float, validate_s: float, frame_bytes: int, spread_ticks: int
-    ) -> int:
-        """A power of two of ticks above the start times' spread plus the longest hop without
-        jitter, with a margin."""
-        shares = self.faults.throttle_share
-        slowest_s = validate_s / (float(shares.min()) if len(shares) else 1.0)
-        hop_s = (
-            slowest_s
-            + frame_bytes * 8.0 / self.bandwidth_bps
-            + float(self.latency_s.max(initial=0.0))
-            + float(self.faults.latency_extra_s.sum())
+    def batched_view(self, frame_bytes: int) -> Spread:
+        """The arrays of a batched tx flood, for the tx plane's compiled loop."""
+        return Spread(
+            out_start=self.out_start,
+            out_link=self.out_order,
+            link_dst=self.dst,
+            latency_s=self.latency_s,
+            serialize_s=frame_bytes * 8.0 / self.bandwidth_bps,
+            fanout=self.fanout,
+            fanout_key=self.fanout_key,
+            faults=self.faults,
         )
-        needed = spread_ticks + int(hop_s / interval_s) + 64
-        return 1 << needed.bit_length()
-
-    # ---- the search ------------------------------------------------------------------------
-
-    def _fanout_mask(self, m: int) -> BoolArray | None:
-        """Which (message, link) pairs a relay uses when it forwards to ``fanout`` peers."""
-        if self.fanout <= 0:
-            return None
-        mask: BoolArray | None = None
-        for node in range(self.node_count):
-            if self.degree[node] <= self.fanout:
-                continue
-            if mask is None:
-                mask = np.ones((m, self.link_count), dtype=np.bool_)
-            first = self.out_start[node]
-            positions = self.out_order[first : first + self.degree[node]]
-            keys = self.node_rngs[node].random((m, len(positions)))
-            dropped = np.argsort(keys, axis=1)[:, self.fanout :]
-            mask[np.arange(m)[:, None], positions[dropped]] = False
-        return mask

@@ -1,12 +1,13 @@
 """The compiled core of flooding: earliest arrival of each message at every node (numba).
 
-:func:`earliest_arrivals` runs one label-setting search (Dijkstra with a binary heap) per
-message over the directed links, so every (message, node) pair is settled once and relays once:
-the work is messages x links, with no re-sends when a shorter path is found later. Relay times
-are either "on receipt plus the node's CPU backlog" (consensus messages) or "the first batch tick
-after validation" (txs). Jitter is drawn per (message, link) from a counter-based hash
-(:func:`message_jitter_s`) or looked up per (link, tick) in a table. Faults come as flat arrays
-(:class:`FaultArrays`); the semantics are those of :mod:`bitcell_sim.model.flood`.
+:func:`message_arrivals` and :func:`batch_arrivals` run one label-setting search per message
+over the directed links, so every (message, node) pair is settled once and relays once: the
+work is messages x links, with no re-sends when a shorter path is found later. Relay times are
+either "on receipt plus the node's CPU backlog" (consensus messages: a binary heap) or "the
+first batch tick after validation" (txs: a bucket queue of ticks). Jitter is drawn per
+(message, link) from a counter-based hash (:func:`message_jitter_s`) or looked up per (link,
+tick) in a table. Faults come as flat arrays (:class:`FaultArrays`); the semantics are those of
+:mod:`bitcell_sim.model.flood`.
 """
 
 from __future__ import annotations
@@ -73,6 +74,40 @@ def message_jitter_s(kind: int, scale_s: float, key: np.uint64, message: int, li
         return scale_s * (u1 ** (-1.0 / PARETO_SHAPE) - 1.0) * (PARETO_SHAPE - 1.0)
     u2 = (float(_mix(word + _GOLDEN) >> np.uint64(11)) + 0.5) * _TO_UNIT
     return scale_s * math.sqrt(-2.0 * math.log(u1)) * math.cos(2.0 * math.pi * u2)
+
+
+@njit(cache=True)
+def fanout_use(
+    tx_ids: IntArray,
+    out_start: IntArray,
+    out_link: IntArray,
+    link_count: int,
+    fanout: int,
+    key: np.uint64,
+) -> BoolArray:
+    """Which (tx, link) pairs a relay uses when it forwards each tx to ``fanout`` peers.
+
+    A node with more peers than ``fanout`` sends tx ``x`` on the ``fanout`` links of smallest
+    hash (key, x, link): a pure function of the run's key, the tx and the link, so the choice
+    does not depend on which txs are flooded together (the devnet ranks peers by a hash of
+    tx id and peer name, the same idea).
+    """
+    m = len(tx_ids)
+    use = np.ones((m, link_count), dtype=np.bool_)
+    n = len(out_start) - 1
+    for u in range(n):
+        degree = out_start[u + 1] - out_start[u]
+        if degree <= fanout:
+            continue
+        keys = np.empty(degree, dtype=np.uint64)
+        for i in range(m):
+            word = _mix(key ^ _mix(np.uint64(tx_ids[i]) + _GOLDEN))
+            for j in range(degree):
+                keys[j] = _mix(word ^ np.uint64(out_link[out_start[u] + j]))
+            dropped = np.argsort(keys)[fanout:]
+            for j in dropped:
+                use[i, out_link[out_start[u] + j]] = False
+    return use
 
 
 @njit(cache=True, inline="always")
@@ -274,7 +309,6 @@ def batch_arrivals(
     serialize_s: float,
     interval_s: float,
     validate_s: float,
-    ring_ticks: int,
     tick_table: FloatArray,
     tick_base: int,
     use: BoolArray,
@@ -282,16 +316,14 @@ def batch_arrivals(
 ) -> int:
     """Fill ``heard`` (nodes x txs, inf = never) for txs relayed in batches at ticks.
 
-    Tick by tick, each node sends one batch per link: the txs it settled for that tick. The
-    batch's arrival (latency, the link's jitter at that tick from ``tick_table[tick -
-    tick_base, link]``, faults) is worked out once per (node, tick, link) and applied to every
-    tx in it, so the per-tx work is one comparison per link (``heard`` is node-major: the txs
-    of a batch, mostly neighbours in submission order, share cache lines). A (tx, node) is
-    settled when its tick comes: anything sent at that tick or later arrives after the node
-    heard it. With no table rows there is no jitter. ``use`` (txs x links, or empty) limits
-    relays (fanout). ``ring_ticks`` (a power of two) must exceed the largest hop in ticks.
-    Returns -1, or the largest tick past the table's end that a batch needed (the result is
-    then incomplete).
+    One search per tx, tick by tick: a node that heard the tx relays it in its batch of the
+    first tick after validating it (``_send_tick``), and that batch's arrival over each link is
+    the tick plus serialization plus the link's latency, jitter at that tick
+    (``tick_table[tick - tick_base, link]``) and faults. A node's heard time is final when its
+    tick comes, since anything sent then or later arrives after it; so the search is a bucket
+    queue of ticks (a ring of per-tick lists), not a heap. With no table rows there is no
+    jitter. ``use`` (txs x links, or empty) limits relays (fanout). Returns -1, or the largest
+    tick past the table's end that a relay needed (the result is then incomplete).
     """
     (
         latency_start_s, latency_end_s, latency_extra_s, latency_touch,
@@ -303,135 +335,122 @@ def batch_arrivals(
     has_use = use.shape[0] > 0
     table_ticks = tick_table.shape[0]
     missing_tick = -1
-    mask = ring_ticks - 1
-    heard[:, :] = math.inf
-    scheduled = np.full((n, m), -1, dtype=np.int64)  # the tick a (tx, node) relays at; -1 none
-    capacity = m * n + m + 16
-    entry_tx = np.empty(capacity, dtype=np.int64)
+    row = np.empty(n)  # this tx's heard times (heard's column, contiguous)
+    scheduled = np.empty(n, dtype=np.int64)  # the tick each node relays at; -1 none or done
+    # Entries (node, tick) in per-tick lists; a node rescheduled earlier leaves a stale entry.
+    # A node settles once (a later batch cannot arrive before it heard the tx), so each link
+    # improves a heard time at most once: one entry per link and one for the origin.
+    capacity = len(link_dst) + 1
     entry_node = np.empty(capacity, dtype=np.int64)
+    entry_tick = np.empty(capacity, dtype=np.int64)
     entry_next = np.empty(capacity, dtype=np.int64)
-    entries = 0
-    ring = np.full(ring_ticks, -1, dtype=np.int64)
-    pending = 0
-    first_tick = -1
-    for i in range(m):
-        u = origin[i]
-        heard[u, i] = start_s[i]
-        tick = _send_tick(
-            u, start_s[i], interval_s, validate_s, throttle_node, throttle_start_s,
-            throttle_end_s, throttle_share, down_node, down_start_s, down_end_s,
-        )  # fmt: skip
-        if tick < 0:
-            continue
-        if first_tick < 0 or tick < first_tick:
-            first_tick = tick
-        scheduled[u, i] = tick
-        entry_tx[entries], entry_node[entries] = i, u
-        entry_next[entries] = ring[tick & mask]
-        ring[tick & mask] = entries
-        entries += 1
-        pending += 1
-    # Entries of one tick, grouped by node (linked lists through entry_next).
-    node_head = np.full(n, -1, dtype=np.int64)
-    group_next = np.empty(capacity, dtype=np.int64)
-    touched = np.empty(n, dtype=np.int64)
-    batch = np.empty(m, dtype=np.int64)
+    ring = np.full(64, -1, dtype=np.int64)
     # Helpers that take arrays cost reference counting per call: call them only when needed.
     any_extra = len(latency_start_s) > 0
     any_loss = len(cut_start_s) > 0 or len(down_node) > 0
     plain_relay = len(throttle_node) == 0 and len(down_node) == 0
-    k = first_tick
-    while pending > 0:
-        slot = k & mask
-        while ring[slot] != -1:
-            e = ring[slot]
-            ring[slot] = -1
-            count = 0
-            while e != -1:
-                following = entry_next[e]
-                pending -= 1
-                tx, u = entry_tx[e], entry_node[e]
-                if scheduled[u, tx] == k:
-                    scheduled[u, tx] = -1
-                    if node_head[u] == -1:
-                        touched[count] = u
-                        count += 1
-                    group_next[e] = node_head[u]
-                    node_head[u] = e
-                e = following
-            for c in range(count):
-                u = touched[c]
-                size = 0
-                e = node_head[u]
+    for i in range(m):
+        row[:] = math.inf
+        scheduled[:] = -1
+        u = origin[i]
+        row[u] = start_s[i]
+        k = _send_tick(
+            u, start_s[i], interval_s, validate_s, throttle_node, throttle_start_s,
+            throttle_end_s, throttle_share, down_node, down_start_s, down_end_s,
+        )  # fmt: skip
+        if k >= 0:
+            scheduled[u] = k
+            entry_node[0], entry_tick[0], entry_next[0] = u, k, -1
+            ring[k & (len(ring) - 1)] = 0
+            entries, pending = 1, 1
+        else:
+            pending = 0
+        while pending > 0:
+            slot = k & (len(ring) - 1)
+            while ring[slot] != -1:  # relays at tick k may schedule more at tick k
+                e = ring[slot]
+                ring[slot] = -1
                 while e != -1:
-                    batch[size] = entry_tx[e]
-                    size += 1
-                    e = group_next[e]
-                node_head[u] = -1
-                depart = k * interval_s
-                row = k - tick_base
-                if table_ticks > 0 and row >= table_ticks:
-                    missing_tick = max(missing_tick, k)
-                    continue
-                for j in range(out_start[u], out_start[u + 1]):
-                    link = out_link[j]
-                    v = link_dst[link]
-                    delay = latency_s[link]
-                    if table_ticks > 0:
-                        delay += tick_table[row, link]
-                    if any_extra:
-                        delay += _extra_latency_s(
-                            link, depart, latency_start_s, latency_end_s, latency_extra_s,
-                            latency_touch,
-                        )  # fmt: skip
-                    if delay < 0.0:
-                        delay = 0.0
-                    arrive = depart + serialize_s + delay
-                    if any_loss and _lost(
-                        link, v, depart, arrive, cut_start_s, cut_end_s, cut_links,
-                        down_node, down_start_s, down_end_s,
-                    ):  # fmt: skip
+                    following = entry_next[e]
+                    pending -= 1
+                    u = entry_node[e]
+                    e = following
+                    if scheduled[u] != k:
+                        continue  # stale: rescheduled
+                    scheduled[u] = -1
+                    table_row = k - tick_base
+                    if table_ticks > 0 and table_row >= table_ticks:
+                        missing_tick = max(missing_tick, k)
                         continue
-                    relay = -2  # the tick v relays at after hearing at `arrive` (lazily)
-                    for b in range(size):
-                        tx = batch[b]
-                        if arrive >= heard[v, tx] or (has_use and not use[tx, link]):
+                    depart = k * interval_s
+                    for j in range(out_start[u], out_start[u + 1]):
+                        link = out_link[j]
+                        v = link_dst[link]
+                        if has_use and not use[i, link]:
                             continue
-                        heard[v, tx] = arrive
-                        if relay == -2 and plain_relay:
+                        delay = latency_s[link]
+                        if table_ticks > 0:
+                            delay += tick_table[table_row, link]
+                        if any_extra:
+                            delay += _extra_latency_s(
+                                link, depart, latency_start_s, latency_end_s, latency_extra_s,
+                                latency_touch,
+                            )  # fmt: skip
+                        if delay < 0.0:
+                            delay = 0.0
+                        arrive = depart + serialize_s + delay
+                        if arrive >= row[v] or (any_loss and _lost(
+                            link, v, depart, arrive, cut_start_s, cut_end_s, cut_links,
+                            down_node, down_start_s, down_end_s,
+                        )):  # fmt: skip
+                            continue
+                        row[v] = arrive
+                        if plain_relay:
                             ready = arrive + validate_s
                             relay = math.ceil(ready / interval_s)
                             if relay * interval_s < ready:
                                 relay += 1
-                        elif relay == -2:
+                        else:
                             relay = _send_tick(
                                 v, arrive, interval_s, validate_s, throttle_node,
                                 throttle_start_s, throttle_end_s, throttle_share, down_node,
                                 down_start_s, down_end_s,
                             )  # fmt: skip
-                        if relay - k >= ring_ticks:
-                            raise ValueError("a tx batch hop is longer than the tick ring")
-                        if relay == scheduled[v, tx]:
+                        if relay == scheduled[v]:
                             continue
-                        scheduled[v, tx] = relay
-                        if relay >= 0:
-                            if entries == capacity:
-                                capacity *= 2
-                                entry_tx = _grown(entry_tx, capacity)
-                                entry_node = _grown(entry_node, capacity)
-                                entry_next = _grown(entry_next, capacity)
-                                group_next = _grown(group_next, capacity)
-                            entry_tx[entries], entry_node[entries] = tx, v
-                            entry_next[entries] = ring[relay & mask]
-                            ring[relay & mask] = entries
-                            entries += 1
-                            pending += 1
-        k += 1
+                        scheduled[v] = relay
+                        if relay < 0:
+                            continue
+                        if relay - k >= len(ring):  # a hop longer than the ring: widen it
+                            ring = _wider_ring(ring, relay - k, entry_tick, entry_next, k)
+                            slot = k & (len(ring) - 1)
+                        target = relay & (len(ring) - 1)
+                        entry_node[entries], entry_tick[entries] = v, relay
+                        entry_next[entries] = ring[target]
+                        ring[target] = entries
+                        entries += 1
+                        pending += 1
+            k += 1
+        entries = 0
+        heard[:, i] = row
     return missing_tick
 
 
 @njit(cache=True)
-def _grown(values: IntArray, capacity: int) -> IntArray:
-    bigger = np.empty(capacity, dtype=values.dtype)
-    bigger[: len(values)] = values
-    return bigger
+def _wider_ring(
+    ring: IntArray, span: int, entry_tick: IntArray, entry_next: IntArray, k: int
+) -> IntArray:
+    """A ring of ticks longer than ``span`` holding the same lists (each entry by its tick)."""
+    size = len(ring)
+    while size <= span:
+        size *= 2
+    wider = np.full(size, -1, dtype=np.int64)
+    for slot in range(len(ring)):
+        e = ring[slot]
+        while e != -1:
+            following = entry_next[e]
+            target = entry_tick[e] & (size - 1)
+            entry_next[e] = wider[target]
+            wider[target] = e
+            e = following
+    return wider

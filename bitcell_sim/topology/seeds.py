@@ -1,10 +1,11 @@
 """The seed tree: ``general.seed`` as one numpy ``SeedSequence`` with a fixed place per stream.
 
-:class:`SeedTree` names each stream by its path under the seed: the workload ``(0,)``, node *n*
-``(1, n)``, and per directed link *l* ``(2, l, 0)`` messages, ``(2, l, 1)`` tx batches and
-``(2, l, 2)`` the emulator's jitter (``Topology.directed_links`` order), and ``(3,)`` the key of
-the model's counter-based consensus-message jitter. A stream depends only on its path, so adding
-draws to one never shifts another, in the model or on the devnet.
+:class:`SeedTree` names each stream by its path under the seed: the workload ``(0,)``, per
+directed link *l* ``(2, l, 0)`` messages, ``(2, l, 1)`` tx batches and ``(2, l, 2)`` the
+emulator's jitter (``Topology.directed_links`` order), ``(3,)`` the key of the model's
+counter-based consensus-message jitter and ``(4,)`` that of its tx fanout choice (``(1, n)``
+was a per-node stream and stays unused). A stream depends only on its path, so adding draws to
+one never shifts another, in the model or on the devnet.
 """
 
 from __future__ import annotations
@@ -12,9 +13,9 @@ from __future__ import annotations
 import numpy as np
 
 WORKLOAD = 0
-NODES = 1
 LINKS = 2
 CONSENSUS = 3
+FANOUT = 4
 LINK_MESSAGES = 0
 LINK_BATCHES = 1
 LINK_EMULATOR = 2
@@ -36,9 +37,6 @@ class SeedTree:
     def workload(self) -> np.random.Generator:
         return self.generator(WORKLOAD)
 
-    def node(self, index: int) -> np.random.Generator:
-        return self.generator(NODES, index)
-
     def link_messages(self, index: int) -> np.random.Generator:
         return self.generator(LINKS, index, LINK_MESSAGES)
 
@@ -53,3 +51,7 @@ class SeedTree:
     def consensus_key(self) -> int:
         """The 64-bit key of the jitter of commitments and reveals (a hash of message and link)."""
         return int(self.sequence(CONSENSUS).generate_state(1, dtype=np.uint64)[0])
+
+    def fanout_key(self) -> int:
+        """The 64-bit key of the model's choice of peers per tx (``gossip.fanout`` > 0)."""
+        return int(self.sequence(FANOUT).generate_state(1, dtype=np.uint64)[0])
