@@ -17,7 +17,7 @@ from bitcell_sim.model.offers import (
     push_offers,
     with_room,
 )
-from bitcell_sim.model.relax import JITTER_CODES, message_jitter_s
+from bitcell_sim.model.relax import JITTER_CODES, fanout_use, message_jitter_s
 from bitcell_sim.model.schedule import FaultSchedule
 from bitcell_sim.topology import Topology, parse_topology
 from bitcell_sim.topology.jitter import JITTER_DISTRIBUTIONS
@@ -306,3 +306,47 @@ def test_offer_queue_takes_exactly_what_is_due() -> None:
         assert sorted(zip(*(a.tolist() for a in got), strict=True)) == due
         waiting = [w for w in waiting if w[0] > t]
     assert queue.meta[1] == len(queue.time_s) - len(waiting)  # every taken entry is free again
+
+
+def test_fanout_choice_depends_on_the_tx_not_on_what_floods_with_it() -> None:
+    names = [f"n{i}" for i in range(8)]
+    topology = parse_topology(
+        textwrap.dedent(
+            f"""
+            general: {{name: fan, duration: 10 s}}
+            regions: {{r: {{rtt: {{r: 20 ms}}}}}}
+            links: {{bandwidth: 10 Mbit}}
+            nodes: {{{", ".join(f"{n}: {{region: r}}" for n in names)}}}
+            protocol: {{gossip: {{fanout: 2}}}}
+            """
+        )
+    )
+    index = {n: i for i, n in enumerate(topology.node_names)}
+    directed = [(index[a], index[b]) for a, b in topology.peer_edges]
+    directed += [(b, a) for a, b in directed]
+    flood = Flood(
+        len(index),
+        np.array([a for a, _ in directed]),
+        np.array([b for _, b in directed]),
+        np.full(len(directed), 0.01),
+        1e8,
+        FaultSchedule(topology, index),
+        2,
+        fanout_key=7,
+    )
+    ticks = TickJitter("none", 0.0, [])
+    origins, starts, ids = np.array([0, 3, 5]), np.array([0.1, 0.2, 0.3]), np.array([40, 41, 42])
+    together = flood.spread_batched(origins, starts, 100, 0.05, 0.001, ticks, ids)
+    for i in range(3):
+        alone = flood.spread_batched(
+            origins[i : i + 1], starts[i : i + 1], 100, 0.05, 0.001, ticks, ids[i : i + 1]
+        )
+        assert np.array_equal(together[:, i], alone[:, 0])
+    # Each tx is sent on exactly `fanout` links per relaying node, and other txs take others.
+    use = fanout_use(
+        np.arange(50), flood.out_start, flood.out_order, flood.link_count, 2, np.uint64(7)
+    )
+    for node in range(len(index)):
+        links = flood.out_order[flood.out_start[node] : flood.out_start[node + 1]]
+        assert (use[:, links].sum(axis=1) == 2).all()
+        assert len({tuple(row) for row in use[:, links]}) > 1
