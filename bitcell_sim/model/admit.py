@@ -51,9 +51,9 @@ TABLE_HORIZON_S = 4.0
 class Pools(NamedTuple):
     """Every node's pool and every tx's admission outcome (arrays changed in place)."""
 
-    in_pool: BoolArray  # txs x nodes
-    in_chain: BoolArray  # txs x nodes
-    order: npt.NDArray[np.int32]  # txs x nodes: arrival order at the node, -1 none
+    in_pool: BoolArray  # nodes x txs
+    in_chain: BoolArray  # nodes x txs
+    order: npt.NDArray[np.int32]  # nodes x txs: arrival order at the node, -1 none
     next_order: IntArray
     size: IntArray
     peak: IntArray
@@ -147,7 +147,7 @@ def admit_step(
     k = len(sub_tx)
     count = k
     for i in range(len(off_tx)):
-        if not (in_chain[off_tx[i], off_node[i]] or in_pool[off_tx[i], off_node[i]]):
+        if not (in_chain[off_node[i], off_tx[i]] or in_pool[off_node[i], off_tx[i]]):
             count += 1
     node = np.empty(count, dtype=np.int64)
     time_s = np.empty(count)
@@ -157,7 +157,7 @@ def admit_step(
     source[:k] = np.arange(k)
     j = k
     for i in range(len(off_tx)):
-        if not (in_chain[off_tx[i], off_node[i]] or in_pool[off_tx[i], off_node[i]]):
+        if not (in_chain[off_node[i], off_tx[i]] or in_pool[off_node[i], off_tx[i]]):
             node[j], time_s[j], tx[j], source[j] = off_node[i], off_s[i], off_tx[i], -1
             j += 1
     index = _by_node_time_tx(node, time_s, tx, n)
@@ -194,8 +194,8 @@ def admit_step(
             else:
                 gossip_dropped[v] += 1
             continue
-        in_pool[x, v] = True
-        order[x, v] = next_order[v] + taken[v]
+        in_pool[v, x] = True
+        order[v, x] = next_order[v] + taken[v]
         taken[v] += 1
         if s >= 0:
             mine[admitted_local] = s
@@ -351,22 +351,6 @@ def _step(
 
 
 @njit(cache=True)
-def pool_members(in_pool: BoolArray, node: int) -> IntArray:
-    """The txs in ``node``'s pool, in tx order (one pass down the column)."""
-    count = 0
-    for x in range(in_pool.shape[0]):
-        if in_pool[x, node]:
-            count += 1
-    members = np.empty(count, dtype=np.int64)
-    count = 0
-    for x in range(in_pool.shape[0]):
-        if in_pool[x, node]:
-            members[count] = x
-            count += 1
-    return members
-
-
-@njit(cache=True)
 def change_chain(
     in_pool: BoolArray,
     in_chain: BoolArray,
@@ -385,20 +369,20 @@ def change_chain(
     Each phase reads the state the previous one left, as whole-array operations would.
     """
     for x in orphaned:
-        in_chain[x, node] = False
+        in_chain[node, x] = False
     for x in adopted:
-        in_chain[x, node] = True
+        in_chain[node, x] = True
     for x in adopted:
-        if in_pool[x, node]:
-            in_pool[x, node] = False
+        if in_pool[node, x]:
+            in_pool[node, x] = False
             size[node] -= 1
-    back = np.array([not in_chain[x, node] and not in_pool[x, node] for x in orphaned])
+    back = np.array([not in_chain[node, x] and not in_pool[node, x] for x in orphaned])
     for i in range(len(orphaned)):
         if back[i]:
             x = orphaned[i]
-            in_pool[x, node] = True
-            if order[x, node] < 0:
-                order[x, node] = next_order[node]
+            in_pool[node, x] = True
+            if order[node, x] < 0:
+                order[node, x] = next_order[node]
                 next_order[node] += 1
             size[node] += 1
     if size[node] > peak[node]:

@@ -782,7 +782,7 @@ class Simulation:
                 self.names[i]: int(c) for i, c in enumerate(self.txs.gossip_dropped_full)
             },
             "pool_peak_by_node": {self.names[i]: int(c) for i, c in enumerate(self.txs.pool_peak)},
-            "txs_left_in_pools": int(np.any(self.txs.in_pool, axis=1).sum()),
+            "txs_left_in_pools": int(np.any(self.txs.in_pool, axis=0).sum()),
             "tx_plane_windows": self.txs.windows,
             "tx_plane_spans": self.txs.spans,
             "events": self.env.scheduled,

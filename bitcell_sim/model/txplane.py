@@ -34,7 +34,6 @@ from bitcell_sim.model.admit import (
     Pools,
     advance_pools,
     change_chain,
-    pool_members,
 )
 from bitcell_sim.model.flood import Flood
 from bitcell_sim.model.links import TickJitter
@@ -72,13 +71,14 @@ class TxPlane:
         self.rpc_service_s = rpc_service_s
         self.interval_s = interval_s
         self.ticks = ticks
-        # Tx-major (txs x nodes): a step's arrivals are a few txs at many nodes, so what it
-        # reads and writes is a few contiguous rows, not a cache miss per (node, tx).
+        # Node-major (nodes x txs): a block reads and changes one node's row (a contiguous
+        # scan, not one cache line per tx), and a step's arrivals at a node are recent txs,
+        # neighbours in its row.
         self.pools = Pools(
-            in_pool=np.zeros((count, node_count), dtype=np.bool_),
-            in_chain=np.zeros((count, node_count), dtype=np.bool_),
+            in_pool=np.zeros((node_count, count), dtype=np.bool_),
+            in_chain=np.zeros((node_count, count), dtype=np.bool_),
             # Arrival order at each node (int32: half the memory of int64 on big runs).
-            order=np.full((count, node_count), -1, dtype=np.int32),
+            order=np.full((node_count, count), -1, dtype=np.int32),
             next_order=np.zeros(node_count, dtype=np.int64),
             size=np.zeros(node_count, dtype=np.int64),
             peak=np.zeros(node_count, dtype=np.int64),
@@ -144,11 +144,11 @@ class TxPlane:
 
     def select(self, node: int, limit: int) -> IntArray:
         """Up to ``limit`` pool txs of ``node``: highest gas price first, then arrival order."""
-        candidates = pool_members(self.in_pool, node)
+        candidates = np.flatnonzero(self.in_pool[node])
         if len(candidates) == 0:
             return candidates
         # pool_priority(gas_price, arrival) = (-gas_price, arrival): lexsort's last key leads.
-        order = np.lexsort((self.order[candidates, node], -self.arrivals.gas_price[candidates]))
+        order = np.lexsort((self.order[node, candidates], -self.arrivals.gas_price[candidates]))
         return candidates[order[:limit]]
 
     def apply_chain(self, node: int, adopted: IntArray, orphaned: IntArray) -> None:
@@ -165,5 +165,5 @@ class TxPlane:
 
     def clear_pool(self, node: int) -> None:
         """The node stopped: its pool is gone (its chain is kept)."""
-        self.in_pool[:, node] = False
+        self.in_pool[node] = False
         self.pool_size[node] = 0
