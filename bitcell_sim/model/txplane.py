@@ -17,7 +17,9 @@ queue room it asks for.
 from __future__ import annotations
 
 import math
+from typing import Any
 
+import numba
 import numpy as np
 import numpy.typing as npt
 
@@ -45,6 +47,30 @@ IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
 
 __all__ = ["ACCEPTED", "POOL_FULL", "UNREACHABLE", "TxPlane"]
+
+
+class _Compiled:
+    """A numba function called through the compiled code for its arguments' types.
+
+    Numba's dispatcher works out the type of every argument on each call: about 25 µs for the
+    tx plane's forty arrays in tuples, more than a typical step. Their types never change in a
+    run, so after the first call (through the dispatcher, which compiles or loads the code)
+    the entry point compiled for those types is called directly; if this numba keeps no such
+    entry point, every call goes through the dispatcher.
+    """
+
+    def __init__(self, dispatcher: Any) -> None:
+        self.dispatcher = dispatcher
+        self._entry: Any = None
+
+    def __call__(self, *args: Any) -> Any:
+        if self._entry is not None:
+            return self._entry(*args)
+        result = self.dispatcher(*args)
+        types = tuple(numba.typeof(a) for a in args)
+        compiled = getattr(self.dispatcher, "overloads", {}).get(types)
+        self._entry = getattr(compiled, "entry_point", None)
+        return result
 
 
 class TxPlane:
@@ -94,6 +120,7 @@ class TxPlane:
         self._spread = flood.batched_view(tx_frame_bytes)
         self._clock = Clock(np.array([-interval_s]), np.zeros(3, dtype=np.int64))
         self._queue = offer_queue(interval_s)
+        self._advance = _Compiled(advance_pools)
         self._table_last = -1  # the last tick the tick-jitter table has to reach
 
     @property
@@ -125,7 +152,7 @@ class TxPlane:
                 table, base = self.ticks.table(first, last)
             else:
                 table, base = np.zeros((0, 0)), 0
-            code, value = advance_pools(
+            code, value = self._advance(
                 t_s, self.arrivals.submit_s, self.arrivals.node, self.capacity, self.validate_s,
                 self.rpc_service_s, interval_s, self.pools, self._spread, table, base,
                 self._queue, self._clock,
