@@ -145,21 +145,23 @@ def admit_step(
     room = capacity - pool_size
     # Arrivals a node already holds are ignored.
     k = len(sub_tx)
+    node = np.empty(k + len(off_tx), dtype=np.int64)
+    time_s = np.empty(k + len(off_tx))
+    tx = np.empty(k + len(off_tx), dtype=np.int64)
+    source = np.empty(k + len(off_tx), dtype=np.int64)  # position in sub_*, or -1: arrival
+    node[:k], time_s[:k], tx[:k] = sub_node, sub_s, sub_tx
+    source[:k] = np.arange(k)
     count = k
     for i in range(len(off_tx)):
         if not (in_chain[off_node[i], off_tx[i]] or in_pool[off_node[i], off_tx[i]]):
+            node[count], time_s[count], tx[count], source[count] = (
+                off_node[i],
+                off_s[i],
+                off_tx[i],
+                -1,
+            )
             count += 1
-    node = np.empty(count, dtype=np.int64)
-    time_s = np.empty(count)
-    tx = np.empty(count, dtype=np.int64)
-    source = np.empty(count, dtype=np.int64)  # position in sub_*, or -1 for an arrival
-    node[:k], time_s[:k], tx[:k] = sub_node, sub_s, sub_tx
-    source[:k] = np.arange(k)
-    j = k
-    for i in range(len(off_tx)):
-        if not (in_chain[off_node[i], off_tx[i]] or in_pool[off_node[i], off_tx[i]]):
-            node[j], time_s[j], tx[j], source[j] = off_node[i], off_s[i], off_tx[i], -1
-            j += 1
+    node, time_s, tx, source = node[:count], time_s[:count], tx[:count], source[:count]
     index = _by_node_time_tx(node, time_s, tx, n)
     work = np.zeros(n)
     last_done = np.full(n, -np.inf)

@@ -184,18 +184,11 @@ def pop_due(queue: OfferQueue, t_s: float) -> tuple[FloatArray, IntArray, IntArr
     low, last = meta[LOW_BUCKET], math.floor(t_s / queue.interval_s)
     if last < low:
         return np.empty(0), np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
-    # Two passes: count, then fill arrays of exactly that size.
+    pending = len(times) - meta[FREE_COUNT]  # room for all: one pass down the lists
+    out_s = np.empty(pending)
+    out_node = np.empty(pending, dtype=np.int64)
+    out_tx = np.empty(pending, dtype=np.int64)
     buckets = range(low, min(last, low + SLOTS - 1) + 1)
-    count = 0
-    for bucket in buckets:
-        entry = head[bucket & (SLOTS - 1)]
-        while entry != -1:
-            if times[entry] <= t_s:
-                count += 1
-            entry = following[entry]
-    out_s = np.empty(count)
-    out_node = np.empty(count, dtype=np.int64)
-    out_tx = np.empty(count, dtype=np.int64)
     taken = 0
     for bucket in buckets:
         slot = bucket & (SLOTS - 1)
@@ -217,4 +210,4 @@ def pop_due(queue: OfferQueue, t_s: float) -> tuple[FloatArray, IntArray, IntArr
                 previous = entry
             entry = after
     meta[LOW_BUCKET] = last  # every entry of an earlier bucket is taken
-    return out_s, out_node, out_tx
+    return out_s[:taken], out_node[:taken], out_tx[:taken]
