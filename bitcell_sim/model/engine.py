@@ -389,8 +389,11 @@ class Simulation:
         for peer in self.peers[node]:
             if peer == exclude:
                 continue
+            # The frame occupies the link (and takes its jitter) whoever receives it, but a
+            # peer that already imported the block ignores it on arrival (``seen`` always holds
+            # what is imported): no event for it.
             arrival = self.links[(node, peer)].transmit(now, size)
-            if arrival is not None:
+            if arrival is not None and block.hash not in self.imported[peer]:
                 self._at(arrival, self._on_block, peer, block, node)
 
     def _on_block(self, node: int, block: Block, sender: int) -> None:
