@@ -136,7 +136,7 @@ def test_partition_forks_then_heals_without_losing_txs() -> None:
     assert len(final) == len(np.unique(final))
     in_chain = np.zeros(len(sim.arrivals), dtype=bool)
     in_chain[final] = True
-    in_pool = sim.txs.in_pool.any(axis=1)
+    in_pool = sim.txs.in_pool.any(axis=0)
     accepted = result.tables["transactions"].column("accepted").to_numpy()
     assert np.all(in_chain[accepted] | in_pool[accepted])
     assert not np.any(in_chain & in_pool)
@@ -225,5 +225,5 @@ def test_fanout_limits_tx_gossip_only() -> None:
     assert (arrivals.groupby("block_hash")["node"].nunique() == 7).all()  # blocks: all peers
     # A tx reaches its first peer straight away; the rest is luck, so some never get around.
     accepted = result.tables["transactions"].column("accepted").to_numpy()
-    heard_by = (sim.txs.in_pool | sim.txs.in_chain).sum(axis=1)[accepted]
+    heard_by = (sim.txs.in_pool | sim.txs.in_chain).sum(axis=0)[accepted]
     assert heard_by.min() >= 1 and (heard_by < 7).any()
