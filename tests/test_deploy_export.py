@@ -202,6 +202,10 @@ def test_compose_with_the_real_node_uses_its_flags_and_metrics_port(tmp_path: Pa
     assert "webhook" not in services
     container_metrics = {n: topo.nodes[n].p2p_port + 2 for n in topo.node_names}
     check_stack(topo, out / "monitoring", services, metrics_ports=container_metrics)
+    # The real node has no /health on its RPC port: HAProxy checks it with a JSON-RPC call
+    # (tests/test_monitoring_rpc_check.py runs that check against a real node).
+    haproxy = (out / "monitoring" / "haproxy.cfg").read_text()
+    assert "/health" not in haproxy and "http-check send meth POST uri /rpc" in haproxy
 
 
 def test_a_command_template_replaces_the_program_command(tmp_path: Path) -> None:

@@ -70,7 +70,11 @@ def stack_files(topology: Topology, program: NodeProgram, *, compose: bool) -> d
     metrics = (
         {n: program.ports(topology, n).metrics for n in topology.node_names} if compose else {}
     )
-    addresses = Addresses.by_name(resolve_at_runtime=compose, metrics_ports=metrics)
+    addresses = Addresses.by_name(
+        resolve_at_runtime=compose,
+        metrics_ports=metrics,
+        nodes_serve_health=program.kind == "devnet",
+    )
     return monitoring_texts(topology, addresses)
 
 

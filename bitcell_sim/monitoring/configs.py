@@ -56,6 +56,9 @@ class Addresses:
     #: Metrics ports the scrapes use instead of the topology's, by node (a compose project's
     #: services reach each other on the container ports, not the published ones).
     metrics_ports: Mapping[str, int] = field(default_factory=dict)
+    #: Whether the nodes serve ``GET /health`` on the RPC port (the devnet's do; the real
+    #: BitCell node answers 404 there, so HAProxy checks it with a JSON-RPC call instead).
+    nodes_serve_health: bool = True
 
     @classmethod
     def on_host(cls, topology: Topology) -> Addresses:
@@ -64,10 +67,15 @@ class Addresses:
 
     @classmethod
     def by_name(
-        cls, resolve_at_runtime: bool = False, metrics_ports: Mapping[str, int] | None = None
+        cls,
+        resolve_at_runtime: bool = False,
+        metrics_ports: Mapping[str, int] | None = None,
+        nodes_serve_health: bool = True,
     ) -> Addresses:
         """A deployment's: everything by service name, listening on every interface."""
-        return cls(None, "0.0.0.0", resolve_at_runtime, dict(metrics_ports or {}))
+        return cls(
+            None, "0.0.0.0", resolve_at_runtime, dict(metrics_ports or {}), nodes_serve_health
+        )
 
     def of(self, name: str, port: int) -> str:
         return f"{self.host or name}:{port}"
@@ -194,6 +202,10 @@ def alertmanager_config(topology: Topology, addresses: Addresses | None = None) 
     }
 
 
+#: The JSON-RPC call that checks a node without ``/health`` (the real BitCell node).
+HEALTH_RPC_BODY = '{"jsonrpc":"2.0","method":"eth_blockNumber","params":[],"id":1}'
+
+
 def _ident(name: str) -> str:
     """``name`` as an HAProxy identifier (letters, digits, ``-_.:``; anything else ``_``)."""
     return re.sub(r"[^A-Za-z0-9_.:-]", "_", name)
@@ -211,11 +223,20 @@ def _backend(
     # DNS instead of failing HAProxy's start.
     dns = "" if at.host else " init-addr last,libc,none"
     dns += " resolvers dns" if at.resolve_at_runtime else ""
+    if at.nodes_serve_health:
+        probe = ["    option httpchk GET /health", "    http-check expect status 200"]
+    else:  # a node up and serving RPC answers with a result
+        probe = [
+            "    option httpchk",
+            f"    http-check send meth POST uri /rpc hdr Content-Type application/json "
+            f"body '{HEALTH_RPC_BODY}'",
+            "    http-check expect status 200",
+            "    http-check expect rstring '\"result\":'",
+        ]
     lines = [
         f"backend {name}",
         "    balance roundrobin",
-        "    option httpchk GET /health",
-        "    http-check expect status 200",
+        *probe,
         f"    default-server inter {prom_duration(check.inter_s)} fall {check.fall} "
         f"rise {check.rise}{dns}",
         *extra,
@@ -226,7 +247,8 @@ def _backend(
 
 def haproxy_config(topology: Topology, addresses: Addresses | None = None) -> str:
     """``haproxy.cfg``: ``/rpc`` over every node, ``/region/<region>/rpc`` over one region's,
-    each server health-checked with ``GET /health`` (inter/fall/rise from the topology); the
+    each server health-checked with ``GET /health``, or a JSON-RPC ``eth_blockNumber`` for
+    nodes without it (inter/fall/rise from the topology); the
     stats page at ``/`` and HAProxy's Prometheus exporter at ``/metrics`` on the stats port."""
     spec, at = topology.monitoring, addresses or Addresses.on_host(topology)
     check_timeout = prom_duration(min(2.0, spec.health_check.inter_s))
