@@ -76,6 +76,17 @@ class Spread(NamedTuple):
     faults: FaultArrays
 
 
+class Submissions(NamedTuple):
+    """The run's submissions (by time) and what admitting a tx costs."""
+
+    submit_s: FloatArray
+    node: IntArray
+    capacity: int  # pool capacity
+    validate_s: float
+    rpc_service_s: float
+    interval_s: float  # the tx batch interval
+
+
 class Clock(NamedTuple):
     """The tx plane's progress (arrays of one or a few values, changed in place)."""
 
@@ -219,12 +230,7 @@ NEXT_SUBMIT, WINDOWS, SPANS = 0, 1, 2
 @njit(cache=True)
 def advance_pools(
     t_s: float,
-    submit_s: FloatArray,
-    submit_node: IntArray,
-    capacity: int,
-    validate_s: float,
-    rpc_service_s: float,
-    interval_s: float,
+    subs: Submissions,
     pools: Pools,
     spread: Spread,
     tick_table: FloatArray,
@@ -239,6 +245,7 @@ def advance_pools(
     ``(NEED_ROOM, entries)`` when the queue needs that many free entries. The caller provides
     them and calls again.
     """
+    submit_s, interval_s = subs.submit_s, subs.interval_s
     while clock.done_s[0] < t_s:
         first = int(clock.counts[NEXT_SUBMIT])
         end = int(np.searchsorted(submit_s, t_s, side="right"))
@@ -247,7 +254,7 @@ def advance_pools(
             return DONE, 0
         # A whole span when every pool is full or has room for all that can reach it: each
         # new submission reaches each node at most once (itself or as gossip).
-        whole_span = not overflows(queue, t_s, capacity - pools.size, end - first)
+        whole_span = not overflows(queue, t_s, subs.capacity - pools.size, end - first)
         if whole_span:
             step_end_s = t_s
         else:
@@ -256,9 +263,8 @@ def advance_pools(
             step_end_s = min(t_s, tick if tick > done else tick + interval_s)
             end = int(np.searchsorted(submit_s, step_end_s, side="right"))
         code, value = _step(
-            step_end_s, first, end, whole_span, submit_s, submit_node, capacity, validate_s,
-            rpc_service_s, interval_s, pools, spread, tick_table, tick_base, queue,
-        )  # fmt: skip
+            step_end_s, first, end, whole_span, subs, pools, spread, tick_table, tick_base, queue
+        )
         if code != DONE:
             return code, value
         clock.counts[NEXT_SUBMIT] = end
@@ -273,12 +279,7 @@ def _step(
     first: int,
     end: int,
     whole_span: bool,
-    submit_s: FloatArray,
-    submit_node: IntArray,
-    capacity: int,
-    validate_s: float,
-    rpc_service_s: float,
-    interval_s: float,
+    subs: Submissions,
     pools: Pools,
     spread: Spread,
     tick_table: FloatArray,
@@ -294,6 +295,8 @@ def _step(
     not full) is worked out before anything changes, so the step can stop cleanly.
     """
     faults = spread.faults
+    submit_s, submit_node, capacity = subs.submit_s, subs.node, subs.capacity
+    validate_s, interval_s = subs.validate_s, subs.interval_s
     # Submissions to a node that is down are refused (marking them twice is harmless).
     down_node, down_start_s, down_end_s = faults.down_node, faults.down_start_s, faults.down_end_s
     outcome = pools.outcome
@@ -338,7 +341,7 @@ def _step(
     off_s, off_node, off_tx = pop_due(queue, end_s)
     mine = admit_step(
         sub_tx, sub_node, sub_s, off_tx, off_node, off_s, whole_span, capacity, validate_s,
-        rpc_service_s, faults.throttle_node, faults.throttle_start_s, faults.throttle_end_s,
+        subs.rpc_service_s, faults.throttle_node, faults.throttle_start_s, faults.throttle_end_s,
         faults.throttle_share, pools.in_pool, pools.in_chain, pools.order, pools.next_order,
         pools.size, pools.peak, pools.gossip_dropped, pools.outcome, pools.rpc_latency_s,
         pools.cpu_busy_s,

@@ -34,6 +34,7 @@ from bitcell_sim.model.admit import (
     WINDOWS,
     Clock,
     Pools,
+    Submissions,
     advance_pools,
     change_chain,
 )
@@ -91,10 +92,6 @@ class TxPlane:
     ) -> None:
         count = len(arrivals)
         self.arrivals = arrivals
-        self.node_count = node_count
-        self.capacity = capacity
-        self.validate_s = validate_s
-        self.rpc_service_s = rpc_service_s
         self.interval_s = interval_s
         self.ticks = ticks
         # Node-major (nodes x txs): a block reads and changes one node's row (a contiguous
@@ -117,6 +114,9 @@ class TxPlane:
         self.pool_size, self.pool_peak = self.pools.size, self.pools.peak
         self.gossip_dropped_full = self.pools.gossip_dropped
         self.outcome, self.rpc_latency_s = self.pools.outcome, self.pools.rpc_latency_s
+        self._subs = Submissions(
+            arrivals.submit_s, arrivals.node, capacity, validate_s, rpc_service_s, interval_s
+        )
         self._spread = flood.batched_view(tx_frame_bytes)
         self._clock = Clock(np.array([-interval_s]), np.zeros(3, dtype=np.int64))
         self._queue = offer_queue(interval_s)
@@ -153,10 +153,8 @@ class TxPlane:
             else:
                 table, base = np.zeros((0, 0)), 0
             code, value = self._advance(
-                t_s, self.arrivals.submit_s, self.arrivals.node, self.capacity, self.validate_s,
-                self.rpc_service_s, interval_s, self.pools, self._spread, table, base,
-                self._queue, self._clock,
-            )  # fmt: skip
+                t_s, self._subs, self.pools, self._spread, table, base, self._queue, self._clock
+            )
             if code == NEED_TICKS:
                 last = max(value, 2 * last - first)
             elif code == NEED_ROOM:
