@@ -19,7 +19,7 @@ from bitcell_sim.cli.common import err_console
 from bitcell_sim.devnet import Devnet, down, up
 from bitcell_sim.devnet.collect import Collected, collect, settled_until_s
 from bitcell_sim.devnet.ports import relocated_copy
-from bitcell_sim.errors import LoadError
+from bitcell_sim.errors import DevnetError, LoadError
 from bitcell_sim.faults import ChaosScheduler, DevnetFaults, describe
 from bitcell_sim.load.output import LOAD_DIR, SUMMARY_FILE, read_outputs
 from bitcell_sim.load.plan import plan_from_topology
@@ -37,6 +37,11 @@ SETTLE_ROUNDS = 2
 BeforeCollect = Callable[[Devnet, Topology], None]
 #: Called on the running devnet with what was collected, before the devnet stops.
 AfterCollect = Callable[[Devnet, Collected], None]
+
+
+#: How long the monitoring stack may take to start after the nodes (measured: 20-40 s on a
+#: busy 2-core machine), added to the genesis delay when it runs.
+MONITORING_START_BUDGET_S = 60.0
 
 
 def say(step: str, detail: str = "") -> None:
@@ -61,7 +66,18 @@ def measure(
     topology = load_topology(topology_path)
     state_dir = folder / "devnet-state"
     say("devnet", f"starting {len(topology.nodes)} nodes and the link emulator")
-    devnet = up(topology_path, state_dir)
+    # The stack starts once the nodes are ready; genesis (time 0 of the load and the faults)
+    # must come after it, or the scenario's first seconds would be gone before it is played.
+    delay_s = topology.devnet.genesis_delay_s + (MONITORING_START_BUDGET_S if monitoring else 0)
+    devnet = up(topology_path, state_dir, monitoring=monitoring, genesis_delay_s=delay_s)
+    late_s = time.time() - devnet.meta.genesis_time_unix_s
+    if monitoring and late_s > 0:
+        down(state_dir, purge=False)
+        raise DevnetError(
+            f"the devnet and its monitoring stack took {late_s:.1f} s past the genesis delay "
+            f"of {delay_s:g} s to start: the load and faults would start late (is the machine "
+            "busy?)"
+        )
     try:
         return _measure_on(devnet, topology, folder, before_collect, after_collect)
     finally:
@@ -89,6 +105,10 @@ def _measure_on(
                 )
             )
             chaos_errors.extend(report.errors)
+            chaos_errors.extend(
+                f"skipped {describe(step.fault)}: it ended before the devnet was up"
+                for step in report.skipped
+            )
 
         chaos = threading.Thread(target=play, name="chaos", daemon=True)
         chaos.start()
