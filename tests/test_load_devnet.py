@@ -3,9 +3,9 @@
 Each devnet runs from a copy of a shipped topology whose ports lie in a free block, with its
 state folder under tmp, and is always taken down. First a devnet with rc3's 15 s rounds but a
 500-transaction pool (so 100 TPS fills it in seconds, not minutes) shows "pool full"
-rejections; then an rc3-fast devnet (3 s rounds, 400 funded accounts) takes 100 TPS for 20 s
-(about 7 rounds: every tx confirmed, the records and the model's schedule agree tx for tx),
-funded senders, two Locust workers, and the CLI's error paths.
+rejections; then an rc3-fast devnet (3 s rounds, 400 funded accounts) takes 100 TPS for 60 s,
+funded senders, two Locust workers, and the CLI's error paths. The 60 s run is longer than the
+usual test bound on purpose: it is the acceptance run of the load test.
 """
 
 from __future__ import annotations
@@ -103,10 +103,10 @@ def fast_devnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path
 
 
 @pytest.mark.timeout(240)
-def test_100_tps_for_20_s(tmp_path: Path, fast_devnet: tuple[Path, Path]) -> None:
+def test_100_tps_for_60_s(tmp_path: Path, fast_devnet: tuple[Path, Path]) -> None:
     topology, state_dir = fast_devnet
     result = load_cli(
-        str(topology), "--state-dir", str(state_dir), "--tps", "100", "--duration", "20",
+        str(topology), "--state-dir", str(state_dir), "--tps", "100", "--duration", "60",
         "--results-dir", str(tmp_path), "--run-id", "r100",
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
@@ -115,7 +115,7 @@ def test_100_tps_for_20_s(tmp_path: Path, fast_devnet: tuple[Path, Path]) -> Non
     hold = summary["hold"]
     assert summary["submitted"] == summary["scheduled"]  # every scheduled tx went out
     assert abs(hold["submitted"] - hold["scheduled"]) <= 2  # one due at the end may leave after
-    assert abs(hold["scheduled"] - 2000) < 4 * 2000**0.5  # a Poisson schedule at 100 TPS
+    assert abs(hold["scheduled"] - 6000) < 4 * 6000**0.5  # a Poisson schedule at 100 TPS
     assert summary["rejected"] == 0
     assert summary["confirmed"] >= 0.99 * summary["accepted"]
     assert meta["time_origin"] == "genesis"
@@ -124,7 +124,7 @@ def test_100_tps_for_20_s(tmp_path: Path, fast_devnet: tuple[Path, Path]) -> Non
     # The summary's numbers are the records'.
     frame = records.to_pandas()
     start = summary["run_start_s"]
-    in_hold = frame[(frame.submit_s >= start) & (frame.submit_s < start + 20)]
+    in_hold = frame[(frame.submit_s >= start) & (frame.submit_s < start + 60)]
     assert summary["hold"]["submitted"] == len(in_hold)
     assert summary["submitted"] == len(frame)
     assert summary["accepted"] == int(frame.accepted.sum())
