@@ -15,6 +15,7 @@ import re
 import socket
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -43,18 +44,16 @@ NETWORK = "rpctest"
 GOLDEN_ID = "0x746f184b90bdbfc41b8d46dcd311ed75fd44131029190c2cf4e3dbb6b6d409ed"
 GOLDEN = KeyPair.from_seed("test-seed")
 RECIPIENT = KeyPair.from_seed("recipient").public_key
+# The golden vector moves 1000 units: its sender is funded at genesis.
+GOLDEN_ACCOUNTS = {GOLDEN.public_key: 10**6}
 QTY = re.compile(r"^0x(0|[1-9a-f][0-9a-f]*)$")
 HASH = re.compile(r"^0x[0-9a-f]{64}$")
 
 
 @pytest.fixture(scope="module")
 def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodeProcess]:
-    # The golden vector moves 1000 units: its sender is funded at genesis.
     net = LocalNet(
-        tmp_path_factory.mktemp("rpc"),
-        {"v": "validator"},
-        name=NETWORK,
-        accounts={GOLDEN.public_key: 10**6},
+        tmp_path_factory.mktemp("rpc"), {"v": "validator"}, name=NETWORK, accounts=GOLDEN_ACCOUNTS
     )
     try:
         net.start()
@@ -287,7 +286,19 @@ def send_error(node: NodeProcess, tx: Transaction | str) -> dict[str, Any]:
     return dict(data["error"])
 
 
-def test_golden_vector_is_accepted(node: NodeProcess) -> None:
+@pytest.fixture()
+def fresh_node(tmp_path: Path) -> Iterator[NodeProcess]:
+    """A node of its own, for a test that spends the golden sender's nonce 0 (and its rerun)."""
+    net = LocalNet(tmp_path, {"v": "validator"}, name=NETWORK, accounts=GOLDEN_ACCOUNTS)
+    try:
+        net.start()
+        yield net.nodes["v"]
+    finally:
+        net.close()
+
+
+def test_golden_vector_is_accepted(fresh_node: NodeProcess) -> None:
+    node = fresh_node
     golden = sign_transaction(GOLDEN, RECIPIENT, 1000, 21000, 1_000_000_000)
     assert golden.encode().hex().endswith("27d1dd263")
     assert result(node, "eth_sendRawTransaction", [raw(golden)]) == GOLDEN_ID

@@ -1,14 +1,16 @@
 """The notebooks: each runs from a clean kernel without an error, and its conclusion holds.
 
 Every ``notebooks/*.ipynb`` is executed by nbclient in a fresh IPython kernel (a real process,
-stopped by nbclient when done), from the notebooks folder as a reader would open it. The stored
-copy has no outputs (git keeps the code; the figures come from running it), and each
-notebook's conclusion record must make sense.
+stopped by nbclient when done), from the notebooks folder as a reader would open it, with
+``BITCELL_NOTEBOOK_QUICK=1`` (one seed per grid point: the same grids and conclusions, in less
+time). The stored copy has no outputs (git keeps the code; the figures come from running it),
+and each notebook's conclusion record must make sense.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +47,8 @@ def _execute(path: Path) -> Any:
         kernel_name="python3",
         resources={"metadata": {"path": str(path.parent)}},
     )
-    client.execute()  # raises CellExecutionError on the first cell that fails
+    # raises CellExecutionError on the first cell that fails
+    client.execute(env={**os.environ, "BITCELL_NOTEBOOK_QUICK": "1"})
     _EXECUTED[path] = notebook
     return notebook
 

@@ -9,13 +9,14 @@ run, and prints its summary and the arrival-time error bound.
 from __future__ import annotations
 
 import asyncio
+import signal
 import time
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from bitcell_sim.cli.common import console, err_console, raise_on_sigterm
+from bitcell_sim.cli.common import console, err_console
 from bitcell_sim.cli.report import report_run
 from bitcell_sim.errors import DeployError
 from bitcell_sim.load.plan import parse_seconds
@@ -32,6 +33,25 @@ from bitcell_sim.topology.endpoints import Endpoints, load_endpoints
 
 #: Longest measurement one command takes (a day): bounded, like every run.
 MAX_DURATION_S = 86_400.0
+
+
+async def watch_until_signal(watch: Watch, deadline_unix_s: float) -> bool:
+    """Watch until the deadline or until Ctrl-C/SIGTERM; True if a signal ended it.
+
+    The signals set a flag the watch checks, rather than raising KeyboardInterrupt wherever the
+    event loop happens to be (inside a request, a task's cleanup), which could end the command
+    with a traceback and exit 1 instead of writing what it recorded.
+    """
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        await watch.run_until(deadline_unix_s, done=stop.is_set)
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
+    return stop.is_set()
 
 
 def watch_options(
@@ -94,12 +114,8 @@ def measure_command(
         f"measure: {len(endpoints.nodes)} nodes of {wanted.general.name} for {duration_s:g} s, "
         f"tips every {watch.poll_interval_s * 1e3:g} ms; run folder {folder.path}"
     )
-    raise_on_sigterm()
-    interrupted = False
-    try:
-        asyncio.run(watch.run_until(time.time() + duration_s))
-    except KeyboardInterrupt:
-        interrupted = True
+    interrupted = asyncio.run(watch_until_signal(watch, time.time() + duration_s))
+    if interrupted:
         err_console.print("interrupted: writing what was recorded")
     measured = write_measured_run(
         wanted,
