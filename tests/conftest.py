@@ -10,9 +10,6 @@ import pytest
 from click.testing import Result
 from typer.testing import CliRunner
 
-from bitcell_sim.cli import app
-from bitcell_sim.devnet.ports import relocated_copy
-
 ROOT = Path(__file__).resolve().parent.parent
 TOPOLOGIES = ROOT / "topologies"
 
@@ -41,6 +38,10 @@ def validation_run(tmp_path_factory: pytest.TempPathFactory, rc3_fast_path: Path
     """``bitcell-sim validate`` on rc3-fast on free ports for 27 s, 50 TPS for three rounds from
     15 s (Locust is running by then), 2 model seeds: run once (about 40 s) for every test that
     reads a validation folder. Only tests marked ``real`` may use it."""
+    # Imported here: every test session reads this file, and most never start a devnet.
+    from bitcell_sim.cli import app
+    from bitcell_sim.devnet.ports import relocated_copy
+
     folder = tmp_path_factory.mktemp("validation")
     topology = relocated_copy(
         rc3_fast_path,

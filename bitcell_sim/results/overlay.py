@@ -1,11 +1,11 @@
 """Overlay plots of a comparison: the predicted side against the measured side (PNG).
 
-:func:`overlay_figures` draws (and :func:`write_overlay_plots` saves into a folder): the CDFs of confirmation latency and of block
-propagation (the predicted runs' mean curve with their band, the measured curve), height lag
-behind the best tip per node over time with fault windows shaded (one panel per side), pool
-size, offered / accepted / confirmed TPS over time, and a per-region-pair propagation heatmap
-for each side. Figures use ``matplotlib.figure.Figure`` directly (no pyplot state), so a
-notebook shows them as they are.
+:func:`overlay_figures` draws (and :func:`write_overlay_plots` saves into a folder): the CDFs
+of confirmation latency and of block propagation (the predicted runs' mean curve with their
+band, the measured curve), height lag behind the best tip per node over time with fault windows
+shaded (one panel per side), pool size, offered / accepted / confirmed TPS over time, and a
+per-region-pair propagation heatmap for each side. Figures use ``matplotlib.figure.Figure``
+directly (no pyplot state).
 """
 
 from __future__ import annotations
