@@ -60,6 +60,7 @@ def _execute(path: Path, env: dict[str, str] | None = None) -> Any:
 
 
 def _sim_vs_measured(validation_run: ValidationRun) -> Any:
+    assert validation_run.result.exit_code == 0, validation_run.result.output
     return _execute(SIM_VS_MEASURED, {"BITCELL_RESULTS": str(validation_run.root.parent)})
 
 
