@@ -1,10 +1,13 @@
-"""Shared fixtures (paths of the shipped topologies) and the rerun policy of real-process tests."""
+"""Shared fixtures (paths of the shipped topologies, one validation run) and the rerun policy
+of real-process tests."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
 ROOT = Path(__file__).resolve().parent.parent
 TOPOLOGIES = ROOT / "topologies"
@@ -18,6 +21,40 @@ def rc3_path() -> Path:
 @pytest.fixture(scope="session")
 def rc3_fast_path() -> Path:
     return TOPOLOGIES / "rc3-fast.yaml"
+
+
+@dataclass(frozen=True)
+class ValidationRun:
+    """A ``bitcell-sim validate`` output folder that exited 0, and the topology it ran."""
+
+    root: Path
+    topology: Path
+
+
+@pytest.fixture(scope="session")
+def validation_run(tmp_path_factory: pytest.TempPathFactory, rc3_fast_path: Path) -> ValidationRun:
+    """``bitcell-sim validate`` on rc3-fast on free ports for 27 s, 50 TPS for three rounds from
+    15 s (Locust is running by then), 2 model seeds: run once (about 40 s) for every test that
+    reads a validation folder. Only tests marked ``real`` may use it."""
+    # Imported here: every test session reads this file, and most never start a devnet.
+    from bitcell_sim.cli import app
+    from bitcell_sim.devnet.ports import relocated_copy
+
+    folder = tmp_path_factory.mktemp("validation")
+    topology = relocated_copy(
+        rc3_fast_path,
+        folder / "rc3-fast-short.yaml",
+        general={"duration": "27 s"},
+        workload={"tps": "50 TPS", "start": "15 s", "duration": "9 s"},
+    )
+    result = CliRunner().invoke(
+        app,
+        ["validate", str(topology), "--seeds", "2", "--results-dir", str(folder), "--run-id", "v"],
+    )
+    if result.exit_code != 0:
+        # A failed fixture is run again when its test is rerun; a returned result would not be.
+        pytest.fail(f"validate exited with {result.exit_code}:\n{result.output}")
+    return ValidationRun(folder / "v", topology)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

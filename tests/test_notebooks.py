@@ -4,7 +4,9 @@ Every ``notebooks/*.ipynb`` is executed by nbclient in a fresh IPython kernel (a
 stopped by nbclient when done), from the notebooks folder as a reader would open it, with
 ``BITCELL_NOTEBOOK_QUICK=1`` (one seed per grid point: the same grids and conclusions, in less
 time). The stored copy has no outputs (git keeps the code; the figures come from running it),
-and each notebook's conclusion record must make sense.
+and each notebook's conclusion record must make sense. ``sim_vs_measured`` looks for the newest
+validation in the folder ``BITCELL_RESULTS`` names: here the one conftest's
+``validation_run`` made (a real devnet, so that notebook's tests are marked ``real``).
 """
 
 from __future__ import annotations
@@ -18,9 +20,14 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
+from bitcell_sim.results.overlay import PLOTS
+from tests.conftest import ValidationRun
+
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 ALL = sorted(NOTEBOOKS.glob("*.ipynb"))
 CELL_TIMEOUT_S = 300
+SIM_VS_MEASURED = NOTEBOOKS / "sim_vs_measured.ipynb"
+PLANNING = [p for p in ALL if p != SIM_VS_MEASURED]
 
 
 def _conclusion(notebook: Any) -> dict[str, Any]:
@@ -36,8 +43,9 @@ def _conclusion(notebook: Any) -> dict[str, Any]:
 _EXECUTED: dict[Path, Any] = {}
 
 
-def _execute(path: Path) -> Any:
-    """The notebook at ``path`` run from a clean kernel (once per test session)."""
+def _execute(path: Path, env: dict[str, str] | None = None) -> Any:
+    """The notebook at ``path`` run from a clean kernel with ``env`` added to its environment
+    (once per test session)."""
     if path in _EXECUTED:
         return _EXECUTED[path]
     notebook = nbformat.read(path, as_version=4)
@@ -47,10 +55,25 @@ def _execute(path: Path) -> Any:
         kernel_name="python3",
         resources={"metadata": {"path": str(path.parent)}},
     )
-    # raises CellExecutionError on the first cell that fails
-    client.execute(env={**os.environ, "BITCELL_NOTEBOOK_QUICK": "1"})
+    kernel_env = {k: v for k, v in os.environ.items() if not k.startswith("BITCELL_")}
+    kernel_env["BITCELL_NOTEBOOK_QUICK"] = "1"
+    client.execute(env={**kernel_env, **(env or {})})  # raises CellExecutionError on a failure
     _EXECUTED[path] = notebook
     return notebook
+
+
+def _sim_vs_measured(validation_run: ValidationRun) -> Any:
+    return _execute(SIM_VS_MEASURED, {"BITCELL_RESULTS": str(validation_run.root.parent)})
+
+
+def _stream_text(notebook: Any) -> str:
+    return "".join(
+        o.get("text", "")
+        for c in notebook.cells
+        if c.cell_type == "code"
+        for o in c.outputs
+        if o.output_type == "stream"
+    )
 
 
 def test_there_are_notebooks() -> None:
@@ -58,6 +81,7 @@ def test_there_are_notebooks() -> None:
         "capacity_100tps.ipynb",
         "failover.ipynb",
         "latency_budget.ipynb",
+        "sim_vs_measured.ipynb",
     ]
 
 
@@ -74,14 +98,23 @@ def test_stored_notebook_has_no_outputs(path: Path) -> None:
         assert "execution" not in cell.metadata
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("path", ALL, ids=[p.stem for p in ALL])
-def test_notebook_runs_from_a_clean_kernel(path: Path) -> None:
-    notebook = _execute(path)
+def _ran_clean(notebook: Any) -> None:
     code = [c for c in notebook.cells if c.cell_type == "code"]
     assert [c.execution_count for c in code] == list(range(1, len(code) + 1))
     for cell in code:
         assert not [o for o in cell.outputs if o.output_type == "error"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", PLANNING, ids=[p.stem for p in PLANNING])
+def test_notebook_runs_from_a_clean_kernel(path: Path) -> None:
+    _ran_clean(_execute(path))
+
+
+@pytest.mark.slow
+@pytest.mark.real
+def test_sim_vs_measured_notebook_runs_from_a_clean_kernel(validation_run: ValidationRun) -> None:
+    _ran_clean(_sim_vs_measured(validation_run))
 
 
 @pytest.fixture(scope="module")
@@ -141,3 +174,34 @@ def test_latency_budget_notebook_conclusion_holds() -> None:
         steps = c["added_s"]
         assert steps.index(first) == steps.index(budget) + 1
     assert c["tightest_budget_s"] == min(c["budget_s"].values())
+
+
+@pytest.mark.slow
+@pytest.mark.real
+def test_sim_vs_measured_notebook_shows_the_newest_validation(
+    validation_run: ValidationRun,
+) -> None:
+    notebook = _sim_vs_measured(validation_run)
+    c = _conclusion(notebook)
+    # Found as the newest validation where validate wrote it, loaded rather than run again.
+    assert c["source"] == "loaded" and c["validation"] == str(validation_run.root)
+    assert c["case"] == "none" and c["cases"] == {"none": c["verdict"]}
+    data = json.loads((validation_run.root / "none" / "comparison.json").read_text())
+    verdicts = {m["name"]: m["verdict"] for m in data["metrics"]}
+    # The notebook's figures are validate's, verdict for verdict.
+    assert c["verdict"] == data["verdict"] and c["counts"] == data["counts"]
+    assert c["failing"] == [name for name, v in verdicts.items() if v == "FAIL"]
+    assert c["unknown"] == [name for name, v in verdicts.items() if v == "UNKNOWN"]
+    headline = {m["name"]: m["verdict"] for m in data["metrics"] if m["group"] == "headline"}
+    assert c["headline"] == headline and "confirmation_latency_p95" in headline
+    assert c["predicted_runs"] == 2 and c["measured_runs"] == 1
+    assert sorted(c["plots"]) == sorted(PLOTS)
+    # Never PASS without data on both sides.
+    for m in data["metrics"]:
+        if m["verdict"] == "PASS":
+            assert None not in (m["predicted"]["mean"], m["measured"]["mean"]), m["name"]
+    # Each plot's sentence counts the verdicts it speaks of.
+    passed = sum(verdicts[f"confirmation_latency_p{q}"] == "PASS" for q in (50, 95, 99))
+    text = _stream_text(notebook)
+    assert f"Confirmation latency: the model is within tolerance on {passed} of 3" in text
+    assert "Block propagation p50 per region pair: the model is within tolerance on" in text

@@ -1,10 +1,11 @@
 """Overlay plots of a comparison: the predicted side against the measured side (PNG).
 
-:func:`write_overlay_plots` draws, into a folder: the CDFs of confirmation latency and of block
-propagation (the predicted runs' mean curve with their band, the measured curve), height lag
-behind the best tip per node over time with fault windows shaded (one panel per side), pool
-size, offered / accepted / confirmed TPS over time, and a per-region-pair propagation heatmap
-for each side. Figures use ``matplotlib.figure.Figure`` directly (no pyplot state).
+:func:`overlay_figures` draws (and :func:`write_overlay_plots` saves into a folder): the CDFs
+of confirmation latency and of block propagation (the predicted runs' mean curve with their
+band, the measured curve), height lag behind the best tip per node over time with fault windows
+shaded (one panel per side), pool size, offered / accepted / confirmed TPS over time, and a
+per-region-pair propagation heatmap for each side. Figures use ``matplotlib.figure.Figure``
+directly (no pyplot state).
 """
 
 from __future__ import annotations
@@ -180,11 +181,10 @@ def _heatmap_panel(figure: Figure, axes: Axes, run: RunRecords, title: str) -> N
     figure.colorbar(image, ax=axes, label="p50 ms", shrink=0.8)
 
 
-def write_overlay_plots(
-    predicted: Sequence[RunRecords], measured: Sequence[RunRecords], folder: Path
-) -> list[Path]:
-    """Draw every plot of :data:`PLOTS` into ``folder``; returns their paths in that order."""
-    folder.mkdir(parents=True, exist_ok=True)
+def overlay_figures(
+    predicted: Sequence[RunRecords], measured: Sequence[RunRecords]
+) -> dict[str, Figure]:
+    """Every plot of :data:`PLOTS`, keyed by its file name, in that order."""
     reference, observed = predicted[0], measured[0]
     figures: dict[str, Figure] = {}
 
@@ -260,9 +260,17 @@ def write_overlay_plots(
     _heatmap_panel(figure, right, observed, f"measured ({observed.name})")
     figures["propagation_heatmap.png"] = figure
 
+    return {name: figures[name] for name in PLOTS}
+
+
+def write_overlay_plots(
+    predicted: Sequence[RunRecords], measured: Sequence[RunRecords], folder: Path
+) -> list[Path]:
+    """Draw every plot of :data:`PLOTS` into ``folder``; returns their paths in that order."""
+    folder.mkdir(parents=True, exist_ok=True)
     paths = []
-    for name in PLOTS:
+    for name, figure in overlay_figures(predicted, measured).items():
         path = folder / name
-        figures[name].savefig(path, dpi=_DPI, bbox_inches="tight")
+        figure.savefig(path, dpi=_DPI, bbox_inches="tight")
         paths.append(path)
     return paths
