@@ -14,7 +14,7 @@ from bitcell_sim.model.offers import (
     offer_queue,
     overflows,
     pop_due,
-    push_offers,
+    push_floods,
     with_room,
 )
 from bitcell_sim.model.relax import JITTER_CODES, fanout_use, message_jitter_s
@@ -293,7 +293,10 @@ def test_offer_queue_takes_exactly_what_is_due() -> None:
         times = now + rng.choice([0.3, 300.0], count, p=[0.95, 0.05]) * rng.exponential(1, count)
         nodes, txs = rng.integers(0, 9, count), rng.integers(0, 10**6, count)
         queue = with_room(queue, count)
-        push_offers(queue, times, nodes, txs)
+        # One flooded tx per offer: it reaches only its node (its origin is another).
+        heard = np.full((9, count), np.inf)
+        heard[nodes, np.arange(count)] = times
+        push_floods(queue, heard, txs, (nodes + 1) % 9)
         waiting += list(zip(times.tolist(), nodes.tolist(), txs.tolist(), strict=True))
         t = float(now + rng.choice([0.0, 0.05, 0.5]))  # some calls look ahead
         due = sorted(w for w in waiting if w[0] <= t)

@@ -131,26 +131,18 @@ def admit_step(
     off_node: IntArray,
     off_s: FloatArray,
     whole_span: bool,
-    capacity: int,
-    validate_s: float,
-    rpc_service_s: float,
-    throttle_node: IntArray,
-    throttle_start_s: FloatArray,
-    throttle_end_s: FloatArray,
-    throttle_share: FloatArray,
-    in_pool: BoolArray,
-    in_chain: BoolArray,
-    order: npt.NDArray[np.int32],
-    next_order: IntArray,
-    pool_size: IntArray,
-    pool_peak: IntArray,
-    gossip_dropped: IntArray,
-    outcome: npt.NDArray[np.int8],
-    rpc_latency_s: FloatArray,
-    cpu_busy_s: FloatArray,
+    subs: Submissions,
+    faults: FaultArrays,
+    pools: Pools,
 ) -> IntArray:
     """One step; returns the positions in ``sub_*`` of the submissions it admitted, in the
     step's order (node, time, tx)."""
+    capacity, validate_s, rpc_service_s = subs.capacity, subs.validate_s, subs.rpc_service_s
+    throttle_node, throttle_start_s = faults.throttle_node, faults.throttle_start_s
+    throttle_end_s, throttle_share = faults.throttle_end_s, faults.throttle_share
+    # Locals, not tuple fields, in the loops: no reference counting per access.
+    in_pool, in_chain, order, next_order, pool_size, pool_peak = pools[:6]
+    gossip_dropped, outcome, rpc_latency_s, cpu_busy_s = pools[6:]
     n = len(pool_size)
     full = pool_size >= capacity  # as the step starts
     room = capacity - pool_size
@@ -329,23 +321,14 @@ def _step(
         )  # fmt: skip
         if missing >= 0:
             return NEED_TICKS, missing
-        reached = 0
-        for v in range(heard.shape[0]):
-            for c in range(heard.shape[1]):
-                if v != origin[c] and heard[v, c] < math.inf:
-                    reached += 1
-        if queue.meta[FREE_COUNT] < reached:
-            return NEED_ROOM, reached
+        if queue.meta[FREE_COUNT] < heard.size:  # at most one arrival per (node, tx)
+            return NEED_ROOM, heard.size
     if whole_span:
         push_floods(queue, heard, sub_tx[cand_pos], sub_node[cand_pos])
     off_s, off_node, off_tx = pop_due(queue, end_s)
     mine = admit_step(
-        sub_tx, sub_node, sub_s, off_tx, off_node, off_s, whole_span, capacity, validate_s,
-        subs.rpc_service_s, faults.throttle_node, faults.throttle_start_s, faults.throttle_end_s,
-        faults.throttle_share, pools.in_pool, pools.in_chain, pools.order, pools.next_order,
-        pools.size, pools.peak, pools.gossip_dropped, pools.outcome, pools.rpc_latency_s,
-        pools.cpu_busy_s,
-    )  # fmt: skip
+        sub_tx, sub_node, sub_s, off_tx, off_node, off_s, whole_span, subs, faults, pools
+    )
     if not whole_span and len(mine):
         # The candidates admitted (mine is a subset of the candidates, in the step's order).
         column = np.full(len(sub_tx), -1, dtype=np.int64)

@@ -84,50 +84,25 @@ def with_room(queue: OfferQueue, free: int) -> OfferQueue:
 
 
 @njit(cache=True)
-def push_offers(queue: OfferQueue, time_s: FloatArray, node: IntArray, tx: IntArray) -> None:
-    """Add entries (the caller made sure there is room: :func:`with_room`)."""
-    times, nodes, txs, following, head, meta = queue[:6]  # locals: no reference counting
-    for i in range(len(time_s)):
-        _link(times, nodes, txs, following, head, meta, queue.interval_s, time_s[i], node[i], tx[i])
-
-
-@njit(cache=True)
 def push_floods(queue: OfferQueue, heard: FloatArray, tx: IntArray, origin: IntArray) -> None:
     """Add the arrival of each flooded tx (column of ``heard``, nodes x txs, inf = never) at
-    every node it reaches but its origin."""
-    times, nodes, txs, following, head, meta = queue[:6]
+    every node it reaches but its origin (the caller made sure there is room:
+    :func:`with_room`)."""
+    times, nodes, txs, following, head, meta = queue[:6]  # locals: no reference counting
     for v in range(heard.shape[0]):
         for c in range(heard.shape[1]):
-            if v != origin[c] and heard[v, c] < math.inf:
-                _link(
-                    times, nodes, txs, following, head, meta, queue.interval_s, heard[v, c], v,
-                    tx[c],
-                )  # fmt: skip
-
-
-@njit(cache=True, inline="always")
-def _link(
-    times: FloatArray,
-    nodes: IntArray,
-    txs: IntArray,
-    following: IntArray,
-    head: IntArray,
-    meta: IntArray,
-    interval_s: float,
-    time_s: float,
-    node: int,
-    tx: int,
-) -> None:
-    entry = meta[FREE_HEAD]
-    meta[FREE_HEAD] = following[entry]
-    meta[FREE_COUNT] -= 1
-    times[entry], nodes[entry], txs[entry] = time_s, node, tx
-    bucket = math.floor(time_s / interval_s)
-    if bucket < meta[LOW_BUCKET]:  # earlier than the last take (the tx plane never does this)
-        meta[LOW_BUCKET] = bucket
-    slot = bucket & (SLOTS - 1)
-    following[entry] = head[slot]
-    head[slot] = entry
+            if v == origin[c] or heard[v, c] == math.inf:
+                continue
+            entry = meta[FREE_HEAD]
+            meta[FREE_HEAD] = following[entry]
+            meta[FREE_COUNT] -= 1
+            times[entry], nodes[entry], txs[entry] = heard[v, c], v, tx[c]
+            bucket = math.floor(heard[v, c] / queue.interval_s)
+            if bucket < meta[LOW_BUCKET]:  # earlier than the last take (never in the tx plane)
+                meta[LOW_BUCKET] = bucket
+            slot = bucket & (SLOTS - 1)
+            following[entry] = head[slot]
+            head[slot] = entry
 
 
 @njit(cache=True)
