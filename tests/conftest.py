@@ -33,9 +33,10 @@ class ValidationRun:
 
 @pytest.fixture(scope="session")
 def validation_run(tmp_path_factory: pytest.TempPathFactory, rc3_fast_path: Path) -> ValidationRun:
-    """``bitcell-sim validate`` on rc3-fast on free ports for 27 s, 50 TPS for three rounds from
-    15 s (Locust is running by then), 2 model seeds: run once (about 40 s) for every test that
-    reads a validation folder. Only tests marked ``real`` may use it."""
+    """``bitcell-sim validate`` on rc3-fast on free ports for 12 s, 50 TPS for three rounds from
+    genesis (which ``measure`` puts late enough for Locust to be running), 2 model seeds: run
+    once (about 35 s) for every test that reads a validation folder. Only tests marked ``real``
+    may use it."""
     # Imported here: every test session reads this file, and most never start a devnet.
     from bitcell_sim.cli import app
     from bitcell_sim.devnet.ports import relocated_copy
@@ -44,8 +45,8 @@ def validation_run(tmp_path_factory: pytest.TempPathFactory, rc3_fast_path: Path
     topology = relocated_copy(
         rc3_fast_path,
         folder / "rc3-fast-short.yaml",
-        general={"duration": "27 s"},
-        workload={"tps": "50 TPS", "start": "15 s", "duration": "9 s"},
+        general={"duration": "12 s"},
+        workload={"tps": "50 TPS", "start": "0 s", "duration": "9 s"},
     )
     result = CliRunner().invoke(
         app,

@@ -1,6 +1,7 @@
 """validate end to end on rc3-fast, bounded: a fresh devnet measured under load, the model on
-what happened, and the comparison report with every metric of the verdict table filled (the
-run is conftest's ``validation_run``, which the sim_vs_measured notebook's test reads too)."""
+what happened (the load where Locust ran it), and the comparison report with every metric of the
+verdict table filled (the run is conftest's ``validation_run``, which the sim_vs_measured
+notebook's test reads too)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import socket
 
 import pytest
 
+from bitcell_sim.results.window import RunWindow
 from bitcell_sim.topology import load_topology
 from tests.conftest import ValidationRun
 
@@ -37,3 +39,23 @@ def test_validate_rc3_fast_writes_both_reports_with_every_metric_filled(
     for spec in load_topology(validation_run.topology).nodes.values():
         with pytest.raises(ConnectionRefusedError):
             socket.create_connection(("127.0.0.1", spec.rpc_port), timeout=2).close()
+
+
+def test_validate_measures_and_predicts_the_load_where_locust_ran_it(
+    validation_run: ValidationRun,
+) -> None:
+    """The case's load starts at genesis: Locust can only send that early because ``measure``
+    gives it its start budget; late or not, the measured window is the one Locust ran and the
+    model's load starts then too."""
+    case = validation_run.root / "none"
+    summary = json.loads((case / "measured" / "load" / "summary.json").read_text())
+    meta = json.loads((case / "measured" / "meta.json").read_text())
+    start_s = summary["run_start_s"]
+    assert summary["time_origin"] == "genesis"
+    assert meta["load_window_s"] == [start_s, start_s + summary["duration_s"]]
+    planned = load_topology(case / "measured" / "topology.yaml")
+    assert planned.workload.start_s == 0.0
+    assert meta["load_shift_s"] == pytest.approx(start_s, abs=1e-6)
+    for seed in ("seed-1", "seed-2"):
+        model = load_topology(case / "model" / seed / "topology.yaml")
+        assert RunWindow.of_topology(model).load_s == pytest.approx(meta["load_window_s"], abs=1e-6)

@@ -2,18 +2,21 @@
 
 :func:`measure` runs a topology (its workload and faults) on a fresh devnet on free ports,
 bounded and step by step: the faults on schedule while Locust runs the workload, the last
-confirmations settled, an optional watch for recovery, the measured run folder collected, an
-optional look at the devnet's end state, the devnet stopped (also on Ctrl-C, SIGTERM or any
-failure). :func:`predict` runs the model over seeds on what the devnet ran
-(:func:`as_it_happened`). It wires model, devnet, faults and load, so it lives with the CLI.
+confirmations settled, an optional watch for recovery, the measured run folder collected (its
+load window the one Locust ran), an optional look at the devnet's end state, the devnet stopped
+(also on Ctrl-C, SIGTERM or any failure). :func:`predict` runs the model over seeds on what the
+devnet ran (:func:`as_it_happened`). It wires model, devnet, faults and load, so it lives with
+the CLI.
 """
 
 from __future__ import annotations
 
+import math
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 from bitcell_sim.cli.common import err_console
 from bitcell_sim.devnet import Devnet, down, up
@@ -42,6 +45,14 @@ AfterCollect = Callable[[Devnet, Collected], None]
 #: How long the monitoring stack may take to start after the nodes (measured: 20-40 s on a
 #: busy 2-core machine), added to the genesis delay when it runs.
 MONITORING_START_BUDGET_S = 60.0
+#: How long after genesis (with the default 3 s genesis delay) Locust may first send: the nodes
+#: are ready 0.9-3.3 s after genesis and Locust takes 2.2-2.7 s from its process start to its
+#: first possible send (imports, then ``START_DELAY_S``), so 3.1-6.0 s after genesis (14 runs of
+#: rc3-fast and rc3 on this 2-core machine with nothing else running; 6.1-9.4 s while another
+#: test suite ran). The workload's own start counts towards it, the rest is added to the genesis
+#: delay; without it the load starts a round late (the schedule keeps its place in the rounds).
+#: When Locust is later still, the run records the shift and the prediction follows it.
+LOCUST_START_BUDGET_S = 6.0
 
 
 def say(step: str, detail: str = "") -> None:
@@ -66,9 +77,14 @@ def measure(
     topology = load_topology(topology_path)
     state_dir = folder / "devnet-state"
     say("devnet", f"starting {len(topology.nodes)} nodes and the link emulator")
-    # The stack starts once the nodes are ready; genesis (time 0 of the load and the faults)
-    # must come after it, or the scenario's first seconds would be gone before it is played.
-    delay_s = topology.devnet.genesis_delay_s + (MONITORING_START_BUDGET_S if monitoring else 0)
+    # The stack starts once the nodes are ready, Locust after it; genesis (time 0 of the load and
+    # the faults) must leave them that time, or the scenario's first seconds would be gone (the
+    # load a round late) before it is played.
+    delay_s = (
+        topology.devnet.genesis_delay_s
+        + (MONITORING_START_BUDGET_S if monitoring else 0.0)
+        + max(LOCUST_START_BUDGET_S - topology.workload.start_s, 0.0)
+    )
     devnet = up(topology_path, state_dir, monitoring=monitoring, genesis_delay_s=delay_s)
     late_s = time.time() - devnet.meta.genesis_time_unix_s
     if monitoring and late_s > 0:
@@ -123,20 +139,27 @@ def _measure_on(
     )
     process = LocustProcess(argv, measured.path / LOAD_DIR / "locust.log")
     try:
-        status = process.wait(topology.workload_stages()[-1][1] + plan.drain_s + STARTUP_MARGIN_S)
+        # Counted from genesis, which may still be ahead (the start budgets of measure).
+        to_genesis_s = max(genesis_unix_s - time.time(), 0.0)
+        load_end_s = topology.workload_stages()[-1][1]
+        status = process.wait(to_genesis_s + load_end_s + plan.drain_s + STARTUP_MARGIN_S)
     finally:
         process.stop()
     if not (measured.path / SUMMARY_FILE).exists():
         raise LoadError(
             f"Locust exited with status {status} and wrote no records: {process.log_tail()}"
         )
-    transactions, _, _ = read_outputs(measured.path)
+    transactions, summary, _ = read_outputs(measured.path)
+    load_s, shift_s = locust_window(topology, summary)
+    if shift_s:
+        say("load", f"Locust started {shift_s:g} s late, at {load_s[0]:g} s; the model follows")
     if chaos is not None:
         last_end_s = max(f.end_s for f in topology.faults)
         chaos.join(max(genesis_unix_s + last_end_s - time.time(), 0.0) + 30.0)
     round_s = topology.protocol.round_s
-    settle_until = genesis_unix_s + min(topology.general.duration_s, _last_event_s(topology))
-    while (wait_s := settle_until + SETTLE_ROUNDS * round_s - time.time()) > 0:
+    faults_end_s = max((f.end_s for f in topology.faults), default=0.0)
+    settle_s = max(load_s[1], min(topology.general.duration_s, faults_end_s))
+    while (wait_s := genesis_unix_s + settle_s + SETTLE_ROUNDS * round_s - time.time()) > 0:
         time.sleep(min(wait_s, 1.0))
     if before_collect is not None:
         before_collect(devnet, topology)
@@ -147,24 +170,38 @@ def _measure_on(
         measured,
         until_s=settled_until_s(devnet),
         transactions=transactions,
-        load_s=(stages[0][0], stages[-1][1]),
+        load_s=load_s,
         peak_tps=max(max(s[2], s[3]) for s in stages),
-        meta={"kind": "measured", "chaos_errors": chaos_errors},
+        meta={"kind": "measured", "chaos_errors": chaos_errors, "load_shift_s": shift_s},
     )
     if after_collect is not None:
         after_collect(devnet, collected)
     return measured.path
 
 
-def _last_event_s(topology: Topology) -> float:
-    ends = [topology.workload_stages()[-1][1], *(f.end_s for f in topology.faults)]
-    return max(ends)
+def locust_window(
+    topology: Topology, summary: Mapping[str, Any]
+) -> tuple[tuple[float, float], float]:
+    """The window (seconds since genesis) Locust ran ``topology``'s load in, from its summary,
+    and how much later than planned it started (a whole number of rounds; 0 on time).
+
+    The schedule is drawn to the end of the run (``general.duration``), so sends stop there
+    shifted: the window ends there at the latest, as a prediction's does.
+    """
+    start_s = float(summary["run_start_s"])
+    # Rounded: load time 0 is genesis + start + k rounds, less float noise from Unix seconds.
+    shift_s = round(start_s - topology.workload.start_s, 6)
+    end_s = min(start_s + float(summary["duration_s"]), topology.general.duration_s + shift_s)
+    return (start_s, end_s), shift_s
 
 
 def as_it_happened(measured: RunRecords) -> Topology:
-    """The measured run's topology with each fault at the times the devnet's journal recorded.
+    """The measured run's topology with the load where Locust ran it and each fault at the
+    times the devnet's journal recorded.
 
-    A fault the journal saw open at the end of the records keeps its planned end.
+    The workload moves by the run's ``load_shift_s`` (none in a run folder written before it
+    was recorded): Locust replayed the schedule that much later, tx for tx. A fault the journal
+    saw open at the end of the records keeps its planned end.
     """
     recorded = measured.meta.get("faults") or []
     faults = []
@@ -178,7 +215,44 @@ def as_it_happened(measured: RunRecords) -> Topology:
         faults.append(
             fault.model_copy(update={"start_s": start_s, "duration_s": max(end_s - start_s, 1e-3)})
         )
-    return measured.topology.model_copy(update={"faults": tuple(faults)})
+    topology = measured.topology.model_copy(update={"faults": tuple(faults)})
+    shift_s = float(measured.meta.get("load_shift_s") or 0.0)
+    return _load_moved(topology, shift_s) if shift_s else topology
+
+
+def _load_moved(topology: Topology, shift_s: float) -> Topology:
+    """``topology`` with its workload ``shift_s`` later, the same txs at the same rates."""
+    workload, general, scenario = topology.workload, topology.general, topology.scenario
+    moved: dict[str, Any] = {"start_s": workload.start_s + shift_s}
+    if workload.stages is None and workload.duration_s is None:
+        # Such a load runs to the end of the run: pinned, it keeps the length Locust sent for.
+        moved["duration_s"] = general.duration_s - workload.start_s
+    # The schedule ends with the run (no arrival at or after it): that end moves too.
+    load_end_s = min(topology.workload_stages()[-1][1], general.duration_s) + shift_s
+    if load_end_s > general.duration_s:
+        general = general.model_copy(update={"duration_s": load_end_s})
+    start_s = moved["start_s"]
+    if scenario is not None and topology.faults:
+        first_s = min(f.start_s for f in topology.faults)
+        if first_s - start_s < scenario.baseline_s:
+            # The baseline is the loaded time before the first fault, as the measured run had
+            # it; a millisecond short, so that the stored topology still reads back (validated)
+            # after its times are rounded.
+            baseline_s = math.floor((first_s - start_s - 1e-3) * 1e3) / 1e3
+            if baseline_s <= 0:
+                raise LoadError(
+                    f"the load started at {start_s:g} s, {shift_s:g} s late, not before the "
+                    f"first fault at {first_s:g} s: no baseline to judge the scenario by (is the "
+                    "machine busy?)"
+                )
+            scenario = scenario.model_copy(update={"baseline_s": baseline_s})
+    return topology.model_copy(
+        update={
+            "workload": workload.model_copy(update=moved),
+            "general": general,
+            "scenario": scenario,
+        }
+    )
 
 
 def predict(measured: RunRecords, seeds: int, folder: Path) -> list[RunRecords]:
