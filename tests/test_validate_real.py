@@ -56,6 +56,8 @@ def test_validate_measures_and_predicts_the_load_where_locust_ran_it(
     planned = load_topology(case / "measured" / "topology.yaml")
     assert planned.workload.start_s == 0.0
     assert meta["load_shift_s"] == pytest.approx(start_s, abs=1e-6)
-    for seed in ("seed-1", "seed-2"):
-        model = load_topology(case / "model" / seed / "topology.yaml")
+    seeds = sorted((case / "model").glob("seed-*"))
+    assert len(seeds) == 2
+    for seed in seeds:
+        model = load_topology(seed / "topology.yaml")
         assert RunWindow.of_topology(model).load_s == pytest.approx(meta["load_window_s"], abs=1e-6)

@@ -45,13 +45,11 @@ AfterCollect = Callable[[Devnet, Collected], None]
 #: How long the monitoring stack may take to start after the nodes (measured: 20-40 s on a
 #: busy 2-core machine), added to the genesis delay when it runs.
 MONITORING_START_BUDGET_S = 60.0
-#: How long after genesis (with the default 3 s genesis delay) Locust may first send: the nodes
-#: are ready 0.9-3.3 s after genesis and Locust takes 2.2-2.7 s from its process start to its
-#: first possible send (imports, then ``START_DELAY_S``), so 3.1-6.0 s after genesis (14 runs of
-#: rc3-fast and rc3 on this 2-core machine with nothing else running; 6.1-9.4 s while another
-#: test suite ran). The workload's own start counts towards it, the rest is added to the genesis
-#: delay; without it the load starts a round late (the schedule keeps its place in the rounds).
-#: When Locust is later still, the run records the shift and the prediction follows it.
+#: How long after genesis (default genesis delay) Locust may first send: 3.1-6.0 s measured on
+#: a quiet 2-core machine (docs/validation.md). The workload's own start counts towards it, the
+#: rest is added to the genesis delay; without it the load starts a round late (the schedule
+#: keeps its place in the rounds). When Locust is later still, the run records the shift and
+#: the prediction follows it.
 LOCUST_START_BUDGET_S = 6.0
 
 
@@ -131,6 +129,7 @@ def _measure_on(
 
     measured = RunFolder.create(folder, "measured", topology)
     plan = plan_from_topology(topology)
+    stages = topology.workload_stages()
     say("load", f"{plan.profile.mean_tps:.1f} TPS for {plan.duration_s:.0f} s (Locust)")
     argv = locust_argv(
         measured.path,
@@ -141,8 +140,7 @@ def _measure_on(
     try:
         # Counted from genesis, which may still be ahead (the start budgets of measure).
         to_genesis_s = max(genesis_unix_s - time.time(), 0.0)
-        load_end_s = topology.workload_stages()[-1][1]
-        status = process.wait(to_genesis_s + load_end_s + plan.drain_s + STARTUP_MARGIN_S)
+        status = process.wait(to_genesis_s + stages[-1][1] + plan.drain_s + STARTUP_MARGIN_S)
     finally:
         process.stop()
     if not (measured.path / SUMMARY_FILE).exists():
@@ -164,7 +162,6 @@ def _measure_on(
     if before_collect is not None:
         before_collect(devnet, topology)
     say("collect", "blocks, arrivals, node timelines, fault journal")
-    stages = topology.workload_stages()
     collected = collect(
         devnet,
         measured,
