@@ -2,8 +2,8 @@
 
 Digests (SHA-256 of the Arrow IPC stream of each record table) of three runs: rc3-fast through
 every fault kind, rc3 for 10 minutes and global-56 for 2 minutes. When a change alters the
-model's output on purpose, recompute them (``python tests/test_model_pinned.py`` prints the new
-table) and say in the commit, and in docs/model.md (Determinism), what changed and why.
+model's output on purpose, recompute them (``python -m tests.test_model_pinned`` prints the
+new table) and say in the commit, and in docs/model.md (Determinism), what changed and why.
 """
 
 from __future__ import annotations
@@ -20,16 +20,16 @@ from tests.test_model_determinism import FAULTS
 
 PINNED = {
     "faults": {
-        "blocks": "5314cf95c348582b",
-        "block_arrivals": "876eeadb548afdc5",
-        "transactions": "7eb3b2a23df80a7c",
-        "node_timeline": "6159cb244cddc8ac",
+        "blocks": "e58ac170a95d1c98",
+        "block_arrivals": "c0eb619e21b97164",
+        "transactions": "4d1e5b3de9579d76",
+        "node_timeline": "117ad7fa61ba7a53",
     },
     "rc3": {
         "blocks": "ec6f26c3b13c4881",
-        "block_arrivals": "26ece90c1c38e765",
-        "transactions": "eb00ad86699f142d",
-        "node_timeline": "6d9b571baa0917de",
+        "block_arrivals": "d2bcc0a0098357e9",
+        "transactions": "5b716d945aecece8",
+        "node_timeline": "3eff02efce6ebd44",
     },
     "global-56": {
         "blocks": "eb08a40b9897fc1f",
