@@ -56,6 +56,7 @@ def test_calibrate_measures_the_node_and_writes_the_topology(
     # process starts in well under a minute but not instantly (imports, SQLite).
     assert 10e-6 < processing.tx_validate_s < 10e-3
     assert 0 < processing.block_import_per_tx_s < 10e-3
+    assert 0 < processing.block_build_per_tx_s < 10e-3
     assert 0 < processing.rpc_service_s < 0.1
     assert 0.1 < processing.startup_s < 30
     assert target.read_text().startswith("# The RC3 network")

@@ -22,6 +22,8 @@ BANDWIDTH_BPS = 10e6
 LATENCY_S = 0.100
 IMPORT_PER_TX_S = 50e-6
 IMPORT_BLOCK_S = 1e-3
+BUILD_PER_TX_S = 30e-6
+BUILD_BLOCK_S = 2e-3
 
 
 def two_nodes(tps: float) -> Topology:
@@ -40,7 +42,12 @@ def two_nodes(tps: float) -> Topology:
               commit: 1 s
               reveal: 1 s
               battle: 1 s
-              processing: {{tx_validate: 0 us, block_import_per_tx: 50 us, block_import: 1 ms}}
+              processing:
+                tx_validate: 0 us
+                block_import_per_tx: 50 us
+                block_import: 1 ms
+                block_build_per_tx: 30 us
+                block_build: 2 ms
             workload: {{tps: {tps}, arrival: constant, region_weights: {{west: 1, east: 0}}}}
             """
         )
@@ -48,7 +55,7 @@ def two_nodes(tps: float) -> Topology:
 
 
 @pytest.mark.parametrize("tps", [0, 7])
-def test_block_arrives_after_size_over_bandwidth_plus_latency_plus_import(tps: float) -> None:
+def test_block_arrives_after_build_import_size_over_bandwidth_latency_import(tps: float) -> None:
     result = simulate(two_nodes(tps))
     blocks = result.tables["blocks"].to_pylist()
     arrivals = {
@@ -59,15 +66,14 @@ def test_block_arrives_after_size_over_bandwidth_plus_latency_plus_import(tps: f
     assert len(blocks) == 20  # one block every 3 s: rounds end at 3, 6, ..., 60 s
     for block in blocks:
         assert block["producer"] == "a"
-        assert arrivals[(block["block_hash"], "a")] == block["produced_s"]
+        txs = block["tx_count"]
+        import_s = IMPORT_BLOCK_S + txs * IMPORT_PER_TX_S
+        # The producer holds its block once it has built and imported it, and floods it then.
+        held_s = block["produced_s"] + BUILD_BLOCK_S + txs * BUILD_PER_TX_S + import_s
+        assert arrivals[(block["block_hash"], "a")] == pytest.approx(held_s, abs=1e-12)
         frame_bytes = block["size_bytes"] + FRAME_OVERHEAD_BYTES
-        assert block["size_bytes"] == sizes.block_bytes(block["tx_count"])
-        expected = (
-            block["produced_s"]
-            + frame_bytes * 8 / BANDWIDTH_BPS
-            + LATENCY_S
-            + 2 * (IMPORT_BLOCK_S + block["tx_count"] * IMPORT_PER_TX_S)
-        )
+        assert block["size_bytes"] == sizes.block_bytes(txs)
+        expected = held_s + frame_bytes * 8 / BANDWIDTH_BPS + LATENCY_S + import_s
         assert arrivals[(block["block_hash"], "b")] == pytest.approx(expected, abs=1e-12)
     if tps:
         # 7 TPS at node a, one every 1/7 s from t=0: a tx submitted at the very instant a

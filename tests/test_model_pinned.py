@@ -20,22 +20,22 @@ from tests.test_model_determinism import FAULTS
 
 PINNED = {
     "faults": {
-        "blocks": "e58ac170a95d1c98",
-        "block_arrivals": "c0eb619e21b97164",
-        "transactions": "4d1e5b3de9579d76",
-        "node_timeline": "117ad7fa61ba7a53",
+        "blocks": "d213ec2ce5d405c2",
+        "block_arrivals": "c300b6111187a8d1",
+        "transactions": "0c105b446ed86fa8",
+        "node_timeline": "22ef882d9972ef66",
     },
     "rc3": {
         "blocks": "ec6f26c3b13c4881",
-        "block_arrivals": "d2bcc0a0098357e9",
-        "transactions": "5b716d945aecece8",
-        "node_timeline": "3eff02efce6ebd44",
+        "block_arrivals": "fd9d3cdb7336c70e",
+        "transactions": "fe955c16621bc815",
+        "node_timeline": "ee99be37f881ffac",
     },
     "global-56": {
         "blocks": "eb08a40b9897fc1f",
-        "block_arrivals": "de18e565ea26bda5",
-        "transactions": "bf3d381bec6e5930",
-        "node_timeline": "0fc290c1db11c3a2",
+        "block_arrivals": "3d302344b410f364",
+        "transactions": "2da788d8f6abebae",
+        "node_timeline": "325d5aad2496a84b",
     },
 }
 

@@ -307,3 +307,23 @@ def test_comparison_json_round_trip_and_the_docs_table(sides: tuple[Path, Path])
     assert "→" not in table  # region pairs stay in the case's own report
     doc = f"intro\n{TABLE_BEGIN}\nold\n{TABLE_END}\nrest\n"
     assert splice_table(doc, table) == f"intro\n{TABLE_BEGIN}\n{table}{TABLE_END}\nrest\n"
+
+
+def test_metric_names_print_whole_in_the_terminal_table(
+    sides: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A region pair's or a fault's bracket is part of the name, not rich markup; it is never
+    cut, off a terminal (160 columns) or on a narrow one."""
+    from bitcell_sim.cli.common import console
+
+    for width in (160, 80):
+        monkeypatch.setattr(console, "width", width)
+        result = CliRunner().invoke(
+            app, ["compare", str(sides[0]), str(sides[1]), "--out", str(tmp_path / "report")]
+        )
+        assert result.exit_code == 0, result.output
+        names = [
+            f"block_propagation_p{q}[{pair}]" for pair in ("r1→r1", "r1→r2") for q in (50, 95, 99)
+        ]
+        for name in [*names, "recovery[fault 1, c]", "reconvergence[fault 1]"]:
+            assert name in result.output, (width, name)

@@ -75,7 +75,7 @@ def calibrate_command(
         load_topology(topology)  # a broken file fails before minutes of measuring
     calibration = calibrate(lambda step: err_console.print(f"measuring {step} …", highlight=False))
     line = processing_line(calibration)
-    console.print(line, highlight=False)
+    console.print(line, highlight=False, soft_wrap=True)  # one line, to paste as it is
     if write and topology is not None:
         updated = replace_processing(topology.read_text(encoding="utf-8"), line)
         try:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from bitcell_sim.cli.common import console, err_console
@@ -28,14 +29,22 @@ def verdict_tables(comparison: Comparison) -> list[Table]:
     """The verdict table, one rich table per group of metrics."""
     tables = []
     for group, rows in comparison.groups():
+        # Escaped: rich would read the ``[us-east→ap-southeast]`` of a region pair's metric (or
+        # the ``[fault 0, node]`` of a recovery) as markup and print the name without it.
+        cells = [[escape(cell) for cell in table_cells(row)] for row in rows]
         table = Table(title=group, title_justify="left")
         for header in TABLE_HEADER:
             left = header in ("metric", "note")
-            table.add_column(header, justify="left" if left else "right", no_wrap=header != "note")
-        for row in rows:
-            cells = table_cells(row)
+            table.add_column(
+                header,
+                justify="left" if left else "right",
+                no_wrap=header != "note",
+                # The name tells the rows apart: on a narrow terminal the figures give way.
+                min_width=max(len(row[0]) for row in cells) if header == "metric" else None,
+            )
+        for row, row_cells in zip(rows, cells, strict=True):
             style = _STYLE.get(row.verdict, "yellow")
-            table.add_row(*cells[:6], f"[{style}]{cells[6]}[/]", cells[7])
+            table.add_row(*row_cells[:6], f"[{style}]{row_cells[6]}[/]", row_cells[7])
         tables.append(table)
     return tables
 

@@ -25,6 +25,7 @@ import simpy
 from bitcell_sim.errors import ModelError
 from bitcell_sim.model.chain import (
     Block,
+    IntArray,
     chain_of,
     genesis_hash,
     is_better,
@@ -103,6 +104,8 @@ class Simulation:
         self.sync_batch = protocol.sync_batch_blocks
         self.import_per_tx_s = protocol.processing.block_import_per_tx_s
         self.import_block_s = protocol.processing.block_import_s
+        self.build_per_tx_s = protocol.processing.block_build_per_tx_s
+        self.build_block_s = protocol.processing.block_build_s
         self.sync_step_back = protocol.sync_step_back_blocks
         self.wire = wire_sizes(protocol.tx_size_bytes)
         self.schedule = FaultSchedule(topology, index)
@@ -354,12 +357,29 @@ class Simulation:
             return
         parent = self.tip[node]
         chosen = self.txs.select(node, self.max_txs)
+        # As on the devnet, the producer builds its block (picks and executes the txs, signs,
+        # encodes) and imports it before it holds the block or floods it.
+        cost_s = self._build_cost_s(len(chosen)) + self._import_cost_s(len(chosen))
+        done_s = self._charge_cpu(node, now, cost_s)
+        if done_s <= now:
+            self._produced(node, r, parent, chosen, incarnation)
+        else:
+            self._at(done_s, self._produced, node, r, parent, chosen, incarnation)
+
+    def _produced(
+        self, node: int, r: int, parent: Block, chosen: IntArray, incarnation: int
+    ) -> None:
+        if not self.up[node] or self.incarnation[node] != incarnation:
+            return  # the node went down while building: no block
+        now = self.env.now
         block = Block(
             block_hash=make_block_hash(parent.hash, self.keys[node], r),
             parent=parent,
             producer=node,
             round_index=r,
-            produced_s=now,
+            # Produced at its round's end, as the devnet dates a block (propagation counts the
+            # build, the import and any wait for the CPU).
+            produced_s=self.rounds.round_start(r + 1),
             txs=chosen,
             size_bytes=self.wire.block_bytes(len(chosen)),
             index=len(self.blocks),
@@ -369,16 +389,7 @@ class Simulation:
             known[node].add(block.hash)
         self._record_arrival(block, node, now)
         self._adopt(node, block)
-        # The producer imports its own block (validation and state) before it floods it.
-        done_s = self._charge_import(node, block, now)
-        if done_s <= now:
-            self._gossip(node, block, RELAY_ALL)
-        else:
-            self._at(done_s, self._gossip_own, node, block, incarnation)
-
-    def _gossip_own(self, node: int, block: Block, incarnation: int) -> None:
-        if self.up[node] and self.incarnation[node] == incarnation:
-            self._gossip(node, block, RELAY_ALL)
+        self._gossip(node, block, RELAY_ALL)
 
     # ---- blocks over the network -----------------------------------------------------------
 
@@ -424,9 +435,18 @@ class Simulation:
             self._at(done_s, self._apply, node, block, relay, self.incarnation[node])
         return done_s
 
+    def _build_cost_s(self, txs: int) -> float:
+        return self.build_block_s + self.build_per_tx_s * txs
+
+    def _import_cost_s(self, txs: int) -> float:
+        return self.import_block_s + self.import_per_tx_s * txs
+
     def _charge_import(self, node: int, block: Block, now: float) -> float:
         """Queue the block's import on the node's CPU (after its backlog); when it is done."""
-        cost_s = self.import_block_s + self.import_per_tx_s * len(block.txs)
+        return self._charge_cpu(node, now, self._import_cost_s(len(block.txs)))
+
+    def _charge_cpu(self, node: int, now: float, cost_s: float) -> float:
+        """Queue ``cost_s`` of work on the node's CPU (after its backlog); when it is done."""
         if cost_s and self.schedule.throttles:
             cost_s /= self.schedule.cpu_share(node, now)
         busy = float(self.cpu_busy_s[node])

@@ -1,9 +1,11 @@
 """This machine's real costs of the node code, as the topology's ``protocol.processing`` values.
 
 :func:`calibrate` measures, on the node's own code: RPC admission of a signed transaction
-(decode, signature, account rules: ``tx_validate``), block import with the signatures already
-verified by gossip (a fixed part, ``block_import``, and a part per transaction,
-``block_import_per_tx``, fitted over blocks of several sizes), and on real node processes the
+(decode, signature, account rules: ``tx_validate``), a block's import from gossip (decode,
+validation with the signatures already verified by tx gossip, storage, pool clean-up: a fixed
+part, ``block_import``, and a part per transaction, ``block_import_per_tx``, fitted over blocks of
+several sizes), a producer's build of its block (``block_build``, ``block_build_per_tx``: pick
+and execute the txs, sign, encode), and on real node processes the
 service time of a trivial JSON-RPC request over loopback HTTP (``rpc_service``) and the time
 from process start to serving RPC with a chain on disk (``startup``). Each figure is the
 median of repeated measurements.
@@ -29,6 +31,7 @@ from bitcell_sim.node.store import ChainStore
 from bitcell_sim.protocol import admission
 from bitcell_sim.protocol.block import genesis_block
 from bitcell_sim.protocol.identity import funded_sender, node_keypair
+from bitcell_sim.protocol.p2p import BlockMessage, decode_message, encode_frame
 from bitcell_sim.protocol.rpc_client import RpcClient
 from bitcell_sim.protocol.transaction import Transaction, sign_transaction
 
@@ -47,6 +50,8 @@ class Calibration:
     tx_validate_s: float
     block_import_s: float
     block_import_per_tx_s: float
+    block_build_s: float
+    block_build_per_tx_s: float
     rpc_service_s: float
     startup_s: float
 
@@ -56,6 +61,8 @@ class Calibration:
             "tx_validate": self.tx_validate_s,
             "block_import": self.block_import_s,
             "block_import_per_tx": self.block_import_per_tx_s,
+            "block_build": self.block_build_s,
+            "block_build_per_tx": self.block_build_per_tx_s,
             "rpc_service": self.rpc_service_s,
             "startup": self.startup_s,
         }
@@ -91,40 +98,63 @@ def measure_tx_validate(count: int = 300) -> float:
     return statistics.median(samples)
 
 
-def measure_block_import(rounds: int = 3) -> tuple[float, float]:
-    """(fixed, per-tx) seconds of importing a block whose tx signatures are already cached.
+@dataclass(frozen=True)
+class BlockCosts:
+    """Seconds of a block's build at its producer and of its import at each node it reaches."""
 
-    A producer chain builds blocks of each of :data:`BLOCK_SIZES` txs (every tx from a fresh
-    funded sender); a receiver chain (its own SQLite store) imports them; a least-squares line
-    through the medians per size gives the two parts.
+    build_s: float
+    build_per_tx_s: float
+    import_s: float
+    import_per_tx_s: float
+
+
+def _line(sizes: tuple[int, ...], samples: dict[int, list[float]]) -> tuple[float, float]:
+    """(fixed, per-tx) of the least-squares line through the medians per block size."""
+    medians = [statistics.median(samples[size]) for size in sizes]
+    per_tx, fixed = np.polyfit(np.asarray(sizes, dtype=float), np.asarray(medians), 1)
+    return max(float(fixed), 0.0), max(float(per_tx), 0.0)
+
+
+def measure_blocks(rounds: int = 3) -> BlockCosts:
+    """The node's two block paths, timed over blocks of each of :data:`BLOCK_SIZES` txs.
+
+    Build, as a producer does at its round's end: order its pool, pick and execute the txs,
+    sign, and encode the frame it floods. Import, as a node does with a block from gossip: decode
+    the frame, validate and store the block (signatures already cached by tx gossip), and drop
+    its txs from the pool. Every tx comes from a fresh funded sender; producer and receiver are
+    separate chains with their own SQLite stores.
     """
     senders = rounds * sum(BLOCK_SIZES)
     proposer = node_keypair(NETWORK, "producer")
-    timings: dict[int, list[float]] = {size: [] for size in BLOCK_SIZES}
+    build: dict[int, list[float]] = {size: [] for size in BLOCK_SIZES}
+    imports: dict[int, list[float]] = {size: [] for size in BLOCK_SIZES}
     with tempfile.TemporaryDirectory() as tmp:
         producer = _chain(Path(tmp), "producer", senders)
         receiver = _chain(Path(tmp), "receiver", senders)
         next_sender = 0
         for _ in range(rounds):
             for size in BLOCK_SIZES:
-                pool = TxPool(10_000)
+                pool, received = TxPool(10_000), TxPool(10_000)
                 for tx in _signed(size, first_sender=next_sender):
                     tx_id = tx.tx_id()
-                    receiver.sigcache.verify(tx, tx_id)  # as gossip would have
-                    pool.add(tx, tx_id)
+                    for chain, held in ((producer, pool), (receiver, received)):
+                        chain.sigcache.verify(tx, tx_id)  # as admission or gossip would have
+                        held.add(tx, tx_id)
                 next_sender += size
-                block = producer.build_block(proposer, pool.ordered(), int(time.time()))
-                producer.import_block(block)
-                raw = block.encode()
                 started = time.perf_counter()
-                receiver.import_block(block, raw)
-                timings[size].append(time.perf_counter() - started)
+                block = producer.build_block(proposer, pool.ordered(), int(time.time()))
+                frame = encode_frame(BlockMessage(block))
+                build[size].append(time.perf_counter() - started)
+                producer.import_block(block)
+                started = time.perf_counter()
+                message = decode_message(frame[4:])
+                assert isinstance(message, BlockMessage)
+                receiver.import_block(message.block, frame[4:])
+                received.remove(tx.tx_id() for tx in message.block.transactions)
+                imports[size].append(time.perf_counter() - started)
         producer.store.close()
         receiver.store.close()
-    sizes = np.asarray(BLOCK_SIZES, dtype=float)
-    medians = np.asarray([statistics.median(timings[size]) for size in BLOCK_SIZES])
-    per_tx, fixed = np.polyfit(sizes, medians, 1)
-    return max(float(fixed), 0.0), max(float(per_tx), 0.0)
+    return BlockCosts(*_line(BLOCK_SIZES, build), *_line(BLOCK_SIZES, imports))
 
 
 def measure_processes(requests: int = 300, restarts: int = 3) -> tuple[float, float]:
@@ -166,8 +196,16 @@ def calibrate(progress: ProgressCallback | None = None) -> Calibration:
     say = progress or (lambda line: None)
     say("tx admission (decode, signature, account rules)")
     tx_validate_s = measure_tx_validate()
-    say("block import, blocks of " + ", ".join(map(str, BLOCK_SIZES)) + " txs")
-    block_s, per_tx_s = measure_block_import()
+    say("block build and import, blocks of " + ", ".join(map(str, BLOCK_SIZES)) + " txs")
+    blocks = measure_blocks()
     say("RPC service and process start-up on a real node")
     rpc_s, startup_s = measure_processes()
-    return Calibration(tx_validate_s, block_s, per_tx_s, rpc_s, startup_s)
+    return Calibration(
+        tx_validate_s,
+        blocks.import_s,
+        blocks.import_per_tx_s,
+        blocks.build_s,
+        blocks.build_per_tx_s,
+        rpc_s,
+        startup_s,
+    )

@@ -130,6 +130,9 @@ class ProcessingSpec(Spec):
     tx_validate_s: Duration = Field(default=100e-6, alias="tx_validate")
     block_import_per_tx_s: Duration = Field(default=50e-6, alias="block_import_per_tx")
     block_import_s: Duration = Field(default=0.0, alias="block_import")
+    # Building a block costs about what importing it does (both execute every tx).
+    block_build_per_tx_s: Duration = Field(default=50e-6, alias="block_build_per_tx")
+    block_build_s: Duration = Field(default=0.0, alias="block_build")
     rpc_service_s: Duration = Field(default=0.0, alias="rpc_service")
     startup_s: Duration = Field(default=0.0, alias="startup")
 
