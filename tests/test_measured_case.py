@@ -107,3 +107,26 @@ def test_a_load_that_started_after_the_first_fault_has_no_baseline() -> None:
     planned = load_topology(NODE_FAILURE)
     with pytest.raises(LoadError, match=r"started at 15 s, 12 s late.*first fault at 15 s"):
         as_it_happened(_measured(planned, load_shift_s=12.0, faults=_journal(planned, 0.0)))
+
+
+def test_the_model_runs_as_long_as_the_records_cover() -> None:
+    """The devnet stops a few rounds after the load: the model stops there too, so it adds no
+    idle rounds (empty blocks) the measurement never had; the same txs are sent."""
+    planned = _variant({"tps": "50 TPS", "start": "3 s", "duration": "9 s"}, "60 s")
+    cut = as_it_happened(_measured(planned, window_s=[0.0, 20.9996]))
+    assert cut.general.duration_s == 20.999
+    assert cut.workload_stages() == planned.workload_stages()
+    np.testing.assert_allclose(_submit_s(cut), _submit_s(planned))
+    assert dump_topology(parse_topology(dump_topology(cut))) == dump_topology(cut)
+    # Records that cover the whole run (or more) leave it as it is.
+    assert as_it_happened(_measured(planned, window_s=[0.0, 61.0])).general.duration_s == 60.0
+
+
+def test_a_load_to_the_end_of_the_run_keeps_its_length_when_the_run_is_cut() -> None:
+    planned = _variant({"tps": "50 TPS", "start": "3 s"}, "30 s")
+    cut = as_it_happened(_measured(planned, window_s=[0.0, 24.0]))
+    assert cut.general.duration_s == 24.0
+    assert cut.workload.duration_s == 27.0  # pinned first: the load ends with the records
+    # The same txs as planned, up to the end of the records (the schedule ends with the run).
+    planned_s = _submit_s(planned)
+    np.testing.assert_allclose(_submit_s(cut), planned_s[planned_s < 24.0])

@@ -214,7 +214,27 @@ def as_it_happened(measured: RunRecords) -> Topology:
         )
     topology = measured.topology.model_copy(update={"faults": tuple(faults)})
     shift_s = float(measured.meta.get("load_shift_s") or 0.0)
-    return _load_moved(topology, shift_s) if shift_s else topology
+    if shift_s:
+        topology = _load_moved(topology, shift_s)
+    window = measured.meta.get("window_s")
+    return _cut(topology, float(window[1])) if window else topology
+
+
+def _cut(topology: Topology, end_s: float) -> Topology:
+    """``topology`` run only as long as the records cover (the devnet stops a few rounds after
+    the load and the faults, often before ``general.duration``): a prediction over the whole
+    duration would add the idle rounds the measurement never had, empty blocks among them."""
+    # To the millisecond below, so that the stored topology reads back the same.
+    end_s = math.floor(end_s * 1e3) / 1e3
+    general, workload = topology.general, topology.workload
+    if end_s >= general.duration_s or end_s <= workload.start_s:
+        return topology
+    update: dict[str, Any] = {"general": general.model_copy(update={"duration_s": end_s})}
+    if workload.stages is None and workload.duration_s is None:
+        # Such a load runs to the end of the run: pinned, it keeps the length it was sent for.
+        pinned = general.duration_s - workload.start_s
+        update["workload"] = workload.model_copy(update={"duration_s": pinned})
+    return topology.model_copy(update=update)
 
 
 def _load_moved(topology: Topology, shift_s: float) -> Topology:
