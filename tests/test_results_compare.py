@@ -53,6 +53,7 @@ def write_run(
     rpc_s: float,
     resync_s: float,
     validation: str = "",
+    topology_text: str = TOPOLOGY,
 ) -> Path:
     """A run folder with hand-made records; every figure follows from the arguments.
 
@@ -60,7 +61,7 @@ def write_run(
     ``remote_s``; c is down 58-64 s and gets block 4 (produced at 60 s) ``resync_s`` after it
     is back. Four txs confirm ``confirm_s`` after submission; each RPC takes ``rpc_s``.
     """
-    topology = parse_topology(TOPOLOGY + validation)
+    topology = parse_topology(topology_text + validation)
     folder = RunFolder.create(root, name, topology)
     hashes = [f"{h:02x}" for h in range(1, 6)]
     folder.write_records(
@@ -327,3 +328,25 @@ def test_metric_names_print_whole_in_the_terminal_table(
         ]
         for name in [*names, "recovery[fault 1, c]", "reconvergence[fault 1]"]:
             assert name in result.output, (width, name)
+
+
+@pytest.mark.parametrize(
+    ("c_role", "per_node"), [("validator", False), ("full", True)], ids=["race", "no-race"]
+)
+def test_partition_recovery_per_node_only_when_one_side_alone_makes_blocks(
+    tmp_path: Path, c_role: str, per_node: bool
+) -> None:
+    """Validators on both sides of a cut each make a block a round: which side keeps its chain
+    at the heal is a tie-break, so only the reconvergence is compared; with no validator on
+    one side, that side catches up and each of its nodes' recovery is a shared figure."""
+    text = TOPOLOGY.replace("c: {region: r2}", f"c: {{region: r2, role: {c_role}}}").replace(
+        "{kind: node_down, target: c, start: 58 s, duration: 6 s}",
+        "{kind: partition, groups: [[r1], [r2]], start: 58 s, duration: 6 s}",
+    )
+    assert "partition" in text and c_role in text
+    for name in ("p", "m"):
+        write_run(tmp_path, name, **PREDICTED, resync_s=1.0, topology_text=text)
+    comparison = compare(read_runs(tmp_path / "p"), read_runs(tmp_path / "m"))
+    names = {row.name for row in comparison.rows}
+    assert "reconvergence[fault 1]" in names
+    assert ("recovery[fault 1, c]" in names) is per_node

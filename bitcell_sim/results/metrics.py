@@ -28,7 +28,7 @@ from bitcell_sim.results.summary import (
     tip_history,
 )
 from bitcell_sim.results.window import RunWindow
-from bitcell_sim.topology import Topology
+from bitcell_sim.topology import Partition, Topology, partition_sides
 
 GROUP_HEADLINE = "headline"
 GROUP_FAULTS = "faults"
@@ -170,6 +170,23 @@ def run_metrics(run: RunRecords) -> dict[str, Metric]:
     return out
 
 
+def _sides_race(topology: Topology, position: int) -> bool:
+    """Whether fault ``position`` (from 1) is a partition with validators on two sides or more.
+
+    Such sides each make a block a round, so at the heal which chain wins is a tie-break (the
+    lower hash at equal height): a node's recovery is near 0 or the whole catch-up by the luck
+    of the hashes, on either side, and only the reconvergence (the slowest node that switched)
+    is a figure two runs share. With a bridge the sides still hear each other.
+    """
+    faults = topology.faults
+    fault = faults[position - 1] if position <= len(faults) else None
+    if not isinstance(fault, Partition) or fault.bridges:
+        return False
+    validators = set(topology.validators)
+    sides = partition_sides(topology, fault.groups)
+    return sum(1 for side in sides if side & validators) >= 2
+
+
 def _fault_metrics(run: RunRecords, summary: Mapping[str, Any], add: Any) -> None:
     """Per fault of the summary (the faults as they held in this run), its recovery rows."""
     topology = run.topology
@@ -182,7 +199,8 @@ def _fault_metrics(run: RunRecords, summary: Mapping[str, Any], add: Any) -> Non
     down = window.down_windows(topology.node_names)
     for i, (fault, entry) in enumerate(zip(window.faults, summary["faults"], strict=True), 1):
         tag, kind = f"fault {i}", fault.kind
-        for node, value in entry["recovery_by_node_s"].items():
+        by_node = {} if _sides_race(topology, i) else entry["recovery_by_node_s"]
+        for node, value in by_node.items():
             add(
                 f"recovery[{tag}, {node}]",
                 "recovery",
