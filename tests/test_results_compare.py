@@ -337,8 +337,9 @@ def test_partition_recovery_per_node_only_when_one_side_alone_makes_blocks(
     tmp_path: Path, c_role: str, per_node: bool
 ) -> None:
     """Validators on both sides of a cut each make a block a round: which side keeps its chain
-    at the heal is a tie-break, so only the reconvergence is compared; with no validator on
-    one side, that side catches up and each of its nodes' recovery is a shared figure."""
+    at the heal is a tie-break, so only the slowest node's recovery is compared; with no
+    validator on one side, that side catches up and each of its nodes' recovery is a shared
+    figure."""
     text = TOPOLOGY.replace("c: {region: r2}", f"c: {{region: r2, role: {c_role}}}").replace(
         "{kind: node_down, target: c, start: 58 s, duration: 6 s}",
         "{kind: partition, groups: [[r1], [r2]], start: 58 s, duration: 6 s}",
@@ -350,3 +351,4 @@ def test_partition_recovery_per_node_only_when_one_side_alone_makes_blocks(
     names = {row.name for row in comparison.rows}
     assert "reconvergence[fault 1]" in names
     assert ("recovery[fault 1, c]" in names) is per_node
+    assert ("recovery[fault 1]" in names) is not per_node

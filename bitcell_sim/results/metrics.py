@@ -175,8 +175,8 @@ def _sides_race(topology: Topology, position: int) -> bool:
 
     Such sides each make a block a round, so at the heal which chain wins is a tie-break (the
     lower hash at equal height): a node's recovery is near 0 or the whole catch-up by the luck
-    of the hashes, on either side, and only the reconvergence (the slowest node that switched)
-    is a figure two runs share. With a bridge the sides still hear each other.
+    of the hashes, on either side, and only the slowest node's recovery (like the
+    reconvergence) is a figure two runs share. With a bridge the sides still hear each other.
     """
     faults = topology.faults
     fault = faults[position - 1] if position <= len(faults) else None
@@ -199,13 +199,20 @@ def _fault_metrics(run: RunRecords, summary: Mapping[str, Any], add: Any) -> Non
     down = window.down_windows(topology.node_names)
     for i, (fault, entry) in enumerate(zip(window.faults, summary["faults"], strict=True), 1):
         tag, kind = f"fault {i}", fault.kind
-        by_node = {} if _sides_race(topology, i) else entry["recovery_by_node_s"]
-        for node, value in by_node.items():
+        by_node = entry["recovery_by_node_s"]
+        if _sides_race(topology, i):
+            # Which nodes switch is luck (see _sides_race): one row, the slowest node.
+            times = list(by_node.values())
+            slowest = None if None in times else max(times, default=0.0)
+            rows = [(f"recovery[{tag}]", "every node", slowest)]
+        else:
+            rows = [(f"recovery[{tag}, {node}]", node, value) for node, value in by_node.items()]
+        for name, who, value in rows:
             add(
-                f"recovery[{tag}, {node}]",
+                name,
                 "recovery",
                 "s",
-                f"{kind}: fault end to {node} holding the best tip",
+                f"{kind}: fault end to {who} holding the best tip",
                 None if history is None else (math.inf if value is None else value),
                 group=GROUP_FAULTS,
             )
