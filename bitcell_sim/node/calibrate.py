@@ -115,8 +115,12 @@ def _line(sizes: tuple[int, ...], samples: dict[int, list[float]]) -> tuple[floa
     return max(float(fixed), 0.0), max(float(per_tx), 0.0)
 
 
-def measure_blocks(rounds: int = 3) -> BlockCosts:
+def measure_blocks(rounds: int = 3, idle_s: float = 0.0) -> BlockCosts:
     """The node's two block paths, timed over blocks of each of :data:`BLOCK_SIZES` txs.
+
+    ``idle_s`` sleeps that long before each timed build and import, as a node idles between
+    rounds (``benchmarks/bench_block_hold.py``: on some machines work after a pause is several
+    times slower than back to back); calibrate times them back to back.
 
     Build, as a producer does at its round's end: order its pool, pick and execute the txs,
     sign, and encode the frame it floods. Import, as a node does with a block from gossip: decode
@@ -141,11 +145,13 @@ def measure_blocks(rounds: int = 3) -> BlockCosts:
                         chain.sigcache.verify(tx, tx_id)  # as admission or gossip would have
                         held.add(tx, tx_id)
                 next_sender += size
+                time.sleep(idle_s)
                 started = time.perf_counter()
                 block = producer.build_block(proposer, pool.ordered(), int(time.time()))
                 frame = encode_frame(BlockMessage(block))
                 build[size].append(time.perf_counter() - started)
                 producer.import_block(block)
+                time.sleep(idle_s)
                 started = time.perf_counter()
                 message = decode_message(frame[4:])
                 assert isinstance(message, BlockMessage)
