@@ -102,12 +102,8 @@ def hold_part(sizes: list[int], tps: float, rounds: int, min_txs: int, topology:
         if not samples:
             print(f"| {nodes} | 0 | — | — | — | — |")
             continue
-        txs = statistics.median(t for t, _ in samples)
-        model_ms = 1e3 * (
-            processing.block_build_s
-            + processing.block_import_s
-            + txs * (processing.block_build_per_tx_s + processing.block_import_per_tx_s)
-        )
+        txs = round(statistics.median(t for t, _ in samples))
+        model_ms = 1e3 * (processing.block_build_cost_s(txs) + processing.block_import_cost_s(txs))
         delays = [d for _, d in samples]
         print(
             f"| {nodes} | {len(samples)} | {txs:.0f} | {statistics.median(delays):.1f} ms "

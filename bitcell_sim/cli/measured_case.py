@@ -230,20 +230,24 @@ def _cut(topology: Topology, end_s: float) -> Topology:
     if end_s >= general.duration_s or end_s <= workload.start_s:
         return topology
     update: dict[str, Any] = {"general": general.model_copy(update={"duration_s": end_s})}
-    if workload.stages is None and workload.duration_s is None:
-        # Such a load runs to the end of the run: pinned, it keeps the length it was sent for.
-        pinned = general.duration_s - workload.start_s
-        update["workload"] = workload.model_copy(update={"duration_s": pinned})
+    if pinned := _pinned_length(topology):
+        update["workload"] = workload.model_copy(update=pinned)
     return topology.model_copy(update=update)
+
+
+def _pinned_length(topology: Topology) -> dict[str, Any]:
+    """The workload's length, when it runs to the end of the run, as a ``duration_s`` update
+    (so that moving its start or the run's end keeps the length it was sent for); else {}."""
+    workload = topology.workload
+    if workload.stages is None and workload.duration_s is None:
+        return {"duration_s": topology.general.duration_s - workload.start_s}
+    return {}
 
 
 def _load_moved(topology: Topology, shift_s: float) -> Topology:
     """``topology`` with its workload ``shift_s`` later, the same txs at the same rates."""
     workload, general, scenario = topology.workload, topology.general, topology.scenario
-    moved: dict[str, Any] = {"start_s": workload.start_s + shift_s}
-    if workload.stages is None and workload.duration_s is None:
-        # Such a load runs to the end of the run: pinned, it keeps the length Locust sent for.
-        moved["duration_s"] = general.duration_s - workload.start_s
+    moved: dict[str, Any] = {"start_s": workload.start_s + shift_s, **_pinned_length(topology)}
     # The schedule ends with the run (no arrival at or after it): that end moves too.
     load_end_s = min(topology.workload_stages()[-1][1], general.duration_s) + shift_s
     if load_end_s > general.duration_s:

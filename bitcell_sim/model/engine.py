@@ -102,10 +102,7 @@ class Simulation:
         self.rounds = RoundSchedule(0.0, protocol.commit_s, protocol.reveal_s, protocol.battle_s)
         self.max_txs = protocol.max_txs_per_block
         self.sync_batch = protocol.sync_batch_blocks
-        self.import_per_tx_s = protocol.processing.block_import_per_tx_s
-        self.import_block_s = protocol.processing.block_import_s
-        self.build_per_tx_s = protocol.processing.block_build_per_tx_s
-        self.build_block_s = protocol.processing.block_build_s
+        self.processing = protocol.processing
         self.sync_step_back = protocol.sync_step_back_blocks
         self.wire = wire_sizes(protocol.tx_size_bytes)
         self.schedule = FaultSchedule(topology, index)
@@ -359,7 +356,8 @@ class Simulation:
         chosen = self.txs.select(node, self.max_txs)
         # As on the devnet, the producer builds its block (picks and executes the txs, signs,
         # encodes) and imports it before it holds the block or floods it.
-        cost_s = self._build_cost_s(len(chosen)) + self._import_cost_s(len(chosen))
+        processing, txs = self.processing, len(chosen)
+        cost_s = processing.block_build_cost_s(txs) + processing.block_import_cost_s(txs)
         done_s = self._charge_cpu(node, now, cost_s)
         if done_s <= now:
             self._produced(node, r, parent, chosen, incarnation)
@@ -428,22 +426,12 @@ class Simulation:
             return now
         self.importing[node].add(block.hash)
         self.txs.advance(now)
-        done_s = self._charge_import(node, block, now)
+        done_s = self._charge_cpu(node, now, self.processing.block_import_cost_s(len(block.txs)))
         if done_s <= now:
             self._apply(node, block, relay, self.incarnation[node])
         else:
             self._at(done_s, self._apply, node, block, relay, self.incarnation[node])
         return done_s
-
-    def _build_cost_s(self, txs: int) -> float:
-        return self.build_block_s + self.build_per_tx_s * txs
-
-    def _import_cost_s(self, txs: int) -> float:
-        return self.import_block_s + self.import_per_tx_s * txs
-
-    def _charge_import(self, node: int, block: Block, now: float) -> float:
-        """Queue the block's import on the node's CPU (after its backlog); when it is done."""
-        return self._charge_cpu(node, now, self._import_cost_s(len(block.txs)))
 
     def _charge_cpu(self, node: int, now: float, cost_s: float) -> float:
         """Queue ``cost_s`` of work on the node's CPU (after its backlog); when it is done."""

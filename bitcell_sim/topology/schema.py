@@ -136,6 +136,14 @@ class ProcessingSpec(Spec):
     rpc_service_s: Duration = Field(default=0.0, alias="rpc_service")
     startup_s: Duration = Field(default=0.0, alias="startup")
 
+    def block_build_cost_s(self, txs: int) -> float:
+        """CPU seconds for a producer to build a block of ``txs`` transactions."""
+        return self.block_build_s + self.block_build_per_tx_s * txs
+
+    def block_import_cost_s(self, txs: int) -> float:
+        """CPU seconds to import a block of ``txs`` transactions."""
+        return self.block_import_s + self.block_import_per_tx_s * txs
+
 
 class PeeringSpec(Spec):
     """How a node keeps its peer connections: redial back-off after a lost or failed dial."""
